@@ -1,0 +1,1 @@
+"""The ``samscope`` command: thin Typer commands over library functions."""
