@@ -1,0 +1,150 @@
+"""SAM architectures samscope can build, as frozen dataclasses.
+
+Numbers for ``vit_b``/``vit_l``/``vit_h`` are those of Kirillov et al. (2023): ViT width, depth,
+heads, the indices of the blocks with global attention, 14×14 windows elsewhere, 1024² input,
+16-px patches and a 256-channel neck. ``vit_test`` is a tiny architecture (≈0.3 M parameters) for
+fast CPU tests; it keeps every structural feature (windowed and global attention, relative
+positions, the two-way transformer, three multimask outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SamArchitecture:
+    """Hyper-parameters of one SAM (image encoder, prompt encoder, mask decoder).
+
+    Attributes
+    ----------
+    name : str
+        Architecture name (``vit_b``, ``vit_l``, ``vit_h``, ``vit_test``, …).
+    image_size : int
+        Side of the square encoder input in pixels (longest image side is resized to it).
+    patch_size : int
+        Patch size of the ViT; the embedding grid is ``image_size // patch_size`` square.
+    hidden_size, num_layers, num_heads : int
+        Width, depth and attention heads of the ViT.
+    global_attn_indexes : tuple of int
+        Blocks with global attention; the others use windowed attention.
+    window_size : int
+        Side of the attention windows in tokens.
+    embed_dim : int
+        Channels of the image embedding (neck output) = width of prompt encoder and mask decoder.
+    decoder_mlp_dim, decoder_heads : int
+        MLP width and heads of the mask decoder's two-way transformer.
+    """
+
+    name: str
+    image_size: int = 1024
+    patch_size: int = 16
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    global_attn_indexes: tuple[int, ...] = (2, 5, 8, 11)
+    window_size: int = 14
+    embed_dim: int = 256
+    decoder_mlp_dim: int = 2048
+    decoder_heads: int = 8
+    mlp_ratio: float = 4.0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def grid_size(self) -> int:
+        """Side of the image-embedding grid (tokens)."""
+        return self.image_size // self.patch_size
+
+    @property
+    def low_res_size(self) -> int:
+        """Side of the decoder's low-resolution mask logits (4× the embedding grid)."""
+        return 4 * self.grid_size
+
+
+ARCHITECTURES: dict[str, SamArchitecture] = {
+    "vit_b": SamArchitecture("vit_b"),
+    "vit_l": SamArchitecture(
+        "vit_l", hidden_size=1024, num_layers=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)
+    ),
+    "vit_h": SamArchitecture(
+        "vit_h", hidden_size=1280, num_layers=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)
+    ),
+    "vit_test": SamArchitecture(
+        "vit_test",
+        image_size=256,
+        patch_size=16,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=2,
+        global_attn_indexes=(1,),
+        window_size=6,
+        embed_dim=32,
+        decoder_mlp_dim=64,
+        decoder_heads=2,
+    ),
+}
+
+
+def get_architecture(name: str) -> SamArchitecture:
+    """Return the architecture called ``name``.
+
+    Raises
+    ------
+    KeyError
+        With the list of known names.
+    """
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise KeyError(f"unknown SAM architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
+
+
+def build_sam(arch: SamArchitecture | str):
+    """Build a randomly initialised ``transformers.SamModel`` of the given architecture.
+
+    Parameters
+    ----------
+    arch : SamArchitecture or str
+        The architecture or its name.
+
+    Returns
+    -------
+    transformers.SamModel
+        In eval mode, float32, on the CPU, with SDPA attention.
+    """
+    from transformers import SamConfig, SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
+
+    if isinstance(arch, str):
+        arch = get_architecture(arch)
+    vision = SamVisionConfig(
+        hidden_size=arch.hidden_size,
+        output_channels=arch.embed_dim,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        image_size=arch.image_size,
+        patch_size=arch.patch_size,
+        window_size=arch.window_size,
+        global_attn_indexes=list(arch.global_attn_indexes),
+        mlp_ratio=arch.mlp_ratio,
+        num_pos_feats=arch.embed_dim // 2,
+    )
+    prompt = SamPromptEncoderConfig(
+        hidden_size=arch.embed_dim, image_size=arch.image_size, patch_size=arch.patch_size
+    )
+    decoder = SamMaskDecoderConfig(
+        hidden_size=arch.embed_dim,
+        mlp_dim=arch.decoder_mlp_dim,
+        num_attention_heads=arch.decoder_heads,
+        iou_head_hidden_dim=arch.embed_dim,
+    )
+    config = SamConfig(
+        vision_config=vision.to_dict(),
+        prompt_encoder_config=prompt.to_dict(),
+        mask_decoder_config=decoder.to_dict(),
+    )
+    config._attn_implementation = "sdpa"
+    from transformers import SamModel
+
+    model = SamModel(config)
+    model.eval()
+    return model

@@ -1,0 +1,86 @@
+"""Model cards: one frozen, typed description per named model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: SAM's pixel statistics (ImageNet mean/std × 255), applied after scaling the image to 0–255.
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How raw microscopy intensities become encoder input.
+
+    The image is first mapped to 0–255 by percentiles (``low``/``high``, per image, clipped), never by
+    casting, then standardised with ``mean``/``std`` per RGB channel. Grey images are repeated to
+    three channels.
+    """
+
+    low_percentile: float = 1.0
+    high_percentile: float = 99.8
+    mean: tuple[float, float, float] = SAM_PIXEL_MEAN
+    std: tuple[float, float, float] = SAM_PIXEL_STD
+
+
+@dataclass(frozen=True)
+class AutomaticDefaults:
+    """Default thresholds of the automatic modes for this model (fine-tuned models are calibrated lower)."""
+
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+    center_distance_thresh: float = 0.5
+    boundary_distance_thresh: float = 0.5
+    foreground_thresh: float = 0.5
+    min_size: int = 0
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything samscope knows about a named model.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``"vit_b"`` or ``"vit_b_lm"``.
+    architecture : str
+        Name in :data:`samscope.models.architectures.ARCHITECTURES`.
+    description : str
+        One line for ``samscope models list``.
+    urls : tuple of str
+        Where the checkpoint can be downloaded (first that works wins).
+    known_hash : str or None
+        ``"<algorithm>:<hex>"`` as pooch accepts it (``sha256``, ``md5``, ``xxh128``), or None.
+    filename : str
+        File name in the cache.
+    licence : str
+        Licence of the weights.
+    source : str
+        Who published the weights (``meta``, ``micro-sam``, ``samscope``, ``test``).
+    has_instance_head : bool
+        Whether the checkpoint carries an instance-distance decoder (AIS/APG).
+    normalisation : Normalisation
+        Input normalisation.
+    automatic : AutomaticDefaults
+        Default thresholds of the automatic modes.
+    pixel_size_nm : float or None
+        Pixel size of the training data, when the model expects one (foreground mode rescales to it).
+    shipped : str or None
+        Path relative to ``samscope/data/models`` for weights the package ships.
+    """
+
+    name: str
+    architecture: str
+    description: str = ""
+    urls: tuple[str, ...] = ()
+    known_hash: str | None = None
+    filename: str = ""
+    licence: str = ""
+    source: str = ""
+    has_instance_head: bool = False
+    normalisation: Normalisation = field(default_factory=Normalisation)
+    automatic: AutomaticDefaults = field(default_factory=AutomaticDefaults)
+    pixel_size_nm: float | None = None
+    shipped: str | None = None
