@@ -1,0 +1,301 @@
+"""Extra decoders on SAM's image encoder.
+
+:class:`InstanceDistanceHead` predicts three maps for automatic instance segmentation (AIS and
+APG): foreground probability, distance to the object centre and distance to the object boundary
+(both normalised per object, so in 0–1). It has the structure and the state-dict key names of the
+decoder part of ``torch_em``'s UNETR as µSAM builds it (``micro_sam.instance_segmentation.get_unetr``:
+SAM encoder with its neck, no skip connections, three sigmoid outputs), so the ``decoder_state``
+that µSAM ships with its fine-tuned models loads into it unchanged and strictly:
+
+- ``deconv1`` … ``deconv4``: a chain of ×2 up-sampling blocks on the image embedding
+  (upsample → 3×3 conv → batch norm → ReLU), giving features at 2×, 4×, 8× and 16× the grid;
+- ``base``: a conv block on the embedding; ``decoder``: three levels, each up-sampling and
+  concatenating the matching ``deconv`` output, then a conv block (the skips have twice the
+  channels of the up-sampled features and, as in ``torch_em``, only their middle half is used);
+- ``deconv_out``: a last ×2 up-sampling, concatenated with ``deconv4``'s output;
+- ``decoder_head`` (conv block) and ``out_conv`` (1×1 conv) → three logits → sigmoid.
+
+Conv blocks are (instance norm → 3×3 conv → ReLU) twice, as in ``torch_em``. Up-sampling is
+either bilinear interpolation followed by a 1×1 conv (the default of current µSAM) or a 2×2
+transposed convolution (older µSAM decoders); :meth:`InstanceDistanceHead.from_state_dict`
+recognises which from the keys.
+
+The head reads only the image embedding (``(B, embed_dim, g, g)``, the encoder's neck output),
+never the input image, so it runs on cached embeddings. Its output has 16 × g pixels per side,
+which is the encoder input size for 16-pixel patches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samscope.errors import CheckpointError
+from samscope.models.architectures import SamArchitecture, get_architecture
+
+Upsampling = Literal["bilinear", "transpose"]
+
+#: Channels of the three output maps, in order.
+OUTPUT_CHANNELS = ("foreground", "center_distance", "boundary_distance")
+
+
+class _ConvBlock(nn.Module):
+    """(instance norm → 3×3 conv → ReLU) × 2; keys ``block.1.*`` and ``block.4.*``."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.InstanceNorm2d(in_channels),
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.InstanceNorm2d(out_channels),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class _BilinearUp(nn.Module):
+    """×2 bilinear interpolation, then a 1×1 conv; key ``conv.*``."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.conv(x)
+
+
+class _TransposeUp(nn.Module):
+    """×2 transposed convolution (kernel 2, stride 2); key ``block.*``."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.block = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+def _upsampler(kind: Upsampling, in_channels: int, out_channels: int) -> nn.Module:
+    return _BilinearUp(in_channels, out_channels) if kind == "bilinear" else _TransposeUp(
+        in_channels, out_channels
+    )
+
+
+class _Conv3x3(nn.Module):
+    """A 3×3 conv; key ``block.*``."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.block = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class _UpBlock(nn.Module):
+    """Up-sample ×2 → 3×3 conv → batch norm → ReLU; keys ``block.0/1/2.*``."""
+
+    def __init__(self, in_channels: int, out_channels: int, upsampling: Upsampling) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            _upsampler(upsampling, in_channels, out_channels),
+            _Conv3x3(out_channels, out_channels),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class _Decoder(nn.Module):
+    """Levels of (up-sample → concatenate the skip → conv block); keys ``blocks.i``, ``samplers.i``."""
+
+    def __init__(self, features: list[int], upsampling: Upsampling) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [_ConvBlock(cin, cout) for cin, cout in zip(features[:-1], features[1:], strict=True)]
+        )
+        self.samplers = nn.ModuleList(
+            [
+                _upsampler(upsampling, cin, cout)
+                for cin, cout in zip(features[:-1], features[1:], strict=True)
+            ]
+        )
+
+    def forward(self, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        for block, sampler, skip in zip(self.blocks, self.samplers, skips, strict=True):
+            x = sampler(x)
+            x = block(torch.cat([x, _center_crop(skip, x.shape)], dim=1))
+        return x
+
+
+def _center_crop(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Centre-crop every axis but the batch to ``shape``.
+
+    As ``torch_em``'s decoder does, this crops the *channels* too: a skip from ``deconv1`` has
+    twice the channels of the up-sampled features, and only its middle half is concatenated.
+    """
+    index = [slice(None)] + [
+        slice((have - want) // 2, (have - want) // 2 + want)
+        for have, want in zip(x.shape[1:], shape[1:], strict=True)
+    ]
+    return x[tuple(index)]
+
+
+class InstanceDistanceHead(nn.Module):
+    """Foreground, centre-distance and boundary-distance maps from SAM's image embedding.
+
+    Parameters
+    ----------
+    embed_dim : int
+        Channels of the image embedding (256 for every Meta SAM).
+    initial_features : int
+        Channels of the finest decoder level; the levels have 8×, 4×, 2×, 1× this. µSAM uses 64.
+    out_channels : int
+        Output maps (3: foreground, centre distance, boundary distance).
+    upsampling : {"bilinear", "transpose"}
+        Bilinear interpolation + 1×1 conv (current µSAM) or 2×2 transposed convolutions (older µSAM).
+
+    Notes
+    -----
+    Call :meth:`eval` before inference: the up-sampling blocks use batch norm.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int = 256,
+        *,
+        initial_features: int = 64,
+        out_channels: int = 3,
+        upsampling: Upsampling = "bilinear",
+    ) -> None:
+        super().__init__()
+        if upsampling not in ("bilinear", "transpose"):
+            raise ValueError(f"upsampling must be 'bilinear' or 'transpose', not {upsampling!r}")
+        self.embed_dim = embed_dim
+        self.initial_features = initial_features
+        self.out_channels = out_channels
+        self.upsampling: Upsampling = upsampling
+        f = [initial_features * 2**i for i in range(4)][::-1]  # e.g. 512, 256, 128, 64
+
+        self.deconv1 = _UpBlock(embed_dim, f[0], upsampling)
+        self.deconv2 = _UpBlock(f[0], f[1], upsampling)
+        self.deconv3 = _UpBlock(f[1], f[2], upsampling)
+        self.deconv4 = _UpBlock(f[2], f[3], upsampling)
+        self.base = _ConvBlock(embed_dim, f[0])
+        self.decoder = _Decoder(f, upsampling)
+        self.deconv_out = _upsampler(upsampling, f[-1], f[-1])
+        self.decoder_head = _ConvBlock(2 * f[-1], f[-1])
+        self.out_conv = nn.Conv2d(f[-1], out_channels, kernel_size=1)
+
+    @classmethod
+    def for_architecture(
+        cls, arch: SamArchitecture | str, *, initial_features: int | None = None
+    ) -> InstanceDistanceHead:
+        """A randomly initialised head for an architecture.
+
+        ``initial_features`` defaults to ``embed_dim // 4``: µSAM's 64 for every 256-channel SAM,
+        and a small, fast head for ``vit_test``.
+        """
+        if isinstance(arch, str):
+            arch = get_architecture(arch)
+        features = arch.embed_dim // 4 if initial_features is None else initial_features
+        return cls(arch.embed_dim, initial_features=features)
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> InstanceDistanceHead:
+        """Build a head whose shape matches ``state`` (a µSAM ``decoder_state``), then load it strictly.
+
+        Raises
+        ------
+        CheckpointError
+            If the state is not a UNETR decoder or does not load strictly.
+        """
+        from samscope.models.checkpoint import load_state_dict_strict
+
+        if "out_conv.weight" not in state:
+            raise CheckpointError(
+                "not an instance-decoder state: it has no 'out_conv.weight' "
+                f"(first keys: {sorted(state)[:5]})"
+            )
+        if "deconv1.block.0.conv.weight" in state:
+            upsampling: Upsampling = "bilinear"
+            embed_dim = state["deconv1.block.0.conv.weight"].shape[1]
+        elif "deconv1.block.0.block.weight" in state:
+            upsampling = "transpose"
+            embed_dim = state["deconv1.block.0.block.weight"].shape[0]  # ConvTranspose: (in, out, k, k)
+        else:
+            raise CheckpointError("instance-decoder state lacks 'deconv1.block.0.*' (conv or block)")
+        out_channels, initial_features = state["out_conv.weight"].shape[:2]
+        head = cls(
+            int(embed_dim),
+            initial_features=int(initial_features),
+            out_channels=int(out_channels),
+            upsampling=upsampling,
+        )
+        load_state_dict_strict(head, state, what="instance head")
+        return head.eval()
+
+    def logits(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid output, ``(B, out_channels, 16 g, 16 g)`` for embeddings ``(B, embed_dim, g, g)``."""
+        z9 = self.deconv1(image_embeddings)
+        z6 = self.deconv2(z9)
+        z3 = self.deconv3(z6)
+        z0 = self.deconv4(z3)
+        x = self.decoder(self.base(image_embeddings), [z9, z6, z3])
+        x = self.deconv_out(x)
+        x = self.decoder_head(torch.cat([x, z0], dim=1))
+        return self.out_conv(x)
+
+    def forward(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """Foreground, centre- and boundary-distance maps in 0–1.
+
+        Parameters
+        ----------
+        image_embeddings : torch.Tensor
+            ``(B, embed_dim, g, g)``, the image encoder's output.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, 3, 16 g, 16 g)``, channels as in :data:`OUTPUT_CHANNELS`, at encoder-input
+            resolution (the padded, resized image); crop and resize with :func:`to_original`.
+        """
+        return torch.sigmoid(self.logits(image_embeddings))
+
+
+def to_original(
+    maps: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> torch.Tensor:
+    """Crop the padding off encoder-resolution maps and resize them to the original image.
+
+    The same steps as ``torch_em``'s ``postprocess_masks`` (bilinear, ``align_corners=False``).
+
+    Parameters
+    ----------
+    maps : torch.Tensor
+        ``(B, C, S, S)`` at encoder-input resolution.
+    input_size : (int, int)
+        ``(h, w)`` of the resized image inside the padded square.
+    original_size : (int, int)
+        ``(H, W)`` of the original image.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, H, W)``.
+    """
+    maps = maps[..., : input_size[0], : input_size[1]]
+    if tuple(maps.shape[-2:]) == tuple(original_size):
+        return maps
+    return F.interpolate(maps, tuple(original_size), mode="bilinear", align_corners=False)
