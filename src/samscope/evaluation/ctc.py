@@ -336,6 +336,8 @@ def tra_score(
     gt_tracks, pred_tracks : numpy.ndarray, shape (n, 4), optional
         ``(L, B, E, P)`` rows as in ``man_track.txt`` / ``res_track.txt``. Without a table the
         tracks are read from the labels, with no divisions (:func:`tracks_from_labels`).
+        A label must appear only in frames its row covers; unlike the challenge's validator a
+        gap inside a track is accepted (no edge crosses it).
     weights : AOGMWeights
         Graph-operation weights.
 
