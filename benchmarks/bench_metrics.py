@@ -85,7 +85,9 @@ def main() -> None:
     t, _ = timed(lambda: overlap_table(gt, pred), args.repeat)
     print(f"overlap table (sparse counting)          {t:7.3f} s")
     t, sa = timed(lambda: segmentation_accuracy(gt, pred), args.repeat)
-    print(f"mSA (overlaps + 10 optimal matchings)     {t:7.3f} s   mSA={sa.msa:.4f} SA50={sa.sa50:.4f}")
+    print(
+        f"mSA (overlaps + 10 optimal matchings)     {t:7.3f} s   mSA={sa.msa:.4f} SA50={sa.sa50:.4f}"
+    )
     t, d = timed(lambda: dice_protocol(gt, pred), args.repeat)
     print(
         f"dice protocol                             {t:7.3f} s   P={d.precision:.4f} "

@@ -149,7 +149,10 @@ def _write_sequence(root: Path, gt_frames, gt_tracks, res_frames, res_tracks) ->
         tifffile.imwrite(gt / "TRA" / f"man_track{t:03d}.tif", g.astype(np.uint16))
         tifffile.imwrite(gt / "SEG" / f"man_seg{t:03d}.tif", g.astype(np.uint16))
         tifffile.imwrite(res / f"mask{t:03d}.tif", r.astype(np.uint16))
-    for path, tracks in ((gt / "TRA" / "man_track.txt", gt_tracks), (res / "res_track.txt", res_tracks)):
+    for path, tracks in (
+        (gt / "TRA" / "man_track.txt", gt_tracks),
+        (res / "res_track.txt", res_tracks),
+    ):
         path.write_text("".join(" ".join(str(int(v)) for v in row) + "\n" for row in tracks))
     return res, gt
 
@@ -158,7 +161,9 @@ def _reference(root, gt_frames, gt_tracks, res_frames, res_tracks) -> dict:
     evaluate = pytest.importorskip("ctc_metrics.scripts.evaluate")
     res, gt = _write_sequence(root, gt_frames, gt_tracks, res_frames, res_tracks)
     with contextlib.redirect_stdout(io.StringIO()):
-        out = evaluate.evaluate_sequence(str(res), str(gt), metrics=["DET", "SEG", "TRA"], threads=1)
+        out = evaluate.evaluate_sequence(
+            str(res), str(gt), metrics=["DET", "SEG", "TRA"], threads=1
+        )
     assert out.get("Valid", 1) != 0
     return out
 
@@ -191,7 +196,9 @@ def _split(labels: np.ndarray, label: int, new: int) -> np.ndarray:
 
 
 @pytest.mark.skipif(not HELA.exists(), reason="HeLa data not present")
-@pytest.mark.parametrize("case", ["eroded", "dilated", "merged", "split", "dropped_and_fp", "mixed"])
+@pytest.mark.parametrize(
+    "case", ["eroded", "dilated", "merged", "split", "dropped_and_fp", "mixed"]
+)
 def test_seg_det_match_py_ctcmetrics(tmp_path, case):
     frames = [_hela_frame(t) for t in (0, 7)]
     preds = []
@@ -199,7 +206,9 @@ def test_seg_det_match_py_ctcmetrics(tmp_path, case):
     for f in frames:
         ids = np.unique(f)[1:]
         if case == "eroded":
-            p = ndi.grey_erosion(f, size=(7, 7)) * (ndi.minimum_filter(f, 7) == ndi.maximum_filter(f, 7))
+            p = ndi.grey_erosion(f, size=(7, 7)) * (
+                ndi.minimum_filter(f, 7) == ndi.maximum_filter(f, 7)
+            )
         elif case == "dilated":
             p = ndi.grey_dilation(f, size=(9, 9))
         elif case == "merged":
@@ -210,11 +219,13 @@ def test_seg_det_match_py_ctcmetrics(tmp_path, case):
                 p = _split(p, int(i), int(f.max()) + 1 + k)
         elif case == "dropped_and_fp":
             p = np.where(np.isin(f, rng.choice(ids, 20, replace=False)), 0, f)
-            for k in range(15):
+            for _ in range(15):
                 y, x = rng.integers(10, 680), rng.integers(10, 1080)
                 p[y : y + 6, x : x + 6] = p.max() + 1
         else:  # everything at once, with ids shuffled
-            p = ndi.grey_erosion(f, size=(3, 3)) * (ndi.minimum_filter(f, 3) == ndi.maximum_filter(f, 3))
+            p = ndi.grey_erosion(f, size=(3, 3)) * (
+                ndi.minimum_filter(f, 3) == ndi.maximum_filter(f, 3)
+            )
             p = np.where(np.isin(p, ids[:10]), 0, p)
             p = _relabel(p, {int(ids[10]): int(ids[11]), int(ids[12]): int(ids[13])})
             p = _split(p, int(ids[20]), int(p.max()) + 1)
@@ -261,7 +272,7 @@ def test_tra_matches_py_ctcmetrics(tmp_path):
             p[(p == child1) | (p == child2)] = a
         if t >= 4:  # identity switch between two tracks
             p = _relabel(p, {int(ids[1]): int(ids[2]), int(ids[2]): int(ids[1])})
-        if t == 2:  # one object missed in one frame (a small remnant is left: tracks stay continuous)
+        if t == 2:  # one object missed in one frame (a remnant keeps the track continuous)
             remnant = p == int(ids[5])
             p[remnant & ~ndi.binary_erosion(remnant, iterations=6)] = 0
         if t == 1:  # a spurious detection

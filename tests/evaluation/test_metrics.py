@@ -48,7 +48,9 @@ def dense_iou(gt_masks: dict[int, np.ndarray], pred_masks: dict[int, np.ndarray]
 
 def brute_force_tp(iou: dict, gt_ids: list, pred_ids: list, t: float) -> int:
     """Maximum number of disjoint pairs with IoU >= t, by enumerating assignments."""
-    small, large, flip = (gt_ids, pred_ids, False) if len(gt_ids) <= len(pred_ids) else (pred_ids, gt_ids, True)
+    small, large, flip = (
+        (gt_ids, pred_ids, False) if len(gt_ids) <= len(pred_ids) else (pred_ids, gt_ids, True)
+    )
     best = 0
     for perm in itertools.permutations(large, len(small)):
         n = 0
@@ -76,7 +78,10 @@ def test_overlap_table_hand_case():
     assert t.pred_ids.tolist() == [4, 9]
     assert t.gt_sizes.tolist() == [2, 3]
     assert t.pred_sizes.tolist() == [2, 3]
-    pairs = {(int(t.gt_ids[g]), int(t.pred_ids[p])): int(c) for g, p, c in zip(t.gt_index, t.pred_index, t.intersection, strict=True)}
+    pairs = {
+        (int(t.gt_ids[g]), int(t.pred_ids[p])): int(c)
+        for g, p, c in zip(t.gt_index, t.pred_index, t.intersection, strict=True)
+    }
     assert pairs == {(1, 9): 2, (2, 4): 2}
     np.testing.assert_allclose(sorted(t.iou()), [2 / 3, 2 / 3])
     np.testing.assert_allclose(sorted(t.dice()), [0.8, 0.8])
@@ -92,22 +97,39 @@ def test_overlap_table_matches_dense_count(seed):
     small = tuple(max(s // 3, 1) for s in shape)
     gt = np.concatenate([[0], ids_g])[rng.integers(0, 13, small)]
     pred = np.concatenate([[0], ids_p])[rng.integers(0, 10, small)]
-    gt = ndi.zoom(gt, [s / q for s, q in zip(shape, small, strict=True)], order=0)[tuple(slice(0, s) for s in shape)]
-    pred = np.roll(ndi.zoom(pred, [s / q for s, q in zip(shape, small, strict=True)], order=0), 1, axis=-1)[tuple(slice(0, s) for s in shape)]
+    gt = ndi.zoom(gt, [s / q for s, q in zip(shape, small, strict=True)], order=0)[
+        tuple(slice(0, s) for s in shape)
+    ]
+    pred = np.roll(
+        ndi.zoom(pred, [s / q for s, q in zip(shape, small, strict=True)], order=0), 1, axis=-1
+    )[tuple(slice(0, s) for s in shape)]
     gt, pred = gt.astype(np.uint32), pred.astype(np.int64)
     t = overlap_table(gt, pred)
     want = dense_contingency(gt, pred)
-    got = {(int(t.gt_ids[g]), int(t.pred_ids[p])): int(c) for g, p, c in zip(t.gt_index, t.pred_index, t.intersection, strict=True)}
+    got = {
+        (int(t.gt_ids[g]), int(t.pred_ids[p])): int(c)
+        for g, p, c in zip(t.gt_index, t.pred_index, t.intersection, strict=True)
+    }
     assert got == want
     for ids, sizes, img in ((t.gt_ids, t.gt_sizes, gt), (t.pred_ids, t.pred_sizes, pred)):
         assert ids.tolist() == [i for i in np.unique(img).tolist() if i]
         assert sizes.tolist() == [int(np.count_nonzero(img == i)) for i in ids]
     # the same counts through the sparse mask-stack paths
-    for a, b in ((MaskStack.from_labels(gt), pred), (gt, MaskStack.from_labels(pred)), (MaskStack.from_labels(gt), MaskStack.from_labels(pred))):
+    for a, b in (
+        (MaskStack.from_labels(gt), pred),
+        (gt, MaskStack.from_labels(pred)),
+        (MaskStack.from_labels(gt), MaskStack.from_labels(pred)),
+    ):
         s = overlap_table(a, b)
-        got_s = {(int(s.gt_ids[g]), int(s.pred_ids[p])): int(c) for g, p, c in zip(s.gt_index, s.pred_index, s.intersection, strict=True)}
+        got_s = {
+            (int(s.gt_ids[g]), int(s.pred_ids[p])): int(c)
+            for g, p, c in zip(s.gt_index, s.pred_index, s.intersection, strict=True)
+        }
         assert got_s == want
-        assert s.gt_sizes.tolist() == t.gt_sizes.tolist() and s.pred_sizes.tolist() == t.pred_sizes.tolist()
+        assert (
+            s.gt_sizes.tolist() == t.gt_sizes.tolist()
+            and s.pred_sizes.tolist() == t.pred_sizes.tolist()
+        )
 
 
 def test_huge_ids_do_not_overflow():
@@ -175,7 +197,10 @@ def test_one_pixel_objects_and_non_consecutive_ids():
     gt[0, 0], gt[2, 2], gt[4, 4] = 3, 1000, 7  # single pixels, gaps in the ids
     pred[0, 0], pred[2, 2], pred[4, 3] = 65535, 2, 9  # last one misses by a pixel
     m = match_instances(gt, pred, threshold=0.95)
-    assert sorted(zip(m.gt_ids.tolist(), m.pred_ids.tolist())) == [(3, 65535), (1000, 2)]
+    assert sorted(zip(m.gt_ids.tolist(), m.pred_ids.tolist(), strict=True)) == [
+        (3, 65535),
+        (1000, 2),
+    ]
     assert (m.tp, m.fp, m.fn) == (2, 1, 1)
     assert segmentation_accuracy(gt, pred).msa == pytest.approx(0.5)
 
@@ -190,7 +215,7 @@ def test_optimal_assignment_beats_greedy():
     pred = MaskStack.from_dense(np.stack([p1, p2]))
     # greedy (best IoU first) takes p1-1 and leaves 2 unmatched; optimal is p1-2, p2-1
     m = match_instances(gt, pred, threshold=0.3)
-    assert sorted(zip(m.gt_ids.tolist(), m.pred_ids.tolist())) == [(1, 2), (2, 1)]
+    assert sorted(zip(m.gt_ids.tolist(), m.pred_ids.tolist(), strict=True)) == [(1, 2), (2, 1)]
     np.testing.assert_allclose(sorted(m.iou), [0.3, 0.6])
     m = match_instances(gt, pred, threshold=0.5)
     assert (m.tp, m.gt_ids.tolist(), m.pred_ids.tolist()) == (1, [1], [1])  # tie-break: larger IoU
@@ -249,13 +274,17 @@ def test_hela_against_dense_reference():
 
     gt = tifffile.imread(HELA, key=3)
     # prediction: eroded nuclei, a few dropped, two merged
-    pred = ndi.grey_erosion(gt, size=(5, 5)) * (ndi.minimum_filter(gt, 5) == ndi.maximum_filter(gt, 5))
+    pred = ndi.grey_erosion(gt, size=(5, 5)) * (
+        ndi.minimum_filter(gt, 5) == ndi.maximum_filter(gt, 5)
+    )
     pred[np.isin(pred, [5, 17, 40])] = 0
     pred[pred == 60] = 61
     sa = segmentation_accuracy(gt, pred)
     # dense reference: contingency via bincount, unique matches at t >= 0.5
     k = int(pred.max()) + 1
-    cont = np.bincount(gt.astype(np.int64).ravel() * k + pred.ravel(), minlength=(int(gt.max()) + 1) * k)
+    cont = np.bincount(
+        gt.astype(np.int64).ravel() * k + pred.ravel(), minlength=(int(gt.max()) + 1) * k
+    )
     cont = cont.reshape(-1, k)
     sg, sp = cont.sum(1), cont.sum(0)
     union = sg[:, None] + sp[None, :] - cont
@@ -325,7 +354,15 @@ def test_dice_protocol_ties_and_empty():
     e = dice_protocol(z, z)
     assert (e.precision, e.recall, e.mean_dice, e.nonzero_dice) == (1.0, 1.0, 1.0, 1.0)
     e = dice_protocol(gt, z)
-    assert (e.tp, e.fp, e.fn, e.precision, e.recall, e.mean_dice, e.nonzero_dice) == (0, 0, 1, 1.0, 0.0, 0.0, 0.0)
+    assert (e.tp, e.fp, e.fn, e.precision, e.recall, e.mean_dice, e.nonzero_dice) == (
+        0,
+        0,
+        1,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+    )
 
 
 # ------------------------------------------------------------------------------------------

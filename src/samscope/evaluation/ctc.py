@@ -227,17 +227,23 @@ def ctc_scores(
     return CTCScores(seg, _normalised(aogm_d, aogm_d0), aogm_d, aogm_d0, total)
 
 
-def seg_score(gt: Segmentation | Sequence[Segmentation], pred: Segmentation | Sequence[Segmentation]) -> float:
+def seg_score(
+    gt: Segmentation | Sequence[Segmentation], pred: Segmentation | Sequence[Segmentation]
+) -> float:
     """CTC SEG. See :func:`ctc_scores`."""
     return ctc_scores(gt, pred).seg
 
 
-def det_score(gt: Segmentation | Sequence[Segmentation], pred: Segmentation | Sequence[Segmentation]) -> float:
+def det_score(
+    gt: Segmentation | Sequence[Segmentation], pred: Segmentation | Sequence[Segmentation]
+) -> float:
     """CTC DET (normalised AOGM-D). See :func:`ctc_scores`."""
     return ctc_scores(gt, pred).det
 
 
-def op_csb_score(gt: Segmentation | Sequence[Segmentation], pred: Segmentation | Sequence[Segmentation]) -> float:
+def op_csb_score(
+    gt: Segmentation | Sequence[Segmentation], pred: Segmentation | Sequence[Segmentation]
+) -> float:
     """CTC OP_CSB = (SEG + DET) / 2. See :func:`ctc_scores`."""
     return ctc_scores(gt, pred).op_csb
 
@@ -315,7 +321,9 @@ def _edges(ids: list[np.ndarray], offsets: np.ndarray, tracks: np.ndarray, name:
         src.append(np.array([offsets[e] + np.searchsorted(ids[e], P)]))
         dst.append(np.array([offsets[B] + np.searchsorted(ids[B], L)]))
         sem.append(np.ones(1, np.int64))
-    cat = (lambda a: np.concatenate(a).astype(np.int64)) if src else (lambda a: np.zeros(0, np.int64))
+    cat = (
+        (lambda a: np.concatenate(a).astype(np.int64)) if src else (lambda a: np.zeros(0, np.int64))
+    )
     return cat(src), cat(dst), cat(sem)
 
 

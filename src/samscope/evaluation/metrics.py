@@ -139,9 +139,7 @@ class MaskStack:
         )
         if cols.size and (cols.min() < 0 or cols.max() >= prod(shape)):
             raise InputError("flat mask indices fall outside the image")
-        matrix = sparse.csr_array(
-            (np.ones(cols.size, bool), cols, indptr), shape=(n, prod(shape))
-        )
+        matrix = sparse.csr_array((np.ones(cols.size, bool), cols, indptr), shape=(n, prod(shape)))
         matrix.sum_duplicates()
         return cls(matrix, shape, _ids(ids, n))
 
@@ -187,6 +185,8 @@ def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
         raise InputError(f"{name} is a scalar, not a label image")
     if np.issubdtype(labels.dtype, np.signedinteger) and labels.size and labels.min() < 0:
         raise InputError(f"{name} has negative labels (min {labels.min()}); 0 is background")
+    if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.int64).max:
+        raise InputError(f"{name} has ids above 2**63 - 1, which samscope does not support")
     return labels
 
 
@@ -458,9 +458,7 @@ def _assign(table: Overlap, scores: np.ndarray, threshold: float) -> np.ndarray:
         ug, gl = np.unique(table.gt_index[rest], return_inverse=True)
         up, pl = np.unique(table.pred_index[rest], return_inverse=True)
         n_nodes = ug.size + up.size
-        graph = sparse.coo_array(
-            (np.ones(rest.size), (gl, pl + ug.size)), shape=(n_nodes, n_nodes)
-        )
+        graph = sparse.coo_array((np.ones(rest.size), (gl, pl + ug.size)), shape=(n_nodes, n_nodes))
         _, comp = connected_components(graph, directed=False)
         edge_comp = comp[gl]
         order = np.argsort(edge_comp, kind="stable")
