@@ -211,12 +211,12 @@ def check_labels(labels: np.ndarray, *, source: Any) -> np.ndarray:
         frac = labels != np.round(labels)
         if frac.any():
             raise InputError(f"{where}: labels must be whole numbers; {int(frac.sum())} "
-                             f"fractional value(s), e.g. {labels[frac].flat[0]!r}")
+                             f"fractional value(s), e.g. {labels[frac].flat[0].item()}")
     if kind in "if":
         negative = labels < 0
         if negative.any():
             raise InputError(f"{where}: labels must be >= 0; {int(negative.sum())} negative "
-                             f"value(s), minimum {labels.min()!r}")
+                             f"value(s), minimum {labels.min().item()}")
     if kind == "f":
         return labels.astype(label_dtype(int(labels.max())))
     return labels
