@@ -1,0 +1,134 @@
+"""``samscope models list|info|fetch|import``: the model registry on the command line.
+
+Thin over :mod:`samscope.models.registry`; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+
+def _status(name: str) -> str:
+    from samscope.models.registry import cached_path, model_files
+
+    files = model_files(name)
+    if not files:
+        return "built-in"
+    present = [cached_path(f).is_file() for f in files]
+    return "cached" if all(present) else "partial" if any(present) else "-"
+
+
+def list_models_command() -> None:
+    """List the registered models and whether they are in the cache.
+
+    Example:
+
+      samscope models list
+    """
+    from samscope.models.registry import list_models
+
+    rows = [("NAME", "ARCH", "SOURCE", "HEAD", "CACHE", "DESCRIPTION")]
+    for card in list_models():
+        head = "yes" if card.has_instance_head else "no"
+        rows.append(
+            (card.name, card.architecture, card.source, head, _status(card.name), card.description)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)]
+        typer.echo("  ".join([*cells, row[-1]]))
+
+
+def info_command(name: str = typer.Argument(..., help="A registered model name.")) -> None:
+    """Show a model's card: architecture, files (URLs, hashes, cache paths), licence, defaults.
+
+    Example:
+
+      samscope models info vit_b_lm
+    """
+    from samscope.models.registry import cache_dir, cached_path, get_card, model_files
+
+    card = get_card(name)
+    typer.echo(f"name:           {card.name}")
+    typer.echo(f"description:    {card.description}")
+    typer.echo(f"architecture:   {card.architecture}")
+    typer.echo(f"source:         {card.source}")
+    typer.echo(f"licence:        {card.licence or '-'}")
+    typer.echo(f"instance head:  {'yes' if card.has_instance_head else 'no'}")
+    if card.pixel_size_nm is not None:
+        typer.echo(f"pixel size:     {card.pixel_size_nm} nm")
+    norm = asdict(card.normalisation)
+    typer.echo("normalisation:  " + ", ".join(f"{k}={v}" for k, v in norm.items()))
+    typer.echo("automatic:      " + ", ".join(f"{k}={v}" for k, v in asdict(card.automatic).items()))
+    files = model_files(name)
+    if not files:
+        typer.echo("files:          none (weights are generated, see the description)")
+    for f in files:
+        path = cached_path(f)
+        typer.echo(f"{f.role} file:")
+        for url in f.urls:
+            typer.echo(f"  url:          {url}")
+        typer.echo(f"  hash:         {f.known_hash or '-'}")
+        typer.echo(f"  cache:        {path} ({'present' if path.is_file() else 'missing'})")
+    typer.echo(f"cache dir:      {cache_dir()} (set SAMSCOPE_CACHE_DIR to move it)")
+
+
+def fetch_command(
+    name: str = typer.Argument(..., help="A registered model name."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Download a model's files into the cache, checking the published hashes.
+
+    Offline? Download the URLs of `samscope models info NAME` elsewhere, then import them.
+
+    Example:
+
+      samscope models fetch vit_b_lm
+    """
+    from samscope.models.registry import cached_path, fetch_model, model_files
+
+    fetch_model(name, progress=not quiet)
+    for f in model_files(name):
+        typer.echo(f"{name} {f.role}: {cached_path(f)}")
+
+
+def import_command(
+    file: Path = typer.Argument(..., help="The downloaded checkpoint file."),
+    name: str = typer.Option(..., "--name", "-n", help="The registered model it belongs to."),
+) -> None:
+    """Put a downloaded model file into the cache after checking its hash (works offline).
+
+    µSAM models have two files (weights, decoder): import each; the hash tells which is which.
+
+    Example:
+
+      samscope models import ~/Downloads/vit_b.pt --name vit_b_lm
+    """
+    from samscope.models.registry import cached_path, import_model, model_files
+
+    dest = import_model(file, name)
+    role = next((f.role for f in model_files(name) if cached_path(f) == dest), "model")
+    typer.echo(f"imported {file} as the {role} file of {name}: {dest}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``models`` command group to ``app``."""
+    models = typer.Typer(
+        name="models",
+        help=(
+            "List, inspect, download and import models.\n\n"
+            "Examples:\n\n"
+            "  samscope models list\n\n"
+            "  samscope models fetch vit_b_lm\n\n"
+            "  samscope models import vit_b.pt --name vit_b_lm"
+        ),
+        no_args_is_help=True,
+    )
+    models.command("list")(list_models_command)
+    models.command("info")(info_command)
+    models.command("fetch")(fetch_command)
+    models.command("import")(import_command)
+    app.add_typer(models, name="models")

@@ -1,0 +1,532 @@
+"""Checkpoint files: reading safely, recognising formats, converting keys, strict loading.
+
+Formats samscope reads (:func:`detect_format` names them):
+
+``segment-anything``
+    Meta's original state dict (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``),
+    as in ``sam_vit_b_01ec64.pth`` and µSAM's published model files; a ``sam.`` prefix is removed.
+``micro-sam``
+    A dict with ``model_state`` (a segment-anything state dict, keys possibly prefixed ``sam.``)
+    and optionally ``decoder_state`` (the UNETR instance decoder, see
+    :class:`~samscope.models.heads.InstanceDistanceHead`), as ``torch_em``'s trainer and
+    ``micro_sam.training`` write them; other entries (optimizer state, pickled training objects)
+    are ignored.
+``unetr-decoder``
+    A ``decoder_state`` on its own (µSAM ships it as a second file, ``vit_b_lm_decoder.pt``).
+``transformers``
+    ``transformers.SamModel``'s own state dict (``vision_encoder.*``, …), optionally with
+    ``instance_head.*`` keys for the head (what :func:`save_checkpoint` writes as safetensors).
+
+Files are read with ``torch.load(..., weights_only=True)``: nothing in them is executed. Python
+objects a training checkpoint pickles besides its weights (loss functions, datasets) are replaced
+by inert placeholders (:class:`SkippedObject`) instead of being imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from samscope.errors import CheckpointError
+from samscope.models.architectures import ARCHITECTURES, SamArchitecture
+
+Format = Literal["segment-anything", "micro-sam", "unetr-decoder", "transformers"]
+StateDict = dict[str, torch.Tensor]
+
+#: How many missing / unexpected keys an error message lists.
+MAX_LISTED_KEYS = 20
+
+HEAD_PREFIX = "instance_head."
+
+
+# --------------------------------------------------------------------------------------------
+# reading files
+# --------------------------------------------------------------------------------------------
+
+
+class SkippedObject:
+    """Stands in for a pickled Python object that is not a tensor or a plain container.
+
+    The object's class is never imported; :attr:`qualified_name` says what it was.
+    """
+
+    qualified_name = "?"
+
+    def __new__(cls, *args, **kwargs):  # noqa: D102 - accepts whatever pickle passes
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<skipped {self.qualified_name}>"
+
+
+def _placeholders(names: list[str]) -> list[tuple[type, str]]:
+    out = []
+    for name in names:
+        cls_name = "Skipped_" + re.sub(r"\W", "_", name)
+        out.append((type(cls_name, (SkippedObject,), {"qualified_name": name}), name))
+    return out
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint file without executing anything in it.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.pth``/``.pt`` file written by ``torch.save`` or a ``.safetensors`` file.
+
+    Returns
+    -------
+    dict
+        The stored object (a state dict, or a dict holding state dicts).
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, is not a checkpoint, or needs something ``weights_only``
+        loading cannot provide.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as err:
+            raise CheckpointError(f"cannot read {path} as safetensors: {err}") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickled non-tensor objects, or not a checkpoint at all
+        failure: Exception = err
+    try:  # a training checkpoint: stand in inert placeholders for the pickled objects
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # not a zip-format torch file: nothing more to try
+        names = []
+    if names:
+        try:
+            with torch.serialization.safe_globals(_placeholders(names)):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            failure = err
+    first_line = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+    raise CheckpointError(
+        f"cannot read {path} as a torch checkpoint (weights_only=True): {first_line}. "
+        "samscope never unpickles arbitrary code; if you trust the file, re-save its weights "
+        "only: torch.save(torch.load(FILE, weights_only=False)['model_state'], 'weights.pt')"
+    ) from failure
+
+
+# --------------------------------------------------------------------------------------------
+# segment-anything <-> transformers key names
+# --------------------------------------------------------------------------------------------
+
+#: (segment-anything template, transformers template); ``{i}`` is a layer number. MLP layer
+#: numbering of the mask decoder's heads is handled separately (see ``_MLP_HEADS``).
+_KEY_RULES: tuple[tuple[str, str], ...] = (
+    ("image_encoder.pos_embed", "vision_encoder.pos_embed"),
+    ("image_encoder.patch_embed.proj.", "vision_encoder.patch_embed.projection."),
+    ("image_encoder.blocks.{i}.norm1.", "vision_encoder.layers.{i}.layer_norm1."),
+    ("image_encoder.blocks.{i}.norm2.", "vision_encoder.layers.{i}.layer_norm2."),
+    ("image_encoder.blocks.{i}.attn.", "vision_encoder.layers.{i}.attn."),
+    ("image_encoder.blocks.{i}.mlp.", "vision_encoder.layers.{i}.mlp."),
+    ("image_encoder.neck.0.", "vision_encoder.neck.conv1."),
+    ("image_encoder.neck.1.", "vision_encoder.neck.layer_norm1."),
+    ("image_encoder.neck.2.", "vision_encoder.neck.conv2."),
+    ("image_encoder.neck.3.", "vision_encoder.neck.layer_norm2."),
+    (
+        "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix",
+        "shared_image_embedding.positional_embedding",
+    ),
+    ("prompt_encoder.point_embeddings.{i}.", "prompt_encoder.point_embed.{i}."),
+    ("prompt_encoder.not_a_point_embed.", "prompt_encoder.not_a_point_embed."),
+    ("prompt_encoder.no_mask_embed.", "prompt_encoder.no_mask_embed."),
+    ("prompt_encoder.mask_downscaling.0.", "prompt_encoder.mask_embed.conv1."),
+    ("prompt_encoder.mask_downscaling.1.", "prompt_encoder.mask_embed.layer_norm1."),
+    ("prompt_encoder.mask_downscaling.3.", "prompt_encoder.mask_embed.conv2."),
+    ("prompt_encoder.mask_downscaling.4.", "prompt_encoder.mask_embed.layer_norm2."),
+    ("prompt_encoder.mask_downscaling.6.", "prompt_encoder.mask_embed.conv3."),
+    ("mask_decoder.transformer.layers.{i}.norm1.", "mask_decoder.transformer.layers.{i}.layer_norm1."),
+    ("mask_decoder.transformer.layers.{i}.norm2.", "mask_decoder.transformer.layers.{i}.layer_norm2."),
+    ("mask_decoder.transformer.layers.{i}.norm3.", "mask_decoder.transformer.layers.{i}.layer_norm3."),
+    ("mask_decoder.transformer.layers.{i}.norm4.", "mask_decoder.transformer.layers.{i}.layer_norm4."),
+    ("mask_decoder.transformer.layers.{i}.", "mask_decoder.transformer.layers.{i}."),
+    ("mask_decoder.transformer.final_attn_token_to_image.", "mask_decoder.transformer.final_attn_token_to_image."),
+    ("mask_decoder.transformer.norm_final_attn.", "mask_decoder.transformer.layer_norm_final_attn."),
+    ("mask_decoder.iou_token.", "mask_decoder.iou_token."),
+    ("mask_decoder.mask_tokens.", "mask_decoder.mask_tokens."),
+    ("mask_decoder.output_upscaling.0.", "mask_decoder.upscale_conv1."),
+    ("mask_decoder.output_upscaling.1.", "mask_decoder.upscale_layer_norm."),
+    ("mask_decoder.output_upscaling.3.", "mask_decoder.upscale_conv2."),
+)
+
+#: The tied copy of the positional embedding that ``SamModel`` also lists in its state dict.
+_TIED_KEY = "prompt_encoder.shared_embedding.positional_embedding"
+_SHARED_KEY = "shared_image_embedding.positional_embedding"
+
+#: Mask-decoder MLPs: segment-anything numbers their linear layers ``layers.0 … layers.{n-1}``;
+#: transformers calls them ``proj_in``, ``layers.0 … layers.{n-3}``, ``proj_out``.
+_MLP_HEADS = (
+    re.compile(r"^(mask_decoder\.output_hypernetworks_mlps\.\d+\.)"),
+    re.compile(r"^(mask_decoder\.iou_prediction_head\.)"),
+)
+
+
+def _template_regex(template: str) -> re.Pattern:
+    return re.compile("^" + re.escape(template).replace(r"\{i\}", r"(?P<i>\d+)"))
+
+
+_SA_TO_HF = tuple((_template_regex(sa), hf) for sa, hf in _KEY_RULES)
+_HF_TO_SA = tuple((_template_regex(hf), sa) for sa, hf in _KEY_RULES)
+
+
+def _rename(key: str, rules) -> str | None:
+    for pattern, template in rules:
+        m = pattern.match(key)
+        if m:
+            new = template.replace("{i}", m.group("i")) if "i" in m.groupdict() else template
+            return new + key[m.end():]
+    return None
+
+
+def _mlp_depths(keys, prefix_regex: re.Pattern, layer_regex: str) -> dict[str, int]:
+    depths: dict[str, int] = {}
+    for key in keys:
+        m = prefix_regex.match(key)
+        if m:
+            n = re.match(layer_regex, key[m.end():])
+            if n:
+                depths[m.group(1)] = max(depths.get(m.group(1), 0), int(n.group(1)) + 1)
+    return depths
+
+
+def segment_anything_to_transformers(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Rename a segment-anything state dict to ``transformers.SamModel``'s keys.
+
+    A ``sam.`` prefix is removed first. The prompt encoder's Gaussian positional matrix becomes
+    both ``shared_image_embedding.positional_embedding`` and its tied copy. Keys that match no
+    rule are kept unchanged, so strict loading reports them as unexpected.
+    """
+    state = strip_prefix(state, "sam.")
+    depths: dict[str, int] = {}
+    for regex in _MLP_HEADS:
+        depths.update(_mlp_depths(state, regex, r"layers\.(\d+)\."))
+    out: StateDict = {}
+    for key, value in state.items():
+        new = None
+        for regex in _MLP_HEADS:
+            m = regex.match(key)
+            if m:
+                rest = key[m.end():]
+                n = re.match(r"layers\.(\d+)\.", rest)
+                if n:
+                    i, depth = int(n.group(1)), depths[m.group(1)]
+                    name = "proj_in" if i == 0 else "proj_out" if i == depth - 1 else f"layers.{i - 1}"
+                    new = f"{m.group(1)}{name}.{rest[n.end():]}"
+                break
+        if new is None:
+            new = _rename(key, _SA_TO_HF) or key
+        out[new] = value
+    if _SHARED_KEY in out and _TIED_KEY not in out:
+        out[_TIED_KEY] = out[_SHARED_KEY]
+    return out
+
+
+def transformers_to_segment_anything(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Rename a ``transformers.SamModel`` state dict to segment-anything's keys (the inverse).
+
+    The result loads strictly into segment-anything's ``Sam`` and µSAM; the tied copy
+    ``prompt_encoder.shared_embedding.positional_embedding`` is dropped.
+    """
+    depths: dict[str, int] = {}
+    for regex in _MLP_HEADS:
+        for key in state:
+            m = regex.match(key)
+            if m:
+                n = re.match(r"layers\.(\d+)\.", key[m.end():])
+                hidden = int(n.group(1)) + 1 if n else 0
+                depths[m.group(1)] = max(depths.get(m.group(1), 0), hidden)
+    out: StateDict = {}
+    for key, value in state.items():
+        if key == _TIED_KEY:
+            continue
+        new = None
+        for regex in _MLP_HEADS:
+            m = regex.match(key)
+            if m:
+                rest = key[m.end():]
+                last = depths[m.group(1)] + 1
+                if rest.startswith("proj_in."):
+                    new = f"{m.group(1)}layers.0.{rest[len('proj_in.'):]}"
+                elif rest.startswith("proj_out."):
+                    new = f"{m.group(1)}layers.{last}.{rest[len('proj_out.'):]}"
+                else:
+                    n = re.match(r"layers\.(\d+)\.", rest)
+                    if n:
+                        new = f"{m.group(1)}layers.{int(n.group(1)) + 1}.{rest[n.end():]}"
+                break
+        if new is None:
+            new = _rename(key, _HF_TO_SA) or key
+        out[new] = value
+    return out
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
+    """Remove ``prefix`` from the keys that start with it."""
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# formats
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvertedCheckpoint:
+    """A checkpoint in samscope's layout.
+
+    Attributes
+    ----------
+    format : str
+        What the file was (see :func:`detect_format`).
+    sam_state : dict or None
+        ``transformers.SamModel`` state dict (None for a decoder-only file).
+    decoder_state : dict or None
+        Instance-head state dict (``torch_em`` UNETR decoder keys), if the file has one.
+    """
+
+    format: Format
+    sam_state: StateDict | None
+    decoder_state: StateDict | None = None
+
+
+def _is_tensor_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def detect_format(obj) -> Format:
+    """Name the format of a loaded checkpoint object.
+
+    Raises
+    ------
+    CheckpointError
+        If it is none of the formats samscope reads.
+    """
+    if isinstance(obj, Mapping) and "model_state" in obj:
+        return "micro-sam"
+    if isinstance(obj, Mapping) and "decoder_state" in obj:
+        return "unetr-decoder"
+    if _is_tensor_dict(obj):
+        keys = [k.removeprefix("sam.") for k in obj]
+        if any(k.startswith("image_encoder.") for k in keys):
+            return "segment-anything"
+        if any(k.startswith("vision_encoder.") for k in keys):
+            return "transformers"
+        if "out_conv.weight" in obj and any(k.startswith("deconv1.") for k in keys):
+            return "unetr-decoder"
+        raise CheckpointError(
+            "unrecognised state dict: expected segment-anything keys (image_encoder.*), "
+            f"transformers keys (vision_encoder.*) or a UNETR decoder; first keys: {sorted(obj)[:5]}"
+        )
+    kind = type(obj).__name__
+    extra = f" with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else ""
+    raise CheckpointError(f"unrecognised checkpoint: a {kind}{extra}, not a state dict")
+
+
+def convert_checkpoint(obj) -> ConvertedCheckpoint:
+    """Convert a loaded checkpoint object (any format samscope reads) to samscope's layout."""
+    fmt = detect_format(obj)
+    if fmt == "micro-sam":
+        model_state = obj["model_state"]
+        if not _is_tensor_dict(model_state):
+            raise CheckpointError("'model_state' is not a state dict of tensors")
+        decoder = obj.get("decoder_state")
+        if decoder is not None and not _is_tensor_dict(decoder):
+            raise CheckpointError("'decoder_state' is not a state dict of tensors")
+        return ConvertedCheckpoint(
+            fmt, segment_anything_to_transformers(model_state), dict(decoder) if decoder else None
+        )
+    if fmt == "segment-anything":
+        return ConvertedCheckpoint(fmt, segment_anything_to_transformers(obj))
+    if fmt == "unetr-decoder":
+        decoder = obj.get("decoder_state", obj)
+        if not _is_tensor_dict(decoder):
+            raise CheckpointError("'decoder_state' is not a state dict of tensors")
+        return ConvertedCheckpoint(fmt, None, dict(decoder))
+    sam = {k: v for k, v in obj.items() if not k.startswith(HEAD_PREFIX)}
+    if _SHARED_KEY in sam and _TIED_KEY not in sam:
+        sam[_TIED_KEY] = sam[_SHARED_KEY]
+    head = {k[len(HEAD_PREFIX):]: v for k, v in obj.items() if k.startswith(HEAD_PREFIX)}
+    return ConvertedCheckpoint(fmt, sam, head or None)
+
+
+def load_checkpoint(path: str | Path) -> ConvertedCheckpoint:
+    """Read ``path`` safely and convert it (see :func:`read_checkpoint`, :func:`convert_checkpoint`)."""
+    try:
+        return convert_checkpoint(read_checkpoint(path))
+    except CheckpointError as err:
+        if str(path) in str(err):
+            raise
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# architecture inference and strict loading
+# --------------------------------------------------------------------------------------------
+
+
+def infer_architecture(sam_state: Mapping[str, torch.Tensor]) -> SamArchitecture:
+    """Find the registered architecture whose shapes match a ``transformers`` SAM state dict.
+
+    Width, depth, patch size, input size, neck channels, heads, window size and the blocks with
+    global attention are read from the tensor shapes.
+
+    Raises
+    ------
+    CheckpointError
+        If no architecture in :data:`~samscope.models.architectures.ARCHITECTURES` matches.
+    """
+    try:
+        proj = sam_state["vision_encoder.patch_embed.projection.weight"]
+        pos = sam_state["vision_encoder.pos_embed"]
+        neck = sam_state["vision_encoder.neck.conv1.weight"]
+    except KeyError as err:
+        raise CheckpointError(f"not a SAM state dict: missing {err.args[0]!r}") from None
+    layers = sorted(
+        {int(m.group(1)) for k in sam_state if (m := re.match(r"vision_encoder\.layers\.(\d+)\.", k))}
+    )
+    hidden, patch = int(proj.shape[0]), int(proj.shape[-1])
+    grid = int(pos.shape[1])
+    found = {
+        "hidden_size": hidden,
+        "num_layers": len(layers),
+        "patch_size": patch,
+        "image_size": grid * patch,
+        "embed_dim": int(neck.shape[0]),
+    }
+    rel = {i: sam_state.get(f"vision_encoder.layers.{i}.attn.rel_pos_h") for i in layers}
+    if all(r is not None for r in rel.values()) and rel:
+        head_dim = int(next(iter(rel.values())).shape[1])
+        found["num_heads"] = hidden // head_dim
+        found["global_attn_indexes"] = tuple(i for i in layers if rel[i].shape[0] == 2 * grid - 1)
+        windowed = [int(rel[i].shape[0]) for i in layers if rel[i].shape[0] != 2 * grid - 1]
+        if windowed:
+            found["window_size"] = (windowed[0] + 1) // 2
+    for arch in ARCHITECTURES.values():
+        if all(getattr(arch, k) == v for k, v in found.items()):
+            return arch
+    desc = ", ".join(f"{k}={v}" for k, v in found.items())
+    raise CheckpointError(f"no known SAM architecture has {desc}; known: {sorted(ARCHITECTURES)}")
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_LISTED_KEYS])
+    more = f", … ({len(keys) - MAX_LISTED_KEYS} more)" if len(keys) > MAX_LISTED_KEYS else ""
+    return f"{len(keys)}: {shown}{more}"
+
+
+def load_state_dict_strict(
+    module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str = "model", assign: bool = False
+) -> None:
+    """Load ``state`` into ``module``; any missing, unexpected or mis-shaped key is an error.
+
+    ``assign=True`` makes the module use the given tensors (for a module built on the ``meta``
+    device, to skip a random initialisation).
+
+    Raises
+    ------
+    CheckpointError
+        Listing up to :data:`MAX_LISTED_KEYS` keys of each kind, with their counts.
+    """
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_listed(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches (checkpoint vs {what}) {_listed(mismatched)}")
+    if problems:
+        raise CheckpointError(f"checkpoint does not fit the {what}: " + "; ".join(problems))
+    module.load_state_dict(dict(state), strict=True, assign=assign)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | Path,
+    sam: nn.Module,
+    *,
+    instance_head: nn.Module | None = None,
+    format: Literal["micro-sam", "segment-anything", "safetensors"] = "micro-sam",
+) -> Path:
+    """Write a model so that samscope — and, for the torch formats, µSAM — can load it.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    sam : transformers.SamModel
+        The network.
+    instance_head : InstanceDistanceHead, optional
+        Written as ``decoder_state`` (``micro-sam``) or under ``instance_head.*`` (safetensors).
+    format : {"micro-sam", "segment-anything", "safetensors"}
+        ``micro-sam``: ``{"model_state": …, "decoder_state": …}`` with segment-anything keys;
+        ``segment-anything``: a plain segment-anything state dict (no head); ``safetensors``:
+        transformers keys.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
+    head = (
+        {k: v.detach().cpu().contiguous() for k, v in instance_head.state_dict().items()}
+        if instance_head is not None
+        else None
+    )
+    if format == "safetensors":
+        from safetensors.torch import save_file
+
+        state.pop(_TIED_KEY, None)
+        if head:
+            state.update({HEAD_PREFIX + k: v for k, v in head.items()})
+        save_file(state, str(path))
+    elif format == "segment-anything":
+        if head is not None:
+            raise CheckpointError("the segment-anything format has no place for an instance head")
+        torch.save(transformers_to_segment_anything(state), path)
+    elif format == "micro-sam":
+        out: dict = {"model_state": transformers_to_segment_anything(state)}
+        if head is not None:
+            out["decoder_state"] = head
+        torch.save(out, path)
+    else:
+        raise ValueError(f"unknown format {format!r}")
+    return path
