@@ -410,3 +410,13 @@ def test_list_images_folders_globs_and_errors(tmp_path):
         list_images([tmp_path / "sub"], patterns=["*.png"])
     with pytest.raises(InputError, match="unknown image format"):
         list_images([tmp_path / "notes.txt"])
+
+
+def test_several_unnamed_axes_need_axes(tmp_path):
+    data = _u16(2, 3, 8, 8)
+    tifffile.imwrite(tmp_path / "q.tif", data, photometric="minisblack")  # axes "QQYX"
+    with pytest.raises(InputError, match=r"q\.tif.*cannot tell the axes of shape \(2, 3, 8, 8\)"):
+        read_image(tmp_path / "q.tif")
+    img = read_image(tmp_path / "q.tif", axes="CZYX")
+    assert img.axes == "ZYXC"
+    np.testing.assert_array_equal(img.data, np.moveaxis(data, 0, -1))

@@ -188,26 +188,23 @@ def default_axes(shape: tuple[int, ...], dtype: Any, *, source: Any = "image",
 
 
 def fill_unknown_axes(axes: str, shape: tuple[int, ...], *, source: Any = "image") -> str:
-    """Name the ``?`` letters of a partly known axis string (e.g. tifffile's ``Q``/``I``).
+    """Name the one ``?`` letter of a partly known axis string (tifffile's ``Q``/``I``).
 
-    One unknown axis becomes ``Z`` (else ``T``, else ``C``, whichever is free); several unknown
-    axes take the free letters of ``"TZC"`` in order.
+    A single unknown axis becomes ``Z`` (else ``T``, else ``C``, whichever is free), as a plain
+    multi-page TIFF is a z-stack. Two or more unknown axes are ambiguous: :class:`InputError`
+    asks for ``axes=``.
     """
     unknown = [i for i, a in enumerate(axes) if a == "?"]
     if not unknown:
         return axes
-    free = [a for a in "TZC" if a not in axes]
-    if len(unknown) == 1 and "Z" in free:
-        free = ["Z"]
-    if len(free) < len(unknown):
+    free = [a for a in "ZTC" if a not in axes]
+    if len(unknown) > 1 or not free:
         raise InputError(
-            f"{_name(source)}: cannot name the axes of shape {tuple(shape)} "
-            f"(known: {axes.replace('?', '·')!r}); pass axes= with one letter of {AXES!r} per axis"
+            f"{_name(source)}: cannot tell the axes of shape {tuple(shape)} from the file "
+            f"(known: {axes.replace('?', '·')!r}); pass axes= with one letter of {AXES!r} per "
+            "dimension, e.g. axes='TZYX'"
         )
-    letters = list(axes)
-    for i, a in zip(unknown, free, strict=False):
-        letters[i] = a
-    return "".join(letters)
+    return axes.replace("?", free[0])
 
 
 def move_axes(data: Any, axes: str, target: str) -> np.ndarray:
@@ -292,9 +289,9 @@ def validate_image(data: Any, *, name: str | None = None, spatial_ndim: int | No
     ------
     InputError
         For an empty array (a zero-size axis), a complex or non-numeric dtype, the wrong number of
-        dimensions, or NaN / infinite values (the message says how many). Lazy (non-ndarray) data
-        is checked by shape and dtype only. A constant image is *not* an error: see
-        :func:`is_constant`.
+        dimensions, or NaN / infinite values (the message says how many). Lazy data (memory maps,
+        zarr arrays, :class:`LazyView`) is checked by shape and dtype only, so that a huge image is
+        not read whole. A constant image is *not* an error: see :func:`is_constant`.
     """
     if isinstance(data, ImageData):
         axes = data.axes if axes is None else axes
@@ -347,7 +344,8 @@ def validate_image(data: Any, *, name: str | None = None, spatial_ndim: int | No
 def is_constant(data: Any) -> bool:
     """True when every finite value of ``data`` is the same (or there is none).
 
-    Automatic segmentation returns an empty result for such an image instead of failing.
+    Automatic segmentation returns an empty result for such an image instead of failing. Lazy
+    data is read whole.
     """
     arr = np.asarray(data.data if isinstance(data, ImageData) else data)
     if arr.size == 0:

@@ -22,6 +22,7 @@ def read_pillow(path: Path, *, labels: bool = False) -> RawImage:
     dropped with a logged note. With ``labels`` a palette image gives its indices, not colours.
     """
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
 
     try:
         with Image.open(path) as im:
@@ -39,6 +40,9 @@ def read_pillow(path: Path, *, labels: bool = False) -> RawImage:
                 logger.info("'%s': dropping the alpha channel of a %s image", path, im.mode)
                 im = im.convert(im.mode[:-1])
             arr = np.array(im)
+    except DecompressionBombError as err:
+        raise InputError(f"cannot read '{path}': {err} Pillow refuses images this large; "
+                         "convert it to TIFF or zarr") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"cannot read image '{path}': the file looks corrupted, truncated or is "
                          f"not a {path.suffix.lstrip('.').upper()} ({err})") from err
