@@ -420,3 +420,9 @@ def test_several_unnamed_axes_need_axes(tmp_path):
     img = read_image(tmp_path / "q.tif", axes="CZYX")
     assert img.axes == "ZYXC"
     np.testing.assert_array_equal(img.data, np.moveaxis(data, 0, -1))
+
+
+def test_imagedata_normalises_its_fields():
+    img = ImageData([[1, 2], [3, 4]], "yx", pixel_size=[100, 50], path="a.tif")
+    assert isinstance(img.data, np.ndarray) and img.axes == "YX"
+    assert img.pixel_size == (100.0, 50.0) and img.path == Path("a.tif")

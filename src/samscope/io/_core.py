@@ -66,8 +66,15 @@ class ImageData:
     rgb: bool = False
 
     def __post_init__(self) -> None:
+        if not hasattr(self.data, "shape") or not hasattr(self.data, "dtype"):
+            object.__setattr__(self, "data", np.asarray(self.data))
+        if self.path is not None and not isinstance(self.path, Path):
+            object.__setattr__(self, "path", Path(self.path))
+        if self.pixel_size is not None:
+            object.__setattr__(self, "pixel_size", tuple(float(v) for v in self.pixel_size))
         source = self.path if self.path is not None else "image"
-        check_axes(self.axes, tuple(self.data.shape), source=source)
+        object.__setattr__(self, "axes", check_axes(self.axes, tuple(self.data.shape),
+                                                    source=source))
         if self.axes != canonical_axes(self.axes):
             raise InputError(
                 f"{_name(source)}: axes {self.axes!r} are not in samscope's order {AXES!r}; "

@@ -72,6 +72,7 @@ def read_zarr(path: Path, *, key: str | None, lazy: bool) -> RawImage:
     axes = pixel = None
     node = root
     if key is not None:
+        key = str(key)
         if not isinstance(root, zarr.Group):
             raise InputError(f"'{path}' is a single zarr array; key={key!r} applies to groups")
         try:
