@@ -1,0 +1,81 @@
+"""InstanceDistanceHead against torch_em's UNETR decoder (fixtures made by data/make_unetr_fixture.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from samscope.errors import CheckpointError
+from samscope.models.heads import InstanceDistanceHead, to_original
+
+DATA = Path(__file__).parent / "data"
+
+
+def _fixture_module():
+    spec = importlib.util.spec_from_file_location("make_unetr_fixture", DATA / "make_unetr_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def torch_em_keys() -> dict[str, dict[str, list[int]]]:
+    return json.loads((DATA / "unetr_decoder_keys_vit_b.json").read_text())
+
+
+@pytest.mark.parametrize("upsampling", ["bilinear", "transpose"])
+def test_keys_and_shapes_match_micro_sam_decoder_state(torch_em_keys, upsampling):
+    head = InstanceDistanceHead(256, upsampling=upsampling)
+    ours = {k: list(v.shape) for k, v in head.state_dict().items()}
+    assert ours == torch_em_keys[upsampling]
+
+
+@pytest.mark.parametrize("upsampling", ["bilinear", "transpose"])
+def test_output_equals_torch_em(torch_em_keys, upsampling):
+    io = np.load(DATA / "unetr_decoder_io.npz")
+    shapes = {k: tuple(s) for k, s in torch_em_keys[upsampling].items()}
+    weights = _fixture_module().deterministic_state(shapes)
+    head = InstanceDistanceHead.from_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    assert head.upsampling == upsampling
+    assert not head.training
+    with torch.no_grad():
+        out = head(torch.from_numpy(io["embedding"])).numpy()
+    expected = io[f"output_{upsampling}"]
+    assert out.shape == expected.shape == (1, 3, 128, 128)
+    np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
+    assert expected.std() > 0.05  # the fixture is not a constant map
+
+
+def test_head_for_vit_test_is_small_and_maps_to_input_resolution():
+    head = InstanceDistanceHead.for_architecture("vit_test").eval()
+    assert head.embed_dim == 32 and head.initial_features == 8
+    assert sum(p.numel() for p in head.parameters()) < 200_000
+    with torch.no_grad():
+        maps = head(torch.randn(2, 32, 16, 16))
+    assert maps.shape == (2, 3, 256, 256)
+    assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+    vit_b = InstanceDistanceHead.for_architecture("vit_b")
+    assert vit_b.embed_dim == 256 and vit_b.initial_features == 64
+
+
+def test_from_state_dict_is_strict():
+    state = InstanceDistanceHead.for_architecture("vit_test").state_dict()
+    del state["base.block.1.bias"]
+    with pytest.raises(CheckpointError, match="missing keys 1: base.block.1.bias"):
+        InstanceDistanceHead.from_state_dict(state)
+    with pytest.raises(CheckpointError, match="not an instance-decoder state"):
+        InstanceDistanceHead.from_state_dict({"x": torch.zeros(1)})
+
+
+def test_to_original_crops_padding_then_resizes():
+    maps = torch.zeros(1, 3, 256, 256)
+    maps[..., :128, :256] = 1.0  # the image fills the top half; the rest is padding
+    out = to_original(maps, (128, 256), (64, 128))
+    assert out.shape == (1, 3, 64, 128)
+    assert torch.all(out == 1.0)
+    assert to_original(maps, (128, 256), (128, 256)).shape == (1, 3, 128, 256)
