@@ -1,0 +1,629 @@
+"""The interactive-segmentation protocol (µSAM, seed 002, Methods), independent of the model.
+
+Prompts are derived from the ground truth, saved once, and replayed for every model:
+
+* **First prompt** (``mode="point"``): one positive point at the object's *interior centre*,
+  the pixel farthest from the object's boundary (maximum of the Euclidean distance transform;
+  the image border counts as boundary; ties go to the lowest flat index, i.e. the first pixel in
+  raster order). µSAM uses an "eccentricity centre"; the distance-transform maximum is the
+  deterministic rule that is always inside the object, also for rings and crescents.
+  (``mode="box"``): the object's bounding box ``(y0, x0, y1, x1)``, ends exclusive.
+* **Corrections**, ``n_iterations`` times: one positive point in the *false-negative* region
+  (ground truth not predicted) and one negative point in the *false-positive* region (predicted,
+  not ground truth), each at the interior centre of the region's largest face-connected
+  component (ties: the component whose first pixel comes first in raster order). A region that
+  is empty contributes no point; when both are empty the mask is kept and the model not called.
+  Points accumulate; in box mode the box stays. The previous low-resolution logits are fed back
+  only with ``feed_logits=True`` (µSAM's evaluation default is without).
+* **Scores**: after each iteration the masks of all objects of an image form a stack of
+  (possibly overlapping) predictions, matched one-to-one to the ground truth: mSA, SA50, SA75
+  per iteration, plus each object's IoU with its own ground truth.
+
+The model is any :data:`Segmenter`: a callable from a :class:`PromptSpec` to a mask (or a
+:class:`SegmenterOutput` with logits). :func:`model_segmenter` adapts a samscope model.
+
+Because the corrective points depend on each model's masks, the prompts file stores the first
+prompts and the rules; :func:`save_run` stores the points every model actually received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from samscope.errors import InputError
+from samscope.evaluation.metrics import MaskStack, SegmentationAccuracy, segmentation_accuracy
+from samscope.evaluation.report import write_json
+
+__all__ = [
+    "ImagePrompts",
+    "InteractiveResult",
+    "PromptSpec",
+    "Segmenter",
+    "SegmenterOutput",
+    "corrective_points",
+    "derive_prompts",
+    "interior_point",
+    "load_prompts",
+    "model_segmenter",
+    "run_interactive",
+    "save_prompts",
+    "save_run",
+    "summarise",
+]
+
+PROMPTS_FORMAT = "samscope-interactive-prompts"
+RUN_FORMAT = "samscope-interactive-run"
+RULES = {
+    "first_point": "interior centre: argmax of the Euclidean distance transform of the object "
+    "(image border = boundary), ties to the lowest flat index",
+    "box": "bounding box (y0, x0, y1, x1), y1/x1 exclusive",
+    "correction": "per iteration one positive point at the interior centre of the largest "
+    "4-connected false-negative component and one negative point likewise in the false-positive "
+    "region; empty regions give no point; points accumulate",
+    "coordinates": "(y, x) pixel indices of the image",
+}
+MODES = ("point", "box")
+
+
+# --------------------------------------------------------------------------------------------
+# prompts and the segmenter interface
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PromptSpec:
+    """Prompts for one object.
+
+    Attributes
+    ----------
+    points : numpy.ndarray, shape (n, 2), float64
+        ``(y, x)`` pixel coordinates in the image (may be empty in box mode).
+    labels : numpy.ndarray, shape (n,), int64
+        1 positive, 0 negative.
+    box : numpy.ndarray, shape (4,), or None
+        ``(y0, x0, y1, x1)``, ``y1``/``x1`` exclusive (slice bounds).
+    mask_logits : numpy.ndarray or None
+        The model's previous low-resolution logits, to feed back.
+    """
+
+    points: np.ndarray
+    labels: np.ndarray
+    box: np.ndarray | None = None
+    mask_logits: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SegmenterOutput:
+    """What a segmenter returns: the mask (bool, image shape) and optionally its logits."""
+
+    mask: np.ndarray
+    logits: np.ndarray | None = None
+
+
+#: A model for the protocol: prompts in, a mask (or :class:`SegmenterOutput`) out.
+Segmenter = Callable[[PromptSpec], "SegmenterOutput | np.ndarray"]
+
+
+@dataclass(frozen=True, eq=False)
+class ImagePrompts:
+    """The first prompts of every object of one image.
+
+    Attributes
+    ----------
+    name : str
+        Image name (file stem) the prompts belong to.
+    shape : tuple of int
+        ``(y, x)`` shape of the image.
+    ids : numpy.ndarray, shape (n,), int64
+        Ground-truth object ids.
+    points : numpy.ndarray, shape (n, 2), float64
+        Interior centre of each object, ``(y, x)``.
+    boxes : numpy.ndarray, shape (n, 4), int64
+        Bounding box of each object, ``(y0, x0, y1, x1)`` with exclusive ends.
+    """
+
+    name: str
+    shape: tuple[int, int]
+    ids: np.ndarray
+    points: np.ndarray
+    boxes: np.ndarray
+
+
+def interior_point(mask: np.ndarray) -> np.ndarray:
+    """The pixel of ``mask`` farthest from its boundary.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray, shape (y, x), bool
+        Non-empty.
+
+    Returns
+    -------
+    numpy.ndarray, shape (2,), float64
+        ``(y, x)``; the image border counts as boundary; ties go to the first pixel in raster
+        order.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 7), bool); m[1:4, 1:6] = True
+    >>> interior_point(m).tolist()
+    [2.0, 2.0]
+    """
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        raise InputError("interior_point of an empty mask")
+    (sl,) = ndi.find_objects(mask.astype(np.uint8))
+    return _interior(mask[sl], (sl[0].start, sl[1].start))
+
+
+def _interior(crop: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    dist = ndi.distance_transform_edt(np.pad(crop, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), crop.shape)
+    return np.array([origin[0] + y, origin[1] + x], dtype=np.float64)
+
+
+def _check_gt(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise InputError(
+            f"the interactive protocol needs 2-D label images, got shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
+        raise InputError(f"ground truth has dtype {labels.dtype}; instance labels must be integers")
+    if labels.size and labels.min() < 0:
+        raise InputError("ground truth has negative labels")
+    return labels
+
+
+def derive_prompts(labels: np.ndarray, *, name: str = "") -> ImagePrompts:
+    """First prompts (interior point and box) of every object in a label image.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray, shape (y, x), integer
+        Ground-truth instance labels.
+    name : str
+        Image name stored with the prompts.
+
+    Returns
+    -------
+    ImagePrompts
+    """
+    labels = _check_gt(labels)
+    ids = np.unique(labels)
+    ids = ids[ids > 0].astype(np.int64)
+    points = np.zeros((ids.size, 2))
+    boxes = np.zeros((ids.size, 4), np.int64)
+    for k, (i, sl) in enumerate(_objects(labels, ids)):
+        points[k] = _interior(labels[sl] == i, (sl[0].start, sl[1].start))
+        boxes[k] = (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
+    return ImagePrompts(name, (int(labels.shape[0]), int(labels.shape[1])), ids, points, boxes)
+
+
+def _objects(labels: np.ndarray, ids: np.ndarray):
+    """(id, bounding-box slices) of each id (ascending), without a dense mask per object."""
+    # relabel to 1..n so that find_objects stays small for large or sparse ids
+    compact = np.zeros(labels.shape, np.int32)
+    fg = labels > 0
+    compact[fg] = np.searchsorted(ids, labels[fg]) + 1
+    for i, sl in zip(ids, ndi.find_objects(compact, max_label=ids.size), strict=True):
+        yield int(i), sl
+
+
+def corrective_points(
+    gt_mask: np.ndarray, pred_mask: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The positive and negative correction for one object.
+
+    Parameters
+    ----------
+    gt_mask, pred_mask : numpy.ndarray, shape (y, x), bool
+        The object and the model's current mask for it.
+
+    Returns
+    -------
+    positive, negative : numpy.ndarray of shape (2,) or None
+        Interior centre ``(y, x)`` of the largest 4-connected component of ``gt & ~pred`` and of
+        ``pred & ~gt`` (ties: first component in raster order); None where that region is empty.
+    """
+    gt_mask, pred_mask = np.asarray(gt_mask, bool), np.asarray(pred_mask, bool)
+    if gt_mask.shape != pred_mask.shape:
+        raise InputError(f"mask shapes differ: {gt_mask.shape} vs {pred_mask.shape}")
+    return (
+        _largest_component_centre(gt_mask & ~pred_mask),
+        _largest_component_centre(pred_mask & ~gt_mask),
+    )
+
+
+def _largest_component_centre(region: np.ndarray) -> np.ndarray | None:
+    if not region.any():
+        return None
+    (box,) = ndi.find_objects(region.astype(np.uint8))
+    crop = region[box]
+    comp, n = ndi.label(crop)
+    if n > 1:
+        sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
+        crop = comp == int(np.argmax(sizes)) + 1  # argmax: first (lowest label) among ties
+    return _interior(crop, (box[0].start, box[1].start))
+
+
+# --------------------------------------------------------------------------------------------
+# prompts files
+# --------------------------------------------------------------------------------------------
+
+
+def save_prompts(path: str | os.PathLike, prompts: Sequence[ImagePrompts]) -> Path:
+    """Save first prompts and the derivation rules as JSON (atomically)."""
+    doc = {
+        "format": PROMPTS_FORMAT,
+        "version": 1,
+        "rules": RULES,
+        "images": [
+            {
+                "name": p.name,
+                "shape": list(p.shape),
+                "objects": [
+                    {"id": int(i), "point": pt.tolist(), "box": b.tolist()}
+                    for i, pt, b in zip(p.ids, p.points, p.boxes, strict=True)
+                ],
+            }
+            for p in prompts
+        ],
+    }
+    return write_json(path, doc)
+
+
+def load_prompts(path: str | os.PathLike) -> list[ImagePrompts]:
+    """Read a file written by :func:`save_prompts`."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"cannot read prompts file {path}: {err}") from err
+    if not isinstance(doc, dict) or doc.get("format") != PROMPTS_FORMAT:
+        raise InputError(f"{path} is not a samscope prompts file")
+    out = []
+    for img in doc["images"]:
+        objs = img["objects"]
+        out.append(
+            ImagePrompts(
+                str(img["name"]),
+                (int(img["shape"][0]), int(img["shape"][1])),
+                np.array([o["id"] for o in objs], dtype=np.int64),
+                np.array([o["point"] for o in objs], dtype=np.float64).reshape(-1, 2),
+                np.array([o["box"] for o in objs], dtype=np.int64).reshape(-1, 4),
+            )
+        )
+    return out
+
+
+def prompts_digest(prompts: Sequence[ImagePrompts]) -> str:
+    """SHA-256 of the prompts' content, to tie a run to the prompts it used."""
+    h = hashlib.sha256()
+    for p in prompts:
+        h.update(p.name.encode())
+        for a in (np.asarray(p.shape), p.ids, p.points, p.boxes):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _check_prompts(labels: np.ndarray, prompts: ImagePrompts) -> None:
+    if tuple(labels.shape) != tuple(prompts.shape):
+        raise InputError(
+            f"prompts for {prompts.name!r} were made for shape {prompts.shape}, "
+            f"the ground truth has {labels.shape}"
+        )
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if not np.array_equal(np.sort(prompts.ids), ids):
+        raise InputError(
+            f"prompts for {prompts.name!r} list {prompts.ids.size} objects, the ground truth has "
+            f"{ids.size} (different ids): the prompts file belongs to other annotations"
+        )
+    y, x = prompts.points.T.astype(np.int64) if prompts.ids.size else (np.zeros(0, int),) * 2
+    if prompts.ids.size and not np.array_equal(labels[y, x], prompts.ids):
+        raise InputError(f"prompt points for {prompts.name!r} do not lie on their objects")
+
+
+# --------------------------------------------------------------------------------------------
+# the protocol
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class InteractiveResult:
+    """The protocol's outcome on one image.
+
+    Attributes
+    ----------
+    name : str
+        Image name.
+    mode : str
+        ``"point"`` or ``"box"``.
+    ids : numpy.ndarray, shape (n,)
+        Ground-truth objects, in prompt order.
+    accuracy : tuple of SegmentationAccuracy, length k + 1
+        Whole-image matching after the first prompt (index 0) and after each correction.
+    iou : numpy.ndarray, shape (n, k + 1), float64
+        Each object's mask against its own ground truth, per iteration.
+    points : tuple of numpy.ndarray, length n, each (m, 2)
+        Every point each object received, in order.
+    point_labels : tuple of numpy.ndarray, length n, each (m,)
+        1 positive, 0 negative.
+    point_iteration : tuple of numpy.ndarray, length n, each (m,)
+        Iteration at which each point was added (0 = first prompt).
+    boxes : numpy.ndarray, shape (n, 4) or (0, 4)
+        The boxes used (box mode).
+    model_calls : int
+        Segmenter calls made.
+    """
+
+    name: str
+    mode: str
+    ids: np.ndarray
+    accuracy: tuple[SegmentationAccuracy, ...]
+    iou: np.ndarray
+    points: tuple[np.ndarray, ...]
+    point_labels: tuple[np.ndarray, ...]
+    point_iteration: tuple[np.ndarray, ...]
+    boxes: np.ndarray
+    model_calls: int
+
+    @property
+    def msa(self) -> np.ndarray:
+        """mSA per iteration, shape (k + 1,)."""
+        return np.array([a.msa for a in self.accuracy])
+
+    @property
+    def sa50(self) -> np.ndarray:
+        """SA at IoU 0.5 per iteration, shape (k + 1,)."""
+        return np.array([a.sa50 for a in self.accuracy])
+
+    @property
+    def sa75(self) -> np.ndarray:
+        """SA at IoU 0.75 per iteration, shape (k + 1,)."""
+        return np.array([a.sa75 for a in self.accuracy])
+
+
+def _call(segmenter: Segmenter, spec: PromptSpec, shape: tuple[int, ...]) -> SegmenterOutput:
+    out = segmenter(spec)
+    if not isinstance(out, SegmenterOutput):
+        out = SegmenterOutput(np.asarray(out))
+    mask = np.asarray(out.mask)
+    if mask.shape != shape:
+        raise InputError(f"the segmenter returned a mask of shape {mask.shape}, expected {shape}")
+    return SegmenterOutput(mask.astype(bool, copy=False), out.logits)
+
+
+def run_interactive(
+    segmenter: Segmenter,
+    labels: np.ndarray,
+    prompts: ImagePrompts | None = None,
+    *,
+    mode: str = "point",
+    n_iterations: int = 8,
+    feed_logits: bool = False,
+) -> InteractiveResult:
+    """Run the interactive protocol on one image.
+
+    Parameters
+    ----------
+    segmenter : Segmenter
+        The model: :class:`PromptSpec` → mask of shape ``labels.shape`` (or
+        :class:`SegmenterOutput`).
+    labels : numpy.ndarray, shape (y, x), integer
+        Ground-truth instance labels.
+    prompts : ImagePrompts, optional
+        First prompts (e.g. from :func:`load_prompts`); derived from ``labels`` if omitted.
+        They must belong to these labels (same shape, ids, points on their objects).
+    mode : {"point", "box"}
+        First prompt: the interior point or the bounding box.
+    n_iterations : int
+        Correction rounds after the first prompt (µSAM: 8).
+    feed_logits : bool
+        Pass each object's previous logits back to the segmenter.
+
+    Returns
+    -------
+    InteractiveResult
+        Scores for iterations ``0..n_iterations`` and every point used.
+    """
+    labels = _check_gt(labels)
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}")
+    if n_iterations < 0:
+        raise InputError("n_iterations must be >= 0")
+    if prompts is None:
+        prompts = derive_prompts(labels)
+    _check_prompts(labels, prompts)
+    shape = tuple(labels.shape)
+    n = prompts.ids.size
+    masks: list[list[np.ndarray]] = [[] for _ in range(n_iterations + 1)]
+    iou = np.zeros((n, n_iterations + 1))
+    all_points, all_labels, all_iters = [], [], []
+    calls = 0
+    for k, obj in enumerate(prompts.ids):
+        box = prompts.boxes[k].astype(np.float64) if mode == "box" else None
+        sl = tuple(
+            slice(int(a), int(b))
+            for a, b in zip(prompts.boxes[k][:2], prompts.boxes[k][2:], strict=True)
+        )
+        gt_crop = labels[sl] == obj
+        gt_size = int(np.count_nonzero(gt_crop))
+        if mode == "point":
+            pts, lab, its = [prompts.points[k]], [1], [0]
+        else:
+            pts, lab, its = [], [], []
+        logits = None
+        mask = None
+        for it in range(n_iterations + 1):
+            if it > 0:
+                pos, neg = _corrections(labels, obj, mask, sl)
+                if pos is None and neg is None:
+                    masks[it].append(masks[it - 1][-1])
+                    iou[k, it] = iou[k, it - 1]
+                    continue
+                for point, value in ((pos, 1), (neg, 0)):
+                    if point is not None:
+                        pts.append(point)
+                        lab.append(value)
+                        its.append(it)
+            spec = PromptSpec(
+                np.array(pts, dtype=np.float64).reshape(-1, 2),
+                np.array(lab, dtype=np.int64),
+                box,
+                logits if feed_logits else None,
+            )
+            out = _call(segmenter, spec, shape)
+            calls += 1
+            mask, logits = out.mask, out.logits
+            flat = np.flatnonzero(mask)
+            masks[it].append(flat)
+            inter = int(np.count_nonzero(mask[sl] & gt_crop))
+            iou[k, it] = inter / (gt_size + flat.size - inter)
+        all_points.append(np.array(pts, dtype=np.float64).reshape(-1, 2))
+        all_labels.append(np.array(lab, dtype=np.int64))
+        all_iters.append(np.array(its, dtype=np.int64))
+    accuracy = tuple(
+        segmentation_accuracy(labels, MaskStack.from_flat_indices(m, shape, ids=prompts.ids))
+        for m in masks
+    )
+    return InteractiveResult(
+        prompts.name,
+        mode,
+        prompts.ids.copy(),
+        accuracy,
+        iou,
+        tuple(all_points),
+        tuple(all_labels),
+        tuple(all_iters),
+        prompts.boxes.copy() if mode == "box" else np.zeros((0, 4), np.int64),
+        calls,
+    )
+
+
+def _corrections(labels, obj, mask, gt_box):
+    """Corrective points on the crop that holds both the object and the current mask."""
+    if mask.any():
+        (mbox,) = ndi.find_objects(mask.astype(np.uint8))
+        y0, x0 = min(gt_box[0].start, mbox[0].start), min(gt_box[1].start, mbox[1].start)
+        y1, x1 = max(gt_box[0].stop, mbox[0].stop), max(gt_box[1].stop, mbox[1].stop)
+    else:
+        (y0, y1), (x0, x1) = (gt_box[0].start, gt_box[0].stop), (gt_box[1].start, gt_box[1].stop)
+    pos, neg = corrective_points(labels[y0:y1, x0:x1] == obj, mask[y0:y1, x0:x1])
+    shift = np.array([y0, x0], dtype=np.float64)
+    return (None if pos is None else pos + shift), (None if neg is None else neg + shift)
+
+
+def summarise(results: Sequence[InteractiveResult]) -> list[dict[str, Any]]:
+    """One row per iteration: means over images of mSA, SA50, SA75 and the objects' IoU.
+
+    Images are averaged with equal weight, as µSAM reports them.
+    """
+    if not results:
+        return []
+    k = len(results[0].accuracy)
+    rows = []
+    for it in range(k):
+        rows.append(
+            {
+                "iteration": it,
+                "msa": float(np.mean([r.msa[it] for r in results])),
+                "sa50": float(np.mean([r.sa50[it] for r in results])),
+                "sa75": float(np.mean([r.sa75[it] for r in results])),
+                "mean_object_iou": float(
+                    np.mean([r.iou[:, it].mean() if r.iou.size else 1.0 for r in results])
+                ),
+                "n_objects": int(sum(r.ids.size for r in results)),
+            }
+        )
+    return rows
+
+
+def save_run(
+    path: str | os.PathLike,
+    results: Sequence[InteractiveResult],
+    *,
+    model: str,
+    prompts_sha256: str = "",
+    feed_logits: bool = False,
+) -> Path:
+    """Store what every object received and scored, for auditing (JSON, atomic)."""
+    doc = {
+        "format": RUN_FORMAT,
+        "version": 1,
+        "model": model,
+        "mode": results[0].mode if results else None,
+        "n_iterations": len(results[0].accuracy) - 1 if results else 0,
+        "feed_logits": feed_logits,
+        "prompts_sha256": prompts_sha256,
+        "rules": RULES,
+        "summary": summarise(results),
+        "images": [
+            {
+                "name": r.name,
+                "msa": r.msa,
+                "sa50": r.sa50,
+                "objects": [
+                    {
+                        "id": int(i),
+                        "box": r.boxes[k].tolist() if r.boxes.size else None,
+                        "points": r.points[k],
+                        "labels": r.point_labels[k],
+                        "iteration": r.point_iteration[k],
+                        "iou": r.iou[k],
+                    }
+                    for k, i in enumerate(r.ids)
+                ],
+            }
+            for r in results
+        ],
+    }
+    return write_json(path, doc)
+
+
+# --------------------------------------------------------------------------------------------
+# the adapter to samscope models
+# --------------------------------------------------------------------------------------------
+
+
+def model_segmenter(model: Any, embeddings: Any) -> Segmenter:
+    """A :data:`Segmenter` over a loaded samscope model and one image's embeddings.
+
+    Parameters
+    ----------
+    model : samscope.models.sam.SamscopeModel
+        From :func:`samscope.models.registry.load_model`.
+    embeddings : samscope.embeddings.ImageEmbeddings
+        From :func:`samscope.embeddings.compute_embeddings` for the image being evaluated.
+
+    Returns
+    -------
+    Segmenter
+        Calls :func:`samscope.prompting.segment_from_prompts` with single-mask output (as µSAM's
+        evaluation does) and returns the mask with its low-resolution logits.
+    """
+    from samscope.prompting import segment_from_prompts
+
+    def segment(spec: PromptSpec) -> SegmenterOutput:
+        has_points = spec.points.shape[0] > 0
+        result = segment_from_prompts(
+            model,
+            embeddings,
+            points=spec.points if has_points else None,
+            labels=spec.labels if has_points else None,
+            box=spec.box,
+            mask_logits=spec.mask_logits,
+            multimask=False,
+        )
+        return SegmenterOutput(np.asarray(result.masks[0], bool), np.asarray(result.logits[0]))
+
+    return segment
