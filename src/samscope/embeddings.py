@@ -1,0 +1,443 @@
+"""Image embeddings for 2-D images, volumes and time series, tiled or whole, with a checked zarr cache.
+
+The encoder is the expensive step (seconds per image on a CPU), so embeddings are computed once
+and reused by every prompt and automatic mode. :func:`compute_embeddings` returns an
+:class:`ImageEmbeddings` holding features of shape ``(planes, tiles, C, g, g)``: one plane for a
+2-D image, one per slice or frame for a stack; one tile unless ``tile_shape`` is given.
+
+The cache (a zarr group) stores the features with a *signature*: samscope's embedding format
+version, the model (name and a hash of its weights), its input size and normalisation, the
+tiling, and the data (shape, dtype, axes and a streaming xxh3 hash that reads the image block by
+block and never holds a large array whole). Reusing a cache whose signature differs raises
+:class:`~samscope.errors.CacheMismatchError` that names what differs; a damaged cache raises it
+too. Planes and tiles are flagged done as they are written, so an interrupted volume resumes
+where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from samscope.errors import CacheMismatchError, InputError
+from samscope.image import Transform, prepare_input
+from samscope.tiling import Tile, TileGrid
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from samscope.models.sam import SamscopeModel
+
+__all__ = ["ImageEmbeddings", "compute_embeddings", "data_hash", "load_embeddings"]
+
+log = logging.getLogger(__name__)
+
+#: Bump when the stored layout or preprocessing changes; part of the cache signature.
+FORMAT_VERSION = 1
+_HASH_BLOCK_BYTES = 64 * 2**20
+
+
+def data_hash(data: Any) -> str:
+    """Streaming xxh3-128 hash of an array's shape, dtype and values.
+
+    Reads ``data`` in blocks of about 64 MB along its first axes, so numpy memmaps, zarr and
+    dask arrays of any size hash in bounded memory.
+
+    Parameters
+    ----------
+    data : array-like
+        Anything with ``shape``, ``dtype`` and numpy-style slicing.
+
+    Returns
+    -------
+    str
+        32 hex digits.
+    """
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    shape = tuple(int(s) for s in data.shape)
+    dtype = np.dtype(data.dtype)
+    digest.update(f"{shape}|{dtype.str}".encode())
+    if len(shape) == 0:
+        digest.update(np.ascontiguousarray(np.asarray(data)).tobytes())
+        return digest.hexdigest()
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    if row_bytes > _HASH_BLOCK_BYTES and len(shape) > 1:
+        for i in range(shape[0]):  # one row is already large: recurse into it
+            digest.update(data_hash(data[i]).encode())
+        return digest.hexdigest()
+    step = max(1, _HASH_BLOCK_BYTES // max(row_bytes, 1))
+    for start in range(0, shape[0], step):
+        block = np.ascontiguousarray(np.asarray(data[start : start + step]))
+        digest.update(block.tobytes())
+    return digest.hexdigest()
+
+
+_AXES_2D = ("YX", "YXC")
+_AXES_PLANES = ("ZYX", "TYX", "ZYXC", "TYXC")
+
+
+def _infer_axes(shape: tuple[int, ...], axes: str | None) -> str:
+    if axes is not None:
+        axes = axes.upper()
+        if axes not in _AXES_2D + _AXES_PLANES:
+            raise InputError(
+                f"axes {axes!r} not supported for embeddings; use one of {_AXES_2D + _AXES_PLANES} "
+                "(select a channel first for multi-channel stacks)"
+            )
+        if len(axes) != len(shape):
+            raise InputError(
+                f"axes {axes!r} has {len(axes)} letters but the image has shape {shape}"
+            )
+        return axes
+    if len(shape) == 2:
+        return "YX"
+    if len(shape) == 3:
+        return "YXC" if shape[-1] in (3, 4) else "ZYX"
+    if len(shape) == 4 and shape[-1] in (3, 4):
+        return "ZYXC"
+    raise InputError(
+        f"cannot tell the axes of an image of shape {shape}: expected (y, x), (y, x, 3), "
+        "(z|t, y, x) or (z|t, y, x, 3); pass axes="
+    )
+
+
+@dataclass
+class ImageEmbeddings:
+    """Embeddings of every plane and tile of an image.
+
+    Attributes
+    ----------
+    features : array-like
+        ``(planes, tiles, C, g, g)`` float32 (numpy in memory, or a zarr array for a cache).
+    image_shape : (int, int)
+        ``(H, W)`` of each plane.
+    axes : str
+        Axes of the embedded image (``YX``, ``YXC``, ``ZYX``, ``TYX``, ...).
+    input_size : int
+        Encoder input side ``S``.
+    tiling : TileGrid or None
+        The tiling, or None for whole-image embeddings.
+    model_name : str
+    signature : dict
+        What the embeddings were computed from (see module docstring).
+    path : Path or None
+        The cache, when there is one.
+    """
+
+    features: Any
+    image_shape: tuple[int, int]
+    axes: str
+    input_size: int
+    tiling: TileGrid | None
+    model_name: str
+    signature: dict = field(default_factory=dict)
+    path: Path | None = None
+    source: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def n_planes(self) -> int:
+        """Number of slices/frames (1 for a 2-D image)."""
+        return int(self.features.shape[0])
+
+    @property
+    def tiles(self) -> list[Tile]:
+        """The tiles (a single whole-image tile when untiled)."""
+        if self.tiling is None:
+            h, w = self.image_shape
+            return [Tile(0, (0, 0), (0, 0, h, w), (0, 0, h, w))]
+        return self.tiling.tiles
+
+    def transform(self, tile: int = 0) -> Transform:
+        """Geometry from a tile's outer region to encoder input."""
+        return Transform(self.tiles[tile].outer_shape, self.input_size)
+
+    def get(self, plane: int = 0, tile: int = 0) -> torch.Tensor:
+        """The ``(1, C, g, g)`` embedding of one plane and tile as a torch tensor."""
+        import torch
+
+        if not 0 <= plane < self.n_planes:
+            raise InputError(f"plane {plane} out of range: the image has {self.n_planes} plane(s)")
+        return torch.from_numpy(np.array(self.features[plane, tile], dtype=np.float32))[None]
+
+
+def _signature(model: SamscopeModel, data: Any, axes: str, grid: TileGrid | None) -> dict:
+    import samscope
+
+    norm = model.card.normalisation
+    return {
+        "format_version": FORMAT_VERSION,
+        "samscope_version": samscope.__version__,
+        "model_name": model.name,
+        "model_weights_hash": model.weights_hash,
+        "input_size": model.image_size,
+        "normalisation": [
+            norm.low_percentile,
+            norm.high_percentile,
+            list(norm.mean),
+            list(norm.std),
+        ],
+        "tile_shape": list(grid.tile_shape) if grid else None,
+        "halo": list(grid.halo) if grid else None,
+        "data_shape": [int(s) for s in data.shape],
+        "data_dtype": np.dtype(data.dtype).str,
+        "axes": axes,
+        "data_hash": data_hash(data),
+    }
+
+
+def _differences(stored: dict, wanted: dict) -> list[str]:
+    keys = sorted(set(stored) | set(wanted))
+    skip = {"samscope_version"}
+    return [
+        f"{k}: cache has {stored.get(k)!r}, expected {wanted.get(k)!r}"
+        for k in keys
+        if k not in skip and _jsonable(stored.get(k)) != _jsonable(wanted.get(k))
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def _open_cache(path: Path, signature: dict, shape: tuple[int, ...]):
+    """Open or create the zarr cache; returns (features array, done array)."""
+    import zarr
+
+    if path.exists():
+        try:
+            group = zarr.open_group(str(path), mode="r+")
+            stored = dict(group.attrs.get("samscope_signature", {}))
+            features = group["features"]
+            done = group["done"]
+        except Exception as err:
+            raise CacheMismatchError(
+                f"embeddings cache {path} is damaged or not a samscope cache ({err}); "
+                "delete it or choose another path"
+            ) from err
+        if not stored:
+            raise CacheMismatchError(
+                f"{path} has no samscope signature; delete it or choose another path"
+            )
+        diffs = _differences(stored, signature)
+        if diffs:
+            raise CacheMismatchError(
+                f"embeddings cache {path} was made for other data or settings:\n  "
+                + "\n  ".join(diffs)
+                + "\ndelete it or choose another path"
+            )
+        if tuple(features.shape) != shape or tuple(done.shape) != shape[:2]:
+            raise CacheMismatchError(
+                f"embeddings cache {path} has features of shape {tuple(features.shape)}, expected {shape}; "
+                "delete it or choose another path"
+            )
+        return features, done
+    path.parent.mkdir(parents=True, exist_ok=True)
+    group = zarr.open_group(str(path), mode="w-")
+    features = group.create_array(
+        "features", shape=shape, chunks=(1, 1) + shape[2:], dtype="float32", fill_value=0.0
+    )
+    done = group.create_array(
+        "done", shape=shape[:2], chunks=shape[:2], dtype="uint8", fill_value=0
+    )
+    group.attrs["samscope_signature"] = signature
+    return features, done
+
+
+def _plane_iter(data: Any, axes: str) -> Iterator[np.ndarray]:
+    if axes in _AXES_2D:
+        yield np.asarray(data)
+    else:
+        for i in range(data.shape[0]):
+            yield np.asarray(data[i])
+
+
+def compute_embeddings(
+    image: Any,
+    model: SamscopeModel,
+    *,
+    tile_shape: tuple[int, int] | int | None = None,
+    halo: tuple[int, int] | int | None = None,
+    axes: str | None = None,
+    cache: str | Path | None = None,
+    batch_size: int = 1,
+    progress: bool = False,
+) -> ImageEmbeddings:
+    """Compute (or load from a cache) the image embeddings of a 2-D image, a stack or a time series.
+
+    Parameters
+    ----------
+    image : array-like or samscope.io.ImageData
+        ``(y, x)``, ``(y, x, 3)``, ``(z|t, y, x)`` or ``(z|t, y, x, 3)``; numpy, memmap or zarr.
+    model : SamscopeModel
+    tile_shape : int or (int, int), optional
+        Inner tile size for tiled embeddings (images larger than one encoder input).
+    halo : int or (int, int), optional
+        Overlap added on each side of a tile; default ``tile_shape // 8``.
+    axes : str, optional
+        Axes of ``image`` (``YX``, ``YXC``, ``ZYX``, ``TYX``, ``ZYXC``, ``TYXC``); inferred if None.
+    cache : path, optional
+        A zarr directory; created if absent, checked and completed if present.
+    batch_size : int
+        Encoder inputs per forward pass.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ImageEmbeddings
+
+    Raises
+    ------
+    InputError
+        Unsupported axes, empty image, NaN values.
+    CacheMismatchError
+        ``cache`` holds embeddings of other data, model or settings, or is damaged.
+    """
+    from tqdm.auto import tqdm
+
+    data = image
+    if hasattr(image, "data") and hasattr(image, "axes"):  # samscope.io.ImageData
+        data, axes = image.data, axes or image.axes
+    if not hasattr(data, "shape"):
+        data = np.asarray(data)
+    axes = _infer_axes(tuple(data.shape), axes)
+    if any(int(s) == 0 for s in data.shape):
+        raise InputError(f"image of shape {tuple(data.shape)} is empty")
+    plane_shape = tuple(
+        int(s) for s in (data.shape[-3:-1] if axes.endswith("C") else data.shape[-2:])
+    )
+    n_planes = 1 if axes in _AXES_2D else int(data.shape[0])
+
+    grid = None
+    if tile_shape is not None:
+        ts = (tile_shape, tile_shape) if np.isscalar(tile_shape) else tuple(tile_shape)
+        if halo is None:
+            hl = (ts[0] // 8, ts[1] // 8)
+        else:
+            hl = (halo, halo) if np.isscalar(halo) else tuple(halo)
+        grid = TileGrid(plane_shape, (int(ts[0]), int(ts[1])), (int(hl[0]), int(hl[1])))
+    elif halo is not None:
+        raise InputError("halo given without tile_shape")
+    tiles = grid.tiles if grid else [Tile(0, (0, 0), (0, 0) + plane_shape, (0, 0) + plane_shape)]
+
+    arch = model.arch
+    shape = (n_planes, len(tiles), arch.embed_dim, arch.grid_size, arch.grid_size)
+    signature = _signature(model, data, axes, grid)
+    if cache is not None:
+        path = Path(cache)
+        features, done = _open_cache(path, signature, shape)
+        done_now = np.asarray(done[:]).astype(bool)
+    else:
+        path = None
+        features = np.zeros(shape, np.float32)
+        done = None
+        done_now = np.zeros(shape[:2], bool)
+
+    norm = model.card.normalisation
+    todo = [(p, t) for p in range(n_planes) for t in range(len(tiles)) if not done_now[p, t]]
+    if todo and path is not None and done_now.any():
+        log.info("resuming %s: %d of %d embeddings left", path, len(todo), done_now.size)
+    bar = tqdm(total=len(todo), desc="embeddings", unit="tile", disable=not progress or not todo)
+    pending: list[tuple[int, int, np.ndarray]] = []
+
+    def flush() -> None:
+        import torch
+
+        if not pending:
+            return
+        batch = torch.from_numpy(np.stack([px for _, _, px in pending]))
+        out = model.encode(batch).cpu().numpy()
+        for (p, t, _), emb in zip(pending, out, strict=True):
+            features[p, t] = emb
+            if done is not None:
+                done[p, t] = 1  # flagged only after the features are stored
+        bar.update(len(pending))
+        pending.clear()
+
+    todo_set = set(todo)
+    for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
+        for t, tile in enumerate(tiles):
+            if (p, t) not in todo_set:
+                continue
+            region = plane[tile.outer_slices]
+            _check_values(region, p, tile)
+            pixels, _ = prepare_input(
+                region,
+                model.image_size,
+                low_percentile=norm.low_percentile,
+                high_percentile=norm.high_percentile,
+                mean=norm.mean,
+                std=norm.std,
+            )
+            pending.append((p, t, pixels))
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    bar.close()
+    result = ImageEmbeddings(
+        features=features,
+        image_shape=plane_shape,
+        axes=axes,
+        input_size=model.image_size,
+        tiling=grid,
+        model_name=model.name,
+        signature=signature,
+        path=path,
+    )
+    result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
+    return result
+
+
+def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:
+    if region.dtype.kind == "f" and not np.isfinite(region).all():
+        bad = int((~np.isfinite(region)).sum())
+        raise InputError(
+            f"plane {plane}, region {tile.outer} has {bad} NaN or infinite values; clean or mask them first"
+        )
+    if region.dtype.kind not in "buif":
+        raise InputError(f"cannot embed an image of dtype {region.dtype}")
+
+
+def load_embeddings(path: str | Path) -> ImageEmbeddings:
+    """Open an embeddings cache without the image (e.g. to prompt from a saved cache).
+
+    The signature is not checked against data here; use :func:`compute_embeddings` with
+    ``cache=`` to check it.
+    """
+    import zarr
+
+    path = Path(path)
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        sig = dict(group.attrs["samscope_signature"])
+        features = group["features"]
+        done = np.asarray(group["done"][:]).astype(bool)
+    except Exception as err:
+        raise CacheMismatchError(
+            f"{path} is not a readable samscope embeddings cache ({err})"
+        ) from err
+    if not done.all():
+        raise CacheMismatchError(
+            f"embeddings cache {path} is incomplete ({int(done.sum())} of {done.size} done); "
+            "run compute_embeddings with the image to finish it"
+        )
+    axes = sig["axes"]
+    shape = sig["data_shape"]
+    plane_shape = tuple(shape[-3:-1] if axes.endswith("C") else shape[-2:])
+    grid = (
+        TileGrid(plane_shape, tuple(sig["tile_shape"]), tuple(sig["halo"]))
+        if sig["tile_shape"]
+        else None
+    )
+    return ImageEmbeddings(
+        features, plane_shape, axes, int(sig["input_size"]), grid, sig["model_name"], sig, path
+    )
