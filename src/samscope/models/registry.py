@@ -374,8 +374,11 @@ def fetch_model(name: str, *, progress: bool = True) -> Path:
                 )
                 paths.append(Path(path))
                 break
-            except ValueError as err:  # pooch: hash of the downloaded file does not match
-                raise CheckpointError(
+            except ValueError as err:
+                if "hash" not in str(err).lower():  # e.g. an unsupported URL scheme
+                    errors.append(f"{type(err).__name__}: {err}")
+                    continue
+                raise CheckpointError(  # pooch: the downloaded file does not have the known hash
                     f"the file downloaded from {url} for {name!r} does not have the published hash "
                     f"{file.known_hash}: {err}"
                 ) from err
