@@ -613,8 +613,13 @@ def model_segmenter(model: Any, embeddings: Any) -> Segmenter:
     """
     from samscope.prompting import segment_from_prompts
 
+    last: dict[str, Any] = {}  # the previous call's result, for logits fed back on tiled embeddings
+
     def segment(spec: PromptSpec) -> SegmenterOutput:
         has_points = spec.points.shape[0] > 0
+        extra = {}
+        if spec.mask_logits is not None and spec.mask_logits is last.get("logits"):
+            extra["previous"] = last["result"]  # decode in the window the logits came from
         result = segment_from_prompts(
             model,
             embeddings,
@@ -623,7 +628,10 @@ def model_segmenter(model: Any, embeddings: Any) -> Segmenter:
             box=spec.box,
             mask_logits=spec.mask_logits,
             multimask=False,
+            **extra,
         )
-        return SegmenterOutput(np.asarray(result.masks[0], bool), np.asarray(result.logits[0]))
+        logits = np.asarray(result.logits[0])
+        last.update(result=result, logits=logits)
+        return SegmenterOutput(np.asarray(result.masks[0], bool), logits)
 
     return segment
