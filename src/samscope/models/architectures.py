@@ -144,6 +144,9 @@ def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
         mlp_dim=arch.decoder_mlp_dim,
         num_attention_heads=arch.decoder_heads,
         iou_head_hidden_dim=arch.embed_dim,
+        # segment-anything's two-way transformer uses nn.LayerNorm's default eps (1e-5);
+        # transformers defaults to 1e-6. Match the original so converted weights agree.
+        layer_norm_eps=1e-5,
     )
     config = SamConfig(
         vision_config=vision.to_dict(),

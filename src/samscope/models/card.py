@@ -34,6 +34,8 @@ class AutomaticDefaults:
     center_distance_thresh: float = 0.5
     boundary_distance_thresh: float = 0.5
     foreground_thresh: float = 0.5
+    foreground_smoothing: float = 1.0
+    distance_smoothing: float = 1.6
     min_size: int = 0
 
 
