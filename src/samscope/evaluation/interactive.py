@@ -54,6 +54,7 @@ __all__ = [
     "interior_point",
     "load_prompts",
     "model_segmenter",
+    "prompts_digest",
     "run_interactive",
     "save_prompts",
     "save_run",
@@ -411,6 +412,7 @@ def run_interactive(
     mode: str = "point",
     n_iterations: int = 8,
     feed_logits: bool = False,
+    progress: bool = False,
 ) -> InteractiveResult:
     """Run the interactive protocol on one image.
 
@@ -430,6 +432,8 @@ def run_interactive(
         Correction rounds after the first prompt (µSAM: 8).
     feed_logits : bool
         Pass each object's previous logits back to the segmenter.
+    progress : bool
+        Show a tqdm progress bar over the objects.
 
     Returns
     -------
@@ -450,7 +454,12 @@ def run_interactive(
     iou = np.zeros((n, n_iterations + 1))
     all_points, all_labels, all_iters = [], [], []
     calls = 0
-    for k, obj in enumerate(prompts.ids):
+    objects: Any = prompts.ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        objects = tqdm(prompts.ids, desc=prompts.name or "objects", unit="object", leave=False)
+    for k, obj in enumerate(objects):
         box = prompts.boxes[k].astype(np.float64) if mode == "box" else None
         sl = tuple(
             slice(int(a), int(b))

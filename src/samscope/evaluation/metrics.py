@@ -32,7 +32,6 @@ from math import prod
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
 from samscope.errors import InputError
@@ -455,6 +454,8 @@ def _assign(table: Overlap, scores: np.ndarray, threshold: float) -> np.ndarray:
     chosen = [cand[simple]]
     rest = cand[~simple]
     if rest.size:
+        from scipy.optimize import linear_sum_assignment  # only needed for conflicts
+
         ug, gl = np.unique(table.gt_index[rest], return_inverse=True)
         up, pl = np.unique(table.pred_index[rest], return_inverse=True)
         n_nodes = ug.size + up.size

@@ -167,7 +167,8 @@ def plot_curves(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for name, (x, y) in curves.items():
-        ax.plot(list(x), list(y), marker="o", markersize=3, label=name)
+        style = {"color": "black", "linewidth": 2.0} if name == "mean" else {"linewidth": 1.0}
+        ax.plot(list(x), list(y), marker="o", markersize=3, label=name, **style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if ylim is not None:

@@ -1,0 +1,465 @@
+"""``samscope evaluate`` and ``samscope evaluate-interactive``: thin commands over
+:mod:`samscope.evaluation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from samscope.errors import InputError
+
+METRIC_GROUPS = ("sa", "dice", "ctc")
+
+OutputOpt = Annotated[
+    Path,
+    typer.Option("--output", "-o", help="Folder for the CSV, JSON and plot files."),
+]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing result files.")]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _stem(path: Path) -> str:
+    """File name without its image suffix (``a.ome.tif`` → ``a``, ``b.tif`` → ``b``)."""
+    name = path.name
+    lower = name.lower()
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem if path.suffix else name
+
+
+def pair_files(
+    first: Path, second: Path, *, names: tuple[str, str]
+) -> list[tuple[str, Path, Path]]:
+    """Pair two files, or the files of two folders by name (suffix ignored).
+
+    Returns ``(name, first_file, second_file)`` in natural order; a file without a partner is an
+    :class:`InputError` listing what is missing on each side.
+    """
+    from samscope.io import list_images
+
+    for path, what in ((first, names[0]), (second, names[1])):
+        if not path.exists():
+            raise InputError(f"{what} '{path}' does not exist")
+    first_dir = first.is_dir() and first.suffix.lower() != ".zarr"
+    second_dir = second.is_dir() and second.suffix.lower() != ".zarr"
+    if first_dir != second_dir:
+        raise InputError(
+            f"give two files or two folders: {names[0]} '{first}' is "
+            f"{'a folder' if first_dir else 'a file'}, {names[1]} '{second}' is "
+            f"{'a folder' if second_dir else 'a file'}"
+        )
+    if not first_dir:
+        return [(_stem(second), first, second)]
+    a = {_stem(p): p for p in list_images(first)}
+    b = {_stem(p): p for p in list_images(second)}
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if only_a or only_b:
+        parts = []
+        if only_a:
+            parts.append(f"no {names[1]} file for {', '.join(only_a[:10])}")
+        if only_b:
+            parts.append(f"no {names[0]} file for {', '.join(only_b[:10])}")
+        raise InputError(
+            f"files in '{first}' and '{second}' do not pair up by name: " + "; ".join(parts)
+        )
+    return [(name, a[name], b[name]) for name in a]
+
+
+def _parse_metrics(text: str, overlapping: bool) -> list[str]:
+    groups = [m.strip().lower() for m in text.replace(";", ",").split(",") if m.strip()]
+    unknown = [m for m in groups if m not in METRIC_GROUPS]
+    if unknown or not groups:
+        raise InputError(
+            f"unknown metrics {unknown or text!r}; choose from {', '.join(METRIC_GROUPS)}"
+        )
+    if overlapping and "ctc" in groups:
+        raise InputError(
+            "the CTC measures need non-overlapping predictions; drop ctc or --overlapping"
+        )
+    return list(dict.fromkeys(groups))
+
+
+def _check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]} exists; pass --overwrite to replace it")
+
+
+def _read_prediction(path: Path, gt_shape: tuple[int, ...], overlapping: bool):
+    from samscope.evaluation.metrics import MaskStack
+    from samscope.io import read_labels
+
+    if not overlapping:
+        return read_labels(path)
+    # the first axis indexes the masks (three 2-D masks must not be read as an RGB image)
+    axes = {2: "ZYX", 3: "TZYX"}.get(len(gt_shape))
+    try:
+        pred = read_labels(path, axes=axes)
+    except InputError:  # e.g. one mask stored without its mask axis
+        pred = read_labels(path)
+    if pred.shape == gt_shape:  # a single mask (a size-1 mask axis is dropped on reading)
+        return MaskStack.from_dense(pred[None])
+    if pred.shape[1:] == gt_shape:
+        return MaskStack.from_dense(pred)
+    raise InputError(
+        f"'{path}': overlapping masks must have shape (n, {', '.join(map(str, gt_shape))}) "
+        f"to match the ground truth, got {pred.shape}"
+    )
+
+
+def evaluate_pair(gt: Any, pred: Any, groups: Sequence[str], *, min_size: int) -> tuple[dict, Any]:
+    """The metric row of one image and its SA curve (None without ``sa``)."""
+    from samscope.evaluation.ctc import ctc_scores
+    from samscope.evaluation.metrics import dice_protocol, segmentation_accuracy
+
+    row: dict[str, Any] = {}
+    curve = None
+    if "sa" in groups:
+        sa = segmentation_accuracy(gt, pred)
+        i = sa.at(0.5)
+        row.update(
+            n_gt=sa.n_gt,
+            n_pred=sa.n_pred,
+            msa=sa.msa,
+            sa50=sa.sa50,
+            sa75=sa.sa75,
+            precision50=float(sa.precision[i]),
+            recall50=float(sa.recall[i]),
+            f1_50=float(sa.f1[i]),
+        )
+        curve = sa
+    if "dice" in groups:
+        d = dice_protocol(gt, pred, min_size=min_size)
+        row.update(
+            dice_tp=d.tp,
+            dice_fp=d.fp,
+            dice_fn=d.fn,
+            dice_precision=d.precision,
+            dice_recall=d.recall,
+            mean_dice=d.mean_dice,
+            nonzero_dice=d.nonzero_dice,
+        )
+    if "ctc" in groups:
+        c = ctc_scores(gt, pred)
+        row.update(seg=c.seg, det=c.det, op_csb=c.op_csb)
+    return row, curve
+
+
+# --------------------------------------------------------------------------------------------
+# samscope evaluate
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    prediction: Annotated[
+        Path, typer.Argument(help="Predicted label image, or a folder of them.", show_default=False)
+    ],
+    ground_truth: Annotated[
+        Path, typer.Argument(help="Ground-truth label image, or a folder (paired by file name).")
+    ],
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics",
+            "-m",
+            help="Comma-separated groups: sa (mSA, SA50, SA75, precision/recall/F1 at IoU 0.5), "
+            "dice (seed 000's dice protocol), ctc (SEG, DET, OP_CSB). Default: all that apply.",
+        ),
+    ] = "",
+    overlapping: Annotated[
+        bool,
+        typer.Option(
+            "--overlapping",
+            help="Predictions are stacks of possibly overlapping masks, shape (n, y, x).",
+        ),
+    ] = False,
+    min_size: Annotated[
+        int, typer.Option(help="Dice protocol: drop predictions smaller than this (pixels).")
+    ] = 10,
+    output: OutputOpt = Path("samscope-evaluation"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Compare predicted instance segmentations with ground truth.
+
+    Writes metrics.csv (one row per image and their mean), metrics.json (the same plus the SA
+    curves) and sa_vs_iou.png (segmentation accuracy against the IoU threshold).
+
+    Examples:
+
+        samscope evaluate predictions/ annotations/ -o results
+
+        samscope evaluate pred.tif gt.tif --metrics sa,ctc
+
+        samscope evaluate masks.tif gt.tif --overlapping --metrics sa,dice
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from samscope.evaluation.metrics import DEFAULT_THRESHOLDS
+    from samscope.evaluation.report import (
+        format_table,
+        mean_row,
+        plot_curves,
+        write_csv,
+        write_json,
+    )
+    from samscope.io import read_labels
+
+    groups = _parse_metrics(metrics or ("sa,dice" if overlapping else "sa,dice,ctc"), overlapping)
+    files = {
+        k: output / f
+        for k, f in (("csv", "metrics.csv"), ("json", "metrics.json"), ("png", "sa_vs_iou.png"))
+    }
+    _check_outputs(list(files.values()), overwrite)
+    pairs = pair_files(prediction, ground_truth, names=("prediction", "ground-truth"))
+    rows, curves = [], {}
+    for name, pred_path, gt_path in tqdm(
+        pairs, desc="evaluating", unit="image", disable=len(pairs) < 2
+    ):
+        gt = read_labels(gt_path)
+        pred = _read_prediction(pred_path, gt.shape, overlapping)
+        if not overlapping and pred.shape != gt.shape:
+            raise InputError(f"'{pred_path}' has shape {pred.shape} but '{gt_path}' has {gt.shape}")
+        row, curve = evaluate_pair(gt, pred, groups, min_size=min_size)
+        rows.append({"image": name, **row})
+        if curve is not None:
+            curves[name] = curve.accuracy
+    summary = mean_row(rows, label_key="image")
+    table = [*rows, summary] if len(rows) > 1 else rows
+    write_csv(files["csv"], table)
+    doc: dict[str, Any] = {
+        "prediction": str(prediction),
+        "ground_truth": str(ground_truth),
+        "metrics": groups,
+        "overlapping": overlapping,
+        "min_size": min_size,
+        "images": rows,
+        "mean": summary,
+    }
+    if curves:
+        mean_curve = np.mean(list(curves.values()), axis=0)
+        doc["sa_curve"] = {
+            "thresholds": list(DEFAULT_THRESHOLDS),
+            "mean": mean_curve,
+            "images": curves,
+        }
+        lines = {k: (DEFAULT_THRESHOLDS, v) for k, v in curves.items()} if len(curves) <= 8 else {}
+        if len(curves) > 1:
+            lines["mean"] = (DEFAULT_THRESHOLDS, mean_curve)
+        plot_curves(
+            files["png"],
+            lines,
+            xlabel="IoU threshold",
+            ylabel="segmentation accuracy",
+            title=f"mSA {summary.get('msa', float('nan')):.3f} over {len(rows)} image(s)",
+        )
+    write_json(files["json"], doc)
+    shown = [
+        "image",
+        *[
+            c
+            for c in (
+                "n_gt",
+                "n_pred",
+                "msa",
+                "sa50",
+                "sa75",
+                "f1_50",
+                "dice_precision",
+                "dice_recall",
+                "mean_dice",
+                "nonzero_dice",
+                "seg",
+                "det",
+                "op_csb",
+            )
+            if c in rows[0]
+        ],
+    ]
+    typer.echo(format_table(table, columns=shown))
+    written = [files["csv"], files["json"]] + ([files["png"]] if curves else [])
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+# --------------------------------------------------------------------------------------------
+# samscope evaluate-interactive
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate_interactive(
+    images: Annotated[Path, typer.Argument(help="Image file, or a folder of images.")],
+    ground_truth: Annotated[
+        Path, typer.Argument(help="Ground-truth label image, or a folder (paired by file name).")
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="Registered model name or checkpoint file.")
+    ] = "vit_b",
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Weights for --model's architecture.")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="First prompt: 'point' (interior centre) or 'box'.")
+    ] = "point",
+    iterations: Annotated[
+        int, typer.Option("--iterations", "-n", help="Correction rounds after the first prompt.")
+    ] = 8,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompts",
+            help="Prompts file: used when it exists, else derived from the ground truth and "
+            "saved there (default: OUTPUT/prompts.json). Share it to evaluate every model on "
+            "the same prompts.",
+        ),
+    ] = None,
+    feed_logits: Annotated[
+        bool, typer.Option(help="Feed each object's previous logits back to the model.")
+    ] = False,
+    tile_shape: Annotated[
+        str | None, typer.Option("--tile-shape", help="Tile size for large images, e.g. 1024.")
+    ] = None,
+    halo: Annotated[str | None, typer.Option("--halo", help="Tile overlap per side.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
+    output: OutputOpt = Path("samscope-interactive"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Run the interactive-segmentation protocol (µSAM) and report mSA and SA50 per iteration.
+
+    Each object gets its first prompt from the ground truth (interior centre point, or its box),
+    then per iteration one positive point in the largest missed region and one negative point in
+    the largest spurious region. Writes interactive.csv / .json (per iteration), run_MODEL.json
+    (every point each object received), prompts.json and interactive.png.
+
+    Examples:
+
+        samscope evaluate-interactive images/ labels/ --model vit_b_lm -o results
+
+        samscope evaluate-interactive cells.tif cells_gt.tif --model vit_b --mode box -n 4
+
+        samscope evaluate-interactive images/ labels/ --model vit_b --prompts results/prompts.json
+    """
+    from tqdm.auto import tqdm
+
+    from samscope.cli._common import load, parse_shape
+    from samscope.embeddings import compute_embeddings
+    from samscope.evaluation.interactive import (
+        derive_prompts,
+        load_prompts,
+        model_segmenter,
+        prompts_digest,
+        run_interactive,
+        save_prompts,
+        save_run,
+        summarise,
+    )
+    from samscope.evaluation.report import format_table, plot_curves, write_csv, write_json
+    from samscope.io import read_image, read_labels
+
+    if mode not in ("point", "box"):
+        raise InputError(f"--mode must be 'point' or 'box', got {mode!r}")
+    if iterations < 0:
+        raise InputError("--iterations must be >= 0")
+    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(model).stem)
+    files = {
+        "csv": output / "interactive.csv",
+        "json": output / "interactive.json",
+        "png": output / "interactive.png",
+        "run": output / f"run_{tag}.json",
+    }
+    _check_outputs(list(files.values()), overwrite)
+    pairs = pair_files(images, ground_truth, names=("image", "ground-truth"))
+    prompts_path = prompts if prompts is not None else output / "prompts.json"
+    reuse = prompts is not None and prompts.exists()
+    if not reuse:
+        _check_outputs([prompts_path], overwrite)
+    stored = {p.name: p for p in load_prompts(prompts_path)} if reuse else {}
+    missing = [name for name, _, _ in pairs if reuse and name not in stored]
+    if missing:
+        raise InputError(
+            f"prompts file '{prompts_path}' has no prompts for {', '.join(missing[:10])}"
+        )
+
+    net = load(model, checkpoint, device)
+    results, used = [], []
+    for name, image_path, gt_path in tqdm(pairs, desc="images", unit="image"):
+        labels = read_labels(gt_path)
+        image = read_image(image_path)
+        if image.axes not in ("YX", "YXC"):
+            raise InputError(
+                f"'{image_path}': the protocol needs 2-D images, got axes {image.axes}"
+            )
+        if labels.shape != image.data.shape[:2]:
+            raise InputError(
+                f"'{image_path}' is {image.data.shape[:2]} but '{gt_path}' is {labels.shape}"
+            )
+        first = stored[name] if reuse else derive_prompts(labels, name=name)
+        used.append(first)
+        emb = compute_embeddings(
+            image.data,
+            net,
+            tile_shape=parse_shape(tile_shape, "tile shape"),
+            halo=parse_shape(halo, "halo"),
+            axes=image.axes,
+        )
+        results.append(
+            run_interactive(
+                model_segmenter(net, emb),
+                labels,
+                first,
+                mode=mode,
+                n_iterations=iterations,
+                feed_logits=feed_logits,
+                progress=True,
+            )
+        )
+    if not reuse:
+        save_prompts(prompts_path, used)
+    rows = summarise(results)
+    write_csv(files["csv"], rows)
+    write_json(
+        files["json"],
+        {
+            "model": model,
+            "mode": mode,
+            "iterations": iterations,
+            "feed_logits": feed_logits,
+            "prompts": str(prompts_path),
+            "summary": rows,
+            "images": [
+                {"name": r.name, "msa": r.msa, "sa50": r.sa50, "sa75": r.sa75} for r in results
+            ],
+        },
+    )
+    save_run(
+        files["run"],
+        results,
+        model=model,
+        prompts_sha256=prompts_digest(used),
+        feed_logits=feed_logits,
+    )
+    its = [r["iteration"] for r in rows]
+    plot_curves(
+        files["png"],
+        {"mSA": (its, [r["msa"] for r in rows]), "SA50": (its, [r["sa50"] for r in rows])},
+        xlabel="correction iteration",
+        ylabel="segmentation accuracy",
+        title=f"{model}, first prompt: {mode}",
+    )
+    typer.echo(format_table(rows))
+    written = [*files.values()] + ([] if reuse else [prompts_path])
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` and ``evaluate-interactive`` to the application."""
+    app.command("evaluate")(evaluate)
+    app.command("evaluate-interactive")(evaluate_interactive)
