@@ -460,11 +460,21 @@ def _assign(table: Overlap, scores: np.ndarray, threshold: float) -> np.ndarray:
         up, pl = np.unique(table.pred_index[rest], return_inverse=True)
         n_nodes = ug.size + up.size
         graph = sparse.coo_array((np.ones(rest.size), (gl, pl + ug.size)), shape=(n_nodes, n_nodes))
-        _, comp = connected_components(graph, directed=False)
+        n_comp, comp = connected_components(graph, directed=False)
         edge_comp = comp[gl]
-        order = np.argsort(edge_comp, kind="stable")
+        # a component with a single node on one side matches exactly one pair: its best score
+        g_nodes = np.bincount(comp[: ug.size], minlength=n_comp)
+        p_nodes = np.bincount(comp[ug.size :], minlength=n_comp)
+        star = ((g_nodes == 1) | (p_nodes == 1))[edge_comp]
+        if star.any():
+            s_idx = np.flatnonzero(star)
+            s_order = s_idx[np.lexsort((-scores[rest[s_idx]], edge_comp[s_idx]))]
+            first = np.r_[True, edge_comp[s_order][1:] != edge_comp[s_order][:-1]]
+            chosen.append(rest[s_order[first]])
+        general = np.flatnonzero(~star)
+        order = general[np.argsort(edge_comp[general], kind="stable")]
         bounds = np.flatnonzero(np.diff(edge_comp[order])) + 1
-        for group in np.split(order, bounds):
+        for group in np.split(order, bounds) if order.size else []:
             rows, r = np.unique(gl[group], return_inverse=True)
             cols, c = np.unique(pl[group], return_inverse=True)
             k = min(rows.size, cols.size)
