@@ -1,0 +1,185 @@
+"""Automatic instance segmentation (AIS): instance-distance head + seeded watershed (µSAM).
+
+The expensive part is the network: the image encoder (cached in :class:`ImageEmbeddings`) and
+the instance head (:func:`predict_ais_maps`, one pass per tile). The cheap part is the
+post-processing from the three maps (:func:`ais_from_maps`, thresholds in :class:`AISConfig`),
+so re-thresholding never runs the network again::
+
+    maps = predict_ais_maps(model, embeddings)           # (3, H, W), once
+    inst = ais_from_maps(maps, config=AISConfig(center_distance_thresh=0.4))   # many times
+
+The target encoding the head is trained on and its decoder live in :mod:`samscope.instance.targets`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from samscope.errors import InputError
+from samscope.instance.instances import Instances
+from samscope.instance.targets import check_count, check_sigma, check_unit
+from samscope.models.card import AutomaticDefaults
+
+if TYPE_CHECKING:  # pragma: no cover
+    from samscope.embeddings import ImageEmbeddings
+    from samscope.models.sam import SamscopeModel
+
+__all__ = ["AISConfig", "ais_from_maps", "predict_ais_maps", "segment_ais"]
+
+
+@dataclass(frozen=True)
+class AISConfig:
+    """Post-processing thresholds of AIS; the field names are the CLI flags.
+
+    Every field left None takes the model card's calibrated default
+    (:class:`~samscope.models.card.AutomaticDefaults`; µSAM's 0.5 / 0.5 / 0.5, 1.0, 1.6, 0 for
+    most models) when resolved with :meth:`resolve`. Values are validated on construction, so a
+    bad threshold fails before any work.
+
+    Attributes
+    ----------
+    center_distance_thresh : float or None
+        Seeds need a (smoothed) centre distance below this, in [0, 1].
+    boundary_distance_thresh : float or None
+        Seeds need a (smoothed) boundary distance below this, in [0, 1].
+    foreground_thresh : float or None
+        Foreground probability above this is object, in [0, 1].
+    foreground_smoothing : float or None
+        Gaussian sigma (pixels) on the foreground map, >= 0.
+    distance_smoothing : float or None
+        Gaussian sigma (pixels) on both distance maps, >= 0.
+    min_size : int or None
+        Objects with fewer pixels are dropped, >= 0.
+    """
+
+    center_distance_thresh: float | None = None
+    boundary_distance_thresh: float | None = None
+    foreground_thresh: float | None = None
+    foreground_smoothing: float | None = None
+    distance_smoothing: float | None = None
+    min_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("center_distance_thresh", "boundary_distance_thresh", "foreground_thresh"):
+            if getattr(self, name) is not None:
+                check_unit(name, getattr(self, name))
+        for name in ("foreground_smoothing", "distance_smoothing"):
+            if getattr(self, name) is not None:
+                check_sigma(name, getattr(self, name))
+        if self.min_size is not None:
+            check_count("min_size", self.min_size)
+
+    def resolve(self, defaults: AutomaticDefaults | None) -> AISConfig:
+        """This config with every None field taken from ``defaults`` (µSAM's when None)."""
+        defaults = defaults if defaults is not None else AutomaticDefaults()
+        return replace(
+            self,
+            **{
+                f.name: getattr(defaults, f.name)
+                for f in fields(self)
+                if getattr(self, f.name) is None
+            },
+        )
+
+
+def _require_head(model: SamscopeModel, mode: str, attribute: str):
+    from samscope.instance.modes import require_mode
+
+    require_mode(model, mode)
+    return getattr(model, attribute)
+
+
+def predict_ais_maps(
+    model: SamscopeModel, embeddings: ImageEmbeddings, *, plane: int = 0, tile: int = 0
+) -> np.ndarray:
+    """Foreground, centre- and boundary-distance maps of one plane and tile (the network part).
+
+    Runs the model's instance head on the cached embedding, crops the padding and resizes to the
+    tile's outer region (the whole image when untiled), as µSAM does before its watershed.
+
+    Parameters
+    ----------
+    model : SamscopeModel
+        A model with an instance head (else :class:`InputError` listing the modes it supports).
+    embeddings : ImageEmbeddings
+        Embeddings computed with this model.
+    plane, tile : int
+        Which slice/frame and which tile.
+
+    Returns
+    -------
+    ndarray of float32, (3, h, w)
+        In 0–1; ``(h, w)`` is the tile's outer shape (the image shape when untiled).
+    """
+    import torch
+
+    from samscope.models.heads import to_original
+
+    head = _require_head(model, "ais", "instance_head")
+    if not 0 <= tile < len(embeddings.tiles):
+        raise InputError(f"tile {tile} out of range: the embeddings have {len(embeddings.tiles)}")
+    transform = embeddings.transform(tile)
+    emb = embeddings.get(plane, tile).to(model.device)
+    with torch.inference_mode():
+        maps = head(emb)
+        maps = to_original(maps, transform.resized_shape, transform.original_shape)
+    return maps[0].float().cpu().numpy()
+
+
+def ais_from_maps(maps: np.ndarray, *, config: AISConfig | None = None) -> Instances:
+    """Instances from instance-distance maps by seeded watershed (the cheap part).
+
+    Parameters
+    ----------
+    maps : ndarray, (3, H, W)
+        Foreground, centre distance, boundary distance (from :func:`predict_ais_maps`, or
+        targets from :func:`samscope.instance.targets.instance_distance_targets`).
+    config : AISConfig, optional
+        None fields take µSAM's defaults; resolve against a model card first for its calibrated
+        defaults (``config.resolve(model.card.automatic)``).
+
+    Returns
+    -------
+    Instances
+        ``mode="ais"``, no overlapping masks; each score is the object's mean foreground
+        probability.
+    """
+    from samscope.instance.targets import watershed_from_instance_distances
+
+    cfg = (config if config is not None else AISConfig()).resolve(None)
+    maps = np.asarray(maps)
+    labels = watershed_from_instance_distances(maps, config=cfg)
+    n = int(labels.max())
+    if n == 0:
+        return Instances.empty(labels.shape, mode="ais")
+    from scipy import ndimage as ndi
+
+    scores = ndi.mean(maps[0].astype(np.float64), labels, index=np.arange(1, n + 1))
+    return Instances.from_labels(labels, np.asarray(scores, np.float32), mode="ais")
+
+
+def segment_ais(
+    model: SamscopeModel,
+    embeddings: ImageEmbeddings,
+    *,
+    plane: int = 0,
+    tile: int = 0,
+    config: AISConfig | None = None,
+) -> Instances:
+    """AIS of one plane and tile: :func:`predict_ais_maps` then :func:`ais_from_maps`.
+
+    ``config``'s None fields take ``model.card.automatic``'s defaults. The config is validated
+    (on construction) and the model's head checked before the network runs.
+
+    Returns
+    -------
+    Instances
+        Labels of shape ``(h, w)``, the tile's outer region (the image when untiled).
+    """
+    cfg = (config if config is not None else AISConfig()).resolve(model.card.automatic)
+    _require_head(model, "ais", "instance_head")
+    maps = predict_ais_maps(model, embeddings, plane=plane, tile=tile)
+    return ais_from_maps(maps, config=cfg)
