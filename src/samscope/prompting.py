@@ -37,6 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MAX_REROUTES = 2
+_DECODER_CACHE_SIZE = 4  # ≈20 MB each for ViT-B
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,6 @@ class _Router:
         self.model = model
         self.emb = embeddings
         self.plane = plane
-        self._caches: dict[tuple[int, int, int, int], object] = {}
 
     def whole(self) -> tuple[int, int, int, int]:
         h, w = self.emb.image_shape
@@ -203,10 +203,16 @@ class _Router:
         return best.outer
 
     def decoder_for(self, window: tuple[int, int, int, int]):
-        cache = self._caches.get(window)
+        # Prompt-independent decoder state lives on the embeddings object (a few most recent
+        # windows), so consecutive prompts on the same image skip it entirely.
+        store = self.emb.__dict__.setdefault("_decoder_caches", {})
+        key = (self.model.weights_hash, self.plane, window)
+        cache = store.pop(key, None)
         if cache is None:
             cache = self.model.prepare_decoder(self._embedding(window))
-            self._caches[window] = cache
+        store[key] = cache  # most recent last
+        while len(store) > _DECODER_CACHE_SIZE:
+            store.pop(next(iter(store)))
         return cache
 
     def _embedding(self, window: tuple[int, int, int, int]) -> torch.Tensor:
