@@ -131,13 +131,54 @@ def _tokens_to_image(attn, query, key=None, value=None, *, k=None, v=None) -> to
 def _image_to_tokens(attn, image_query, tokens_key, tokens_value, *, q=None) -> torch.Tensor:
     """Image tokens attend to prompt tokens; ``q`` = shared projected queries ``(1, h, N, d)``."""
     h = attn.num_attention_heads
-    if q is None:
-        q = _split(attn.q_proj(image_query), h)  # (P, h, N, d)
     k = _split(attn.k_proj(tokens_key), h)  # (P, h, T, d)
     v = _split(attn.v_proj(tokens_value), h)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * attn.scaling  # (P, h, N, T)
-    out = torch.matmul(scores.softmax(dim=-1), v)
+    if q is None:
+        q = _split(attn.q_proj(image_query), h)  # (P, h, N, d)
+    elif k.shape[0] != 1:
+        q = q.expand(k.shape[0], -1, -1, -1)
+    # SDPA, not matmul + softmax: a softmax over only T ≈ 7 keys per row is slow as a separate op.
+    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
     return attn.out_proj(_merge(out))
+
+
+def _upscale_and_predict(
+    dec: nn.Module, keys: torch.Tensor, hyper: torch.Tensor, grid: int
+) -> torch.Tensor:
+    """The decoder's two transposed convolutions and the hypernetwork product, as matrix products.
+
+    A stride-2, 2×2 transposed convolution maps each input pixel to a 2×2 block of outputs,
+    so it is a matrix product per pixel followed by a pixel shuffle. Keeping the sub-pixel
+    positions as extra axes (channels last) until the very end, and shuffling only the ``K``
+    final masks instead of 64- and 32-channel feature maps, avoids the layout copies and the slow
+    small-channel convolutions (measured ≈3× faster than ``ConvTranspose2d`` on CPU).
+
+    Parameters
+    ----------
+    keys : torch.Tensor
+        ``(P, g·g, C)`` updated image tokens (channels last).
+    hyper : torch.Tensor
+        ``(P, K, C/8)`` hypernetwork outputs.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(P, K, 4g, 4g)`` mask logits.
+    """
+    conv1, conv2, norm = dec.upscale_conv1, dec.upscale_conv2, dec.upscale_layer_norm
+    p, n, c = keys.shape
+    c4, c8 = conv1.out_channels, conv2.out_channels
+    w1 = conv1.weight.permute(0, 2, 3, 1).reshape(c, 4 * c4)  # (C, [a, b, o])
+    up = torch.addmm(conv1.bias.repeat(4), keys.reshape(p * n, c), w1)  # bias fused
+    up = F.layer_norm(up.reshape(p, n * 4, c4), (c4,), norm.weight, norm.bias, norm.eps)
+    up = dec.activation(up)
+    w2 = conv2.weight.permute(0, 2, 3, 1).reshape(c4, 4 * c8)  # (C/4, [a2, b2, o2])
+    up = torch.addmm(conv2.bias.repeat(4), up.reshape(p * n * 4, c4), w2)
+    up = dec.activation(up.reshape(p, n * 16, c8))
+    k = hyper.shape[1]
+    masks = torch.bmm(up, hyper.transpose(1, 2))  # (P, g·g·16, K), rows [i, j, a, b, a2, b2]
+    masks = masks.reshape(p, grid, grid, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return masks.reshape(p, k, 4 * grid, 4 * grid)
 
 
 def decode(
@@ -193,13 +234,14 @@ def decode(
         queries = block.layer_norm1(queries)
         # (2) prompt tokens attend to the image
         first_shared = shared and index == 0
+        keyed = None if first_shared else keys + pos  # the image keys do not change until (4)
         if first_shared:
             attn_out = _tokens_to_image(
                 block.cross_attn_token_to_image, queries + prompt, k=cache.key1, v=cache.value1
             )
         else:
             attn_out = _tokens_to_image(
-                block.cross_attn_token_to_image, queries + prompt, keys + pos, keys
+                block.cross_attn_token_to_image, queries + prompt, keyed, keys
             )
         queries = block.layer_norm2(queries + attn_out)
         # (3) MLP on the prompt tokens
@@ -211,7 +253,7 @@ def decode(
             )
         else:
             attn_out = _image_to_tokens(
-                block.cross_attn_image_to_token, keys + pos, queries + prompt, queries
+                block.cross_attn_image_to_token, keyed, queries + prompt, queries
             )
         keys = block.layer_norm4(keys + attn_out)  # (P, N, C) from here on
 
@@ -222,16 +264,11 @@ def decode(
 
     iou_out = queries[:, 0, :]
     mask_out = queries[:, 1 : 1 + dec.num_mask_tokens, :]
-    g = cache.grid
-    image = keys.transpose(1, 2).reshape(p, -1, g, g)
-    up = dec.activation(dec.upscale_layer_norm(dec.upscale_conv1(image)))
-    up = dec.activation(dec.upscale_conv2(up))
     selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
     hyper = torch.stack(
         [dec.output_hypernetworks_mlps[i](mask_out[:, i, :]) for i in selected], dim=1
     )
-    b, c, hh, ww = up.shape
-    logits = torch.bmm(hyper, up.reshape(b, c, hh * ww)).reshape(b, len(selected), hh, ww)
+    logits = _upscale_and_predict(dec, keys, hyper, cache.grid)
     iou = dec.iou_prediction_head(iou_out)
     iou = iou[:, 1:] if multimask else iou[:, :1]
     return logits, iou
