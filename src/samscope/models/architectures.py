@@ -99,6 +99,78 @@ def get_architecture(name: str) -> SamArchitecture:
         raise KeyError(f"unknown SAM architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
 
 
+def register_architecture(arch: SamArchitecture, *, replace: bool = False) -> SamArchitecture:
+    """Make an architecture known by name (so checkpoints and cards can refer to it).
+
+    Registering an architecture equal to the one already known under its name is a no-op, so
+    loading several checkpoints of one custom architecture is safe.
+
+    Parameters
+    ----------
+    arch : SamArchitecture
+        The architecture; ``arch.name`` is its key.
+    replace : bool
+        Allow replacing a *different* architecture of the same name.
+
+    Returns
+    -------
+    SamArchitecture
+        The registered architecture (the existing one when equal).
+
+    Raises
+    ------
+    ValueError
+        If another architecture has that name and ``replace`` is False, or the shape is invalid.
+    """
+    if not isinstance(arch, SamArchitecture):
+        raise TypeError(f"expected a SamArchitecture, got {type(arch).__name__}")
+    if arch.image_size % arch.patch_size or arch.hidden_size % arch.num_heads:
+        raise ValueError(
+            f"architecture {arch.name!r}: image_size must be a multiple of patch_size and "
+            "hidden_size a multiple of num_heads"
+        )
+    if any(not 0 <= i < arch.num_layers for i in arch.global_attn_indexes):
+        raise ValueError(
+            f"architecture {arch.name!r}: global_attn_indexes {arch.global_attn_indexes} must "
+            f"lie in 0..{arch.num_layers - 1}"
+        )
+    known = ARCHITECTURES.get(arch.name)
+    if known is not None and not replace:
+        if known == arch:
+            return known
+        raise ValueError(
+            f"an architecture called {arch.name!r} is already registered with other "
+            "hyper-parameters (pass replace=True, or choose another name)"
+        )
+    ARCHITECTURES[arch.name] = arch
+    return arch
+
+
+def architecture_to_dict(arch: SamArchitecture) -> dict:
+    """The fields of ``arch`` as plain values (tuples as lists), without ``extra``."""
+    from dataclasses import fields
+
+    return {
+        f.name: list(v) if isinstance(v := getattr(arch, f.name), tuple) else v
+        for f in fields(arch)
+        if f.name != "extra"
+    }
+
+
+def architecture_from_dict(values: dict) -> SamArchitecture:
+    """Inverse of :func:`architecture_to_dict` (unknown keys are a ``ValueError``)."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(SamArchitecture)} - {"extra"}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"unknown architecture field(s) {unknown}; valid: {sorted(names)}")
+    kwargs = dict(values)
+    if "global_attn_indexes" in kwargs:
+        kwargs["global_attn_indexes"] = tuple(int(i) for i in kwargs["global_attn_indexes"])
+    return SamArchitecture(**kwargs)
+
+
 def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
     """Build a randomly initialised ``transformers.SamModel`` of the given architecture.
 

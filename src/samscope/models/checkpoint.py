@@ -16,6 +16,20 @@ Formats samscope reads (:func:`detect_format` names them):
 ``transformers``
     ``transformers.SamModel``'s own state dict (``vision_encoder.*``, …), optionally with
     ``instance_head.*`` keys for the head (what :func:`save_checkpoint` writes as safetensors).
+``samscope``
+    samscope's self-describing file (what ``samscope train`` writes)::
+
+        {"format": "samscope", "format_version": 1,
+         "architecture": {SamArchitecture fields}, "card": {ModelCard fields},
+         "model_state": transformers keys,
+         "instance_head_state": … | None, "distance_head_state": … | None,
+         "distance_head_config": {constructor keywords} | None,
+         "lora": {"rank", "alpha", "scaling", "state": {"<module>.lora_A"/"lora_B": …}} | None,
+         "training": {"config", "step", "best_metric", optimiser state, …} | None}
+
+    The architecture travels with the weights, so custom architectures rebuild without being
+    registered first. ``model_state`` holds the base weights; a LoRA training checkpoint keeps its
+    factors apart under ``lora`` and they are folded in on loading (``W + alpha/r · B A``).
 
 Files are read with ``torch.load(..., weights_only=True)``: nothing in them is executed. Python
 objects a training checkpoint pickles besides its weights (loss functions, datasets) are replaced
@@ -36,13 +50,16 @@ from torch import nn
 from samscope.errors import CheckpointError
 from samscope.models.architectures import ARCHITECTURES, SamArchitecture
 
-Format = Literal["segment-anything", "micro-sam", "unetr-decoder", "transformers"]
+Format = Literal["segment-anything", "micro-sam", "unetr-decoder", "transformers", "samscope"]
 StateDict = dict[str, torch.Tensor]
 
 #: How many missing / unexpected keys an error message lists.
 MAX_LISTED_KEYS = 20
 
 HEAD_PREFIX = "instance_head."
+
+#: Version of the ``samscope`` checkpoint layout this code writes (and the newest it reads).
+SAMSCOPE_FORMAT_VERSION = 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,11 +323,24 @@ class ConvertedCheckpoint:
         ``transformers.SamModel`` state dict (None for a decoder-only file).
     decoder_state : dict or None
         Instance-head state dict (``torch_em`` UNETR decoder keys), if the file has one.
+    architecture : SamArchitecture or None
+        The architecture stored in a ``samscope`` file (None for other formats: inferred).
+    card : dict or None
+        The model card's fields stored in a ``samscope`` file.
+    distance_state, distance_config : dict or None
+        Distance-map head weights and constructor keywords (``samscope`` files).
+    training : dict or None
+        Training state of a ``samscope`` training checkpoint (config, step, optimiser, …).
     """
 
     format: Format
     sam_state: StateDict | None
     decoder_state: StateDict | None = None
+    architecture: SamArchitecture | None = None
+    card: dict | None = None
+    distance_state: StateDict | None = None
+    distance_config: dict | None = None
+    training: dict | None = None
 
 
 def _is_tensor_dict(obj) -> bool:
@@ -327,6 +357,8 @@ def detect_format(obj) -> Format:
     CheckpointError
         If it is none of the formats samscope reads.
     """
+    if isinstance(obj, Mapping) and obj.get("format") == "samscope":
+        return "samscope"
     if isinstance(obj, Mapping) and "model_state" in obj:
         return "micro-sam"
     if isinstance(obj, Mapping) and "decoder_state" in obj:
@@ -351,6 +383,8 @@ def detect_format(obj) -> Format:
 def convert_checkpoint(obj) -> ConvertedCheckpoint:
     """Convert a loaded checkpoint object (any format samscope reads) to samscope's layout."""
     fmt = detect_format(obj)
+    if fmt == "samscope":
+        return _convert_samscope(obj)
     if fmt == "micro-sam":
         model_state = obj["model_state"]
         if not _is_tensor_dict(model_state):
@@ -373,6 +407,52 @@ def convert_checkpoint(obj) -> ConvertedCheckpoint:
         sam[_TIED_KEY] = sam[_SHARED_KEY]
     head = {k[len(HEAD_PREFIX):]: v for k, v in obj.items() if k.startswith(HEAD_PREFIX)}
     return ConvertedCheckpoint(fmt, sam, head or None)
+
+
+def _convert_samscope(obj: Mapping) -> ConvertedCheckpoint:
+    from samscope.models.architectures import architecture_from_dict
+
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > SAMSCOPE_FORMAT_VERSION:
+        raise CheckpointError(
+            f"samscope checkpoint format_version {version!r} is newer than this samscope reads "
+            f"({SAMSCOPE_FORMAT_VERSION}); upgrade samscope"
+        )
+    try:
+        arch = architecture_from_dict(dict(obj["architecture"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"samscope checkpoint has no valid 'architecture': {err}") from None
+    state = obj.get("model_state")
+    if not _is_tensor_dict(state):
+        raise CheckpointError("samscope checkpoint: 'model_state' is not a state dict of tensors")
+    sam = dict(state)
+    lora = obj.get("lora")
+    if lora:
+        from samscope.models.lora import merge_lora_state
+
+        try:
+            sam = merge_lora_state(sam, lora["state"], float(lora["scaling"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"samscope checkpoint: invalid 'lora' entry: {err}") from None
+    if _SHARED_KEY in sam and _TIED_KEY not in sam:
+        sam[_TIED_KEY] = sam[_SHARED_KEY]
+    heads = {}
+    for key in ("instance_head_state", "distance_head_state"):
+        value = obj.get(key)
+        if value is not None and not _is_tensor_dict(value):
+            raise CheckpointError(f"samscope checkpoint: {key!r} is not a state dict of tensors")
+        heads[key] = dict(value) if value else None
+    card = obj.get("card")
+    return ConvertedCheckpoint(
+        "samscope",
+        sam,
+        heads["instance_head_state"],
+        architecture=arch,
+        card=dict(card) if isinstance(card, Mapping) else None,
+        distance_state=heads["distance_head_state"],
+        distance_config=dict(obj["distance_head_config"]) if obj.get("distance_head_config") else None,
+        training=dict(obj["training"]) if isinstance(obj.get("training"), Mapping) else None,
+    )
 
 
 def load_checkpoint(path: str | Path) -> ConvertedCheckpoint:
@@ -483,7 +563,11 @@ def save_checkpoint(
     sam: nn.Module,
     *,
     instance_head: nn.Module | None = None,
-    format: Literal["micro-sam", "segment-anything", "safetensors"] = "micro-sam",
+    format: Literal["micro-sam", "segment-anything", "safetensors", "samscope"] = "micro-sam",
+    distance_head: nn.Module | None = None,
+    architecture: SamArchitecture | None = None,
+    card=None,
+    training: dict | None = None,
 ) -> Path:
     """Write a model so that samscope — and, for the torch formats, µSAM — can load it.
 
@@ -495,16 +579,33 @@ def save_checkpoint(
         The network.
     instance_head : InstanceDistanceHead, optional
         Written as ``decoder_state`` (``micro-sam``) or under ``instance_head.*`` (safetensors).
-    format : {"micro-sam", "segment-anything", "safetensors"}
+    format : {"micro-sam", "segment-anything", "safetensors", "samscope"}
         ``micro-sam``: ``{"model_state": …, "decoder_state": …}`` with segment-anything keys;
         ``segment-anything``: a plain segment-anything state dict (no head); ``safetensors``:
-        transformers keys.
+        transformers keys; ``samscope``: the self-describing layout in the module docstring
+        (written atomically: a temporary file, then a rename).
+    distance_head : torch.nn.Module, optional
+        Distance-map head (``samscope`` format only); its constructor keywords are taken from
+        its ``config()`` method when it has one.
+    architecture : SamArchitecture, optional
+        ``samscope`` format: the architecture (default: the card's, else inferred from shapes).
+    card : ModelCard, optional
+        ``samscope`` format: the model card to store.
+    training : dict, optional
+        ``samscope`` format: training state (plain values and tensors only).
 
     Returns
     -------
     Path
     """
     path = Path(path)
+    if format == "samscope":
+        return _save_samscope(
+            path, sam, instance_head=instance_head, distance_head=distance_head,
+            architecture=architecture, card=card, training=training,
+        )  # fmt: skip
+    if distance_head is not None or training is not None:
+        raise CheckpointError(f"the {format} format has no place for a distance head or training state")
     state = {k: v.detach().cpu().contiguous() for k, v in sam.state_dict().items()}
     head = (
         {k: v.detach().cpu().contiguous() for k, v in instance_head.state_dict().items()}
@@ -529,4 +630,91 @@ def save_checkpoint(
         torch.save(out, path)
     else:
         raise ValueError(f"unknown format {format!r}")
+    return path
+
+
+def _cpu_state(module: nn.Module) -> StateDict:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def card_to_dict(card) -> dict:
+    """A :class:`~samscope.models.card.ModelCard` as nested plain values."""
+    from dataclasses import asdict
+
+    return asdict(card)
+
+
+def card_from_dict(values: Mapping):
+    """Inverse of :func:`card_to_dict`; unknown keys are a :class:`CheckpointError`."""
+    from dataclasses import fields
+
+    from samscope.models.card import AutomaticDefaults, ModelCard, Normalisation
+
+    def build(cls, data):
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise CheckpointError(f"model card: unknown field(s) {unknown} for {cls.__name__}")
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+    data = build(ModelCard, values)
+    if isinstance(data.get("normalisation"), Mapping):
+        data["normalisation"] = Normalisation(**build(Normalisation, data["normalisation"]))
+    if isinstance(data.get("automatic"), Mapping):
+        data["automatic"] = AutomaticDefaults(**build(AutomaticDefaults, data["automatic"]))
+    try:
+        return ModelCard(**data)
+    except TypeError as err:
+        raise CheckpointError(f"invalid model card in checkpoint: {err}") from None
+
+
+def _save_samscope(
+    path: Path, sam: nn.Module, *, instance_head, distance_head, architecture, card, training
+) -> Path:
+    import os
+    import tempfile
+
+    from samscope.models.architectures import architecture_to_dict, get_architecture
+    from samscope.models.lora import lora_settings_of, split_lora_state
+
+    base, factors = split_lora_state(_cpu_state(sam))
+    base.pop(_TIED_KEY, None)
+    if architecture is None:
+        architecture = (
+            get_architecture(card.architecture) if card is not None
+            else infer_architecture({**base, _TIED_KEY: base.get(_SHARED_KEY)})
+        )  # fmt: skip
+    lora = None
+    if factors:
+        settings = lora_settings_of(sam)
+        if settings is None:  # pragma: no cover - factors imply LoRA layers
+            raise CheckpointError("LoRA factors without LoRA layers")
+        lora = {
+            "rank": settings.rank, "alpha": settings.alpha, "scaling": settings.scaling,
+            "dropout": settings.dropout, "targets": list(settings.targets), "state": factors,
+        }  # fmt: skip
+    distance_config = None
+    if distance_head is not None and callable(getattr(distance_head, "config", None)):
+        distance_config = dict(distance_head.config())
+    out = {
+        "format": "samscope",
+        "format_version": SAMSCOPE_FORMAT_VERSION,
+        "architecture": architecture_to_dict(architecture),
+        "card": card_to_dict(card) if card is not None else None,
+        "model_state": base,
+        "instance_head_state": _cpu_state(instance_head) if instance_head is not None else None,
+        "distance_head_state": _cpu_state(distance_head) if distance_head is not None else None,
+        "distance_head_config": distance_config,
+        "lora": lora,
+        "training": training,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(out, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path

@@ -522,6 +522,36 @@ def resolve_checkpoint(
     return card, _verified(card.name, files[0], download=download)
 
 
+def _samscope_card(path: Path, converted) -> ModelCard:
+    """The card stored in a samscope-format checkpoint (its architecture registered on the way)."""
+    from samscope.models.architectures import register_architecture
+    from samscope.models.checkpoint import card_from_dict
+
+    try:
+        arch = register_architecture(converted.architecture)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    head = converted.decoder_state is not None
+    if converted.card is not None:
+        card = card_from_dict(converted.card)
+        if card.architecture != arch.name:
+            raise CheckpointError(
+                f"{path}: its card says architecture {card.architecture!r} but it stores {arch.name!r}"
+            )
+    else:
+        card = ModelCard(name=path.stem, architecture=arch.name)
+    return replace(
+        card,
+        description=card.description or f"local checkpoint {path.name} (samscope)",
+        urls=(),
+        known_hash=file_hash(path),
+        filename=path.name,
+        source="local",
+        shipped=None,
+        has_instance_head=head,
+    )
+
+
 def _card_for_file(path: Path, converted, base: ModelCard | None = None) -> ModelCard:
     from samscope.models.checkpoint import infer_architecture
 
@@ -530,7 +560,17 @@ def _card_for_file(path: Path, converted, base: ModelCard | None = None) -> Mode
             f"{path} holds only an instance decoder, no SAM weights; load the SAM weights and "
             "pass a file that has both (µSAM's {'model_state', 'decoder_state'} format)"
         )
-    arch = infer_architecture(converted.sam_state)
+    if converted.format == "samscope" and base is None:
+        return _samscope_card(path, converted)
+    if converted.architecture is not None:
+        from samscope.models.architectures import register_architecture
+
+        try:
+            arch = register_architecture(converted.architecture)
+        except ValueError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+    else:
+        arch = infer_architecture(converted.sam_state)
     head = converted.decoder_state is not None
     digest = file_hash(path)
     if base is not None:
@@ -647,6 +687,7 @@ def load_model(
 
     device = device or _default_device()
     decoder_state = None
+    converted = None
     if checkpoint is not None:
         if _looks_like_path(name_or_path):
             raise InputError("with checkpoint=FILE, give a registered model name, not a path")
@@ -680,4 +721,23 @@ def load_model(
 
     sam = _build_with_weights(card.architecture, sam_state)
     head = InstanceDistanceHead.from_state_dict(decoder_state) if decoder_state is not None else None
-    return SamscopeModel(sam, card, instance_head=head, device=device)
+    distance = _distance_head(converted) if converted is not None else None
+    return SamscopeModel(sam, card, instance_head=head, distance_head=distance, device=device)
+
+
+def _distance_head(converted):
+    """The distance-map head of a samscope checkpoint, or None."""
+    if converted.distance_state is None:
+        return None
+    from samscope.models.checkpoint import load_state_dict_strict
+
+    try:
+        from samscope.models.distance_head import DistanceMapHead
+    except ImportError as err:  # pragma: no cover - the module ships with samscope
+        raise CheckpointError(f"this checkpoint has a distance-map head, which needs {err}") from None
+    try:
+        head = DistanceMapHead(**(converted.distance_config or {}))
+    except TypeError as err:
+        raise CheckpointError(f"cannot rebuild the distance-map head: {err}") from None
+    load_state_dict_strict(head, converted.distance_state, what="distance-map head")
+    return head.eval()

@@ -31,6 +31,8 @@ class SamscopeModel:
         What the model is.
     instance_head : torch.nn.Module, optional
         Instance-distance decoder on the image encoder (foreground, centre and boundary distance).
+    distance_head : torch.nn.Module, optional
+        Distance-map head (SAMCell-style), when the checkpoint has one.
     device : str or torch.device
         Where to run.
     """
@@ -41,6 +43,7 @@ class SamscopeModel:
         card: ModelCard,
         *,
         instance_head: torch.nn.Module | None = None,
+        distance_head: torch.nn.Module | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         self.card = card
@@ -49,6 +52,9 @@ class SamscopeModel:
         self.sam = sam.to(self.device).eval()
         self.instance_head = (
             instance_head.to(self.device).eval() if instance_head is not None else None
+        )
+        self.distance_head = (
+            distance_head.to(self.device).eval() if distance_head is not None else None
         )
 
     @property
