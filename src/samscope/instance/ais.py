@@ -92,6 +92,27 @@ def _require_head(model: SamscopeModel, mode: str, attribute: str):
     return getattr(model, attribute)
 
 
+def _check_tile(embeddings: ImageEmbeddings, plane: int, tile: int) -> None:
+    if not 0 <= plane < embeddings.n_planes:
+        raise InputError(f"plane {plane} out of range: the image has {embeddings.n_planes}")
+    if not 0 <= tile < len(embeddings.tiles):
+        raise InputError(f"tile {tile} out of range: the embeddings have {len(embeddings.tiles)}")
+
+
+def constant_tile(embeddings: ImageEmbeddings, plane: int = 0, tile: int = 0) -> bool:
+    """Whether the image region behind an embedding has a single value (nothing to segment).
+
+    Known only when the embeddings still reference their image (``embeddings.source``, as
+    :func:`~samscope.embeddings.compute_embeddings` leaves it); False otherwise.
+    """
+    data = embeddings.source
+    if data is None:
+        return False
+    region = data if embeddings.axes in ("YX", "YXC") else data[plane]
+    region = np.asarray(region[embeddings.tiles[tile].outer_slices])
+    return bool(region.size == 0 or np.all(region == region.flat[0]))
+
+
 def predict_ais_maps(
     model: SamscopeModel, embeddings: ImageEmbeddings, *, plane: int = 0, tile: int = 0
 ) -> np.ndarray:
@@ -119,8 +140,7 @@ def predict_ais_maps(
     from samscope.models.heads import to_original
 
     head = _require_head(model, "ais", "instance_head")
-    if not 0 <= tile < len(embeddings.tiles):
-        raise InputError(f"tile {tile} out of range: the embeddings have {len(embeddings.tiles)}")
+    _check_tile(embeddings, plane, tile)
     transform = embeddings.transform(tile)
     emb = embeddings.get(plane, tile).to(model.device)
     with torch.inference_mode():
@@ -177,9 +197,13 @@ def segment_ais(
     Returns
     -------
     Instances
-        Labels of shape ``(h, w)``, the tile's outer region (the image when untiled).
+        Labels of shape ``(h, w)``, the tile's outer region (the image when untiled); empty,
+        without running the network, when that region of the image is constant.
     """
     cfg = (config if config is not None else AISConfig()).resolve(model.card.automatic)
     _require_head(model, "ais", "instance_head")
+    _check_tile(embeddings, plane, tile)
+    if constant_tile(embeddings, plane, tile):
+        return Instances.empty(embeddings.tiles[tile].outer_shape, mode="ais")
     maps = predict_ais_maps(model, embeddings, plane=plane, tile=tile)
     return ais_from_maps(maps, config=cfg)
