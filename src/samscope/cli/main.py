@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "samscope.cli.models",  # models list|info|fetch|import
     "samscope.cli.simulate",  # simulate mitochondria|nuclei|cells
     "samscope.cli.evaluate",  # evaluate, evaluate-interactive
+    "samscope.cli.train",
 )
 
 

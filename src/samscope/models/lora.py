@@ -30,6 +30,7 @@ __all__ = [
     "LoraSettings",
     "add_lora",
     "has_lora",
+    "join_lora_state",
     "lora_parameters",
     "lora_settings_of",
     "merge_lora",
@@ -161,7 +162,7 @@ def merge_lora(sam: nn.Module) -> nn.Module:
 
 
 def split_lora_state(
-    state: Mapping[str, torch.Tensor], scaling: float | None = None
+    state: Mapping[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Separate a state dict of a LoRA-wrapped model into base weights and LoRA factors.
 
@@ -170,8 +171,6 @@ def split_lora_state(
     state : mapping
         ``model.state_dict()`` with peft's keys (``….qkv.base_layer.weight``,
         ``….qkv.lora_A.default.weight``, ``….qkv.lora_B.default.weight``).
-    scaling : float, optional
-        Unused; kept for symmetry with :func:`merge_lora_state`.
 
     Returns
     -------
@@ -190,6 +189,28 @@ def split_lora_state(
         else:
             base[key] = value
     return base, factors
+
+
+def join_lora_state(
+    base: Mapping[str, torch.Tensor], factors: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`split_lora_state`: peft's keys for a LoRA-wrapped model.
+
+    Weights and biases of the layers that have factors move under ``base_layer``; the factors
+    get peft's adapter name.
+    """
+    out: dict[str, torch.Tensor] = {}
+    wrapped = {k.rsplit(".lora_", 1)[0] for k in factors}
+    for key, value in base.items():
+        module, _, param = key.rpartition(".")
+        if module in wrapped and param in ("weight", "bias"):
+            out[f"{module}.base_layer.{param}"] = value
+        else:
+            out[key] = value
+    for key, value in factors.items():
+        module, which = key.rsplit(".lora_", 1)
+        out[f"{module}.lora_{which}.{_ADAPTER}.weight"] = value
+    return out
 
 
 def merge_lora_state(
