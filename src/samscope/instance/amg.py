@@ -1,0 +1,842 @@
+"""Automatic mask generation (SAM's AMG): point prompts → filtered, de-duplicated masks.
+
+Two stages, so thresholds can be changed and searched without the network:
+
+1. :func:`amg_predict` decodes point prompts in batches on cached image embeddings and keeps,
+   for every candidate mask (``K`` = 3 per point with ``multimask``), its predicted IoU, its
+   stability score and its *low-resolution* logits cropped to the mask (one node of margin) —
+   an :class:`AMGPrediction`. Nothing is upsampled here.
+2. :func:`amg_postprocess` filters on predicted IoU and stability, upsamples only the survivors
+   (with the exact bilinear geometry of :func:`samscope.prompting.upscale_logits`, evaluated on
+   the crop alone), drops masks at inner crop edges, runs box NMS per crop and across crops, the
+   optional small-region clean-up, and builds :class:`~samscope.instance.instances.Instances`
+   (overlapping masks kept, scored by predicted IoU).
+
+Schedules (``AMGConfig.schedule``):
+
+- ``"grid"``: SAM's regular ``points_per_side²`` grid per crop, as SAM and µSAM.
+- ``"foreground"``: the same grid points, but only those on foreground, decoded in order of
+  decreasing foreground evidence, in small batches; before each batch, points that lie inside a
+  mask already accepted (the best candidate of a decoded point that passes the IoU and stability
+  thresholds) are skipped. Foreground evidence is the instance head's foreground probability
+  when the model has one (``foreground="head"``, threshold ``card.automatic.foreground_thresh``),
+  else the image intensity (``foreground="image"``: percentile-normalised, Gaussian-smoothed,
+  foreground above Otsu's threshold — bright objects on a dark background, as fluorescence). On a
+  sparse image this decodes a small fraction of the grid. Its prediction depends on the IoU and
+  stability thresholds given at prediction time (they decide coverage); re-thresholding later
+  filters the same candidates.
+
+Differences from SAM/µSAM, by design: the stability score is computed on the low-resolution
+logits; boxes are exact-end boxes of the upsampled masks; the label image paints higher predicted
+IoU on top (µSAM paints larger masks first).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from samscope.errors import InputError
+from samscope.instance.instances import CroppedMasks, Instances
+from samscope.instance.postprocess import (
+    box_nms,
+    boxes_near_edge,
+    remove_small_regions,
+    select,
+    upsample_logit_crop,
+)
+from samscope.models.card import AutomaticDefaults
+
+__all__ = ["AMGConfig", "AMGPrediction", "amg_postprocess", "amg_predict", "segment_amg"]
+
+_SCHEDULES = ("grid", "foreground")
+_FOREGROUND = ("auto", "head", "image")
+
+
+@dataclass(frozen=True)
+class AMGConfig:
+    """Options of automatic mask generation (field names are the CLI flags).
+
+    Attributes
+    ----------
+    points_per_side : int
+        Grid of ``points_per_side²`` point prompts per crop (SAM: 32).
+    points_per_batch : int
+        Prompts decoded per batch for the grid schedule (SAM: 64).
+    pred_iou_thresh : float or None
+        Keep masks with predicted IoU ``>`` this; None = the model card's default.
+    stability_score_thresh : float or None
+        Keep masks with stability ``>=`` this; None = the model card's default.
+    stability_score_offset : float
+        Logit shift for the stability score (SAM: 1.0).
+    box_nms_thresh : float or None
+        Box IoU above which the lower-IoU mask is dropped; None = the card's (0.7 for SAM).
+    crop_nms_thresh : float
+        Box NMS between crop layers (prefers smaller crops).
+    min_mask_area : int
+        SAM's ``min_mask_region_area``: fill holes and remove islands smaller than this, then
+        re-run NMS preferring unchanged masks. 0 = off.
+    min_size : int
+        Drop final masks with fewer pixels. 0 = off.
+    crop_n_layers : int
+        Extra layers of crops (layer ``i`` has ``(2^i)²`` crops, each embedded again; needs the
+        image). 0 = the whole tile only.
+    crop_overlap_ratio : float
+        Overlap of neighbouring crops relative to the short side (SAM: 512 / 1500).
+    crop_n_points_downscale_factor : int
+        Points per side in layer ``i`` are divided by this to the power ``i``.
+    multimask : bool
+        Three ambiguity-aware masks per point (SAM) or one.
+    schedule : {"grid", "foreground"}
+        Which points are decoded (module docstring).
+    foreground : {"auto", "head", "image"}
+        Foreground evidence for the foreground schedule; ``auto`` = the head when the model has
+        one, else the image.
+    foreground_thresh : float or None
+        Foreground cut-off (head probability, or normalised intensity in [0, 1]); None = the
+        card's ``foreground_thresh`` for the head, Otsu's threshold for the image.
+    foreground_batch : int
+        Prompts per batch for the foreground schedule (smaller batches skip more points).
+    """
+
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float | None = None
+    stability_score_thresh: float | None = None
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float | None = None
+    crop_nms_thresh: float = 0.7
+    min_mask_area: int = 0
+    min_size: int = 0
+    crop_n_layers: int = 0
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+    multimask: bool = True
+    schedule: str = "grid"
+    foreground: str = "auto"
+    foreground_thresh: float | None = None
+    foreground_batch: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("points_per_side", "points_per_batch", "foreground_batch"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "pred_iou_thresh",
+            "stability_score_thresh",
+            "box_nms_thresh",
+            "crop_nms_thresh",
+            "foreground_thresh",
+        ):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and 0.0 <= value <= 1.0):
+                raise InputError(f"{name} must lie in [0, 1], got {value}")
+        if not (np.isfinite(self.stability_score_offset) and self.stability_score_offset >= 0):
+            raise InputError(f"stability_score_offset must be >= 0, got {self.stability_score_offset}")
+        for name in ("min_mask_area", "min_size", "crop_n_layers"):
+            if int(getattr(self, name)) < 0:
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.crop_overlap_ratio < 1.0:
+            raise InputError(f"crop_overlap_ratio must lie in [0, 1), got {self.crop_overlap_ratio}")
+        if self.crop_n_points_downscale_factor < 1:
+            raise InputError("crop_n_points_downscale_factor must be >= 1")
+        if self.schedule not in _SCHEDULES:
+            raise InputError(f"schedule must be one of {_SCHEDULES}, got {self.schedule!r}")
+        if self.foreground not in _FOREGROUND:
+            raise InputError(f"foreground must be one of {_FOREGROUND}, got {self.foreground!r}")
+
+    def thresholds(self, defaults: AutomaticDefaults) -> tuple[float, float, float]:
+        """``(pred_iou, stability, box_nms)`` thresholds, None replaced by ``defaults``."""
+        return (
+            defaults.pred_iou_thresh if self.pred_iou_thresh is None else self.pred_iou_thresh,
+            defaults.stability_score_thresh
+            if self.stability_score_thresh is None
+            else self.stability_score_thresh,
+            defaults.box_nms_thresh if self.box_nms_thresh is None else self.box_nms_thresh,
+        )
+
+
+@dataclass(frozen=True)
+class AMGPrediction:
+    """Decoder output of AMG, enough to re-threshold without the network.
+
+    Candidate ``i`` is mask ``k`` of a decoded point; its low-resolution logits are kept only
+    inside ``low_boxes[i]`` (the nodes above 0 plus one node of margin, clipped to the nodes that
+    cover the crop); candidates with no node above 0 are not kept.
+
+    Attributes
+    ----------
+    image_shape : (int, int)
+        ``(H, W)`` of the segmented region (the tile's outer region).
+    crop_boxes : ndarray of int64, (c, 4)
+        ``(y0, x0, y1, x1)`` of each crop in image coordinates (row 0 = the whole region).
+    input_size, low_res : int
+        Encoder input side ``S`` and decoder logit side ``L``.
+    crop_index : ndarray of int64, (n,)
+        Crop of each candidate.
+    points : ndarray of float64, (n, 2)
+        ``(y, x)`` of the prompt in image coordinates.
+    iou : ndarray of float32, (n,)
+        Predicted IoU.
+    stability : ndarray of float32, (n,)
+        Stability score at ``stability_offset`` (low-resolution logits).
+    low_boxes : ndarray of int64, (n, 4)
+        ``(r0, c0, r1, c1)`` of the kept logits on the ``L × L`` grid.
+    logits : tuple of ndarray of float32
+        ``logits[i].shape == (r1 - r0, c1 - c0)``.
+    stability_offset : float
+    defaults : AutomaticDefaults
+        The model card's thresholds (used where the config leaves them None).
+    n_prompts : int
+        Point prompts decoded (the network's work).
+    n_points : int
+        Grid points considered (decoded or skipped).
+    """
+
+    image_shape: tuple[int, int]
+    crop_boxes: np.ndarray
+    input_size: int
+    low_res: int
+    crop_index: np.ndarray
+    points: np.ndarray
+    iou: np.ndarray
+    stability: np.ndarray
+    low_boxes: np.ndarray
+    logits: tuple[np.ndarray, ...]
+    stability_offset: float = 1.0
+    defaults: AutomaticDefaults = field(default_factory=AutomaticDefaults)
+    n_prompts: int = 0
+    n_points: int = 0
+
+    def __len__(self) -> int:
+        return len(self.iou)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the stored logits and arrays."""
+        arrays = (self.crop_index, self.points, self.iou, self.stability, self.low_boxes)
+        return sum(a.nbytes for a in self.logits) + sum(a.nbytes for a in arrays)
+
+    @classmethod
+    def empty(
+        cls, image_shape: tuple[int, int], input_size: int, low_res: int, defaults: AutomaticDefaults
+    ) -> AMGPrediction:
+        """No candidates (an empty or constant image)."""
+        h, w = image_shape
+        return cls(
+            tuple(image_shape), np.array([[0, 0, h, w]], np.int64), input_size, low_res,
+            np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.float32),
+            np.zeros(0, np.float32), np.zeros((0, 4), np.int64), (), defaults=defaults,
+        )  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------
+# geometry
+# -------------------------------------------------------------------------------------------
+
+
+def point_grid(n_per_side: int) -> np.ndarray:
+    """SAM's grid: ``(n², 2)`` points ``(y, x)`` in [0, 1], cell centres, row-major."""
+    side = np.linspace(1 / (2 * n_per_side), 1 - 1 / (2 * n_per_side), n_per_side)
+    yy, xx = np.meshgrid(side, side, indexing="ij")
+    return np.stack([yy.ravel(), xx.ravel()], axis=1)
+
+
+def crop_boxes(shape: tuple[int, int], n_layers: int, overlap_ratio: float):
+    """SAM's crop boxes ``(y0, x0, y1, x1)`` and their layer, the whole image first."""
+    h, w = shape
+    boxes, layers = [(0, 0, h, w)], [0]
+    for i in range(n_layers):
+        n = 2 ** (i + 1)
+        overlap = int(overlap_ratio * min(h, w) * (2 / n))
+        ch = int(math.ceil((overlap * (n - 1) + h) / n))
+        cw = int(math.ceil((overlap * (n - 1) + w) / n))
+        for x0 in (int((cw - overlap) * j) for j in range(n)):  # SAM's order: x outer, y inner
+            for y0 in (int((ch - overlap) * j) for j in range(n)):
+                boxes.append((y0, x0, min(y0 + ch, h), min(x0 + cw, w)))
+                layers.append(i + 1)
+    return np.array(boxes, np.int64), layers
+
+
+def _valid_nodes(transform, low_res: int) -> tuple[int, int]:
+    """Low-resolution rows/columns whose values reach the image (the rest is padding)."""
+    fy, fx = transform.factors
+    h, w = transform.original_shape
+    sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
+    return min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
+
+
+# -------------------------------------------------------------------------------------------
+# decoding
+# -------------------------------------------------------------------------------------------
+
+
+class _PointDecoder:
+    """Decode single-point prompts on one image embedding, as fast as this CPU allows.
+
+    SAM's mask decoder repeats work on the ``N = g²`` image tokens for every prompt. Besides what
+    :meth:`SamscopeModel.prepare_decoder` caches per image, this decoder reassociates the
+    products that touch the image tokens so no ``(P, N, I)`` projection is ever formed: with
+    ``T`` prompt tokens and ``H`` heads, ``H·T`` (= 56 for a point) is less than the attention
+    width ``I`` (= 128), so e.g. the token→image scores ``q_h·W_k,h(x_n + p_n)`` are computed as
+    ``(W_k,hᵀ q_h)·(x_n + p_n)``, the values as ``W_v,h(Σ_n a_n x_n)``, and the image→token output
+    as ``Σ_h A_h (V_h W_o,hᵀ)`` (softmax rows sum to one, so biases fold into small matrices). The
+    image-token tensors are processed a few prompts at a time so they stay in cache, and the
+    up-scaling runs channels-last as two matrix products. Same arithmetic as
+    :func:`samscope.models.decoder.decode` up to float rounding (tested to 1e-5 relative); models
+    whose decoder differs from SAM's two-block layout fall back to ``model.decode``.
+    """
+
+    #: prompts per pass over the image tokens (keeps ``(chunk, N, C)`` tensors in cache)
+    chunk = 2
+
+    def __init__(self, model, embedding: torch.Tensor) -> None:
+        self.model = model
+        self.cache = model.prepare_decoder(embedding)
+        dec = model.sam.mask_decoder
+        layers = dec.transformer.layers
+        self.fast = (
+            len(layers) == 2
+            and layers[0].skip_first_layer_pe
+            and not layers[1].skip_first_layer_pe
+            and isinstance(dec.upscale_conv1, torch.nn.ConvTranspose2d)
+            and tuple(dec.upscale_conv1.kernel_size) == (2, 2)
+            and tuple(dec.upscale_conv2.kernel_size) == (2, 2)
+        )
+        if self.fast:
+            self._prepare(dec)
+
+    def _prepare(self, dec) -> None:
+        with torch.inference_mode():
+            self.dec, self.tw = dec, dec.transformer
+            self.C = self.cache.tokens.shape[-1]
+            self.H = self.tw.layers[0].cross_attn_image_to_token.num_attention_heads
+            self.pos = self.cache.pos[0]  # (N, C)
+            w1 = dec.upscale_conv1.weight  # (C, C4, 2, 2) -> (C, 2·2·C4), channels last
+            self.c4, self.c8 = w1.shape[1], dec.upscale_conv2.weight.shape[1]
+            self.w1 = w1.permute(0, 2, 3, 1).reshape(self.C, -1).contiguous()
+            self.b1 = dec.upscale_conv1.bias.repeat(4)
+            self.w2 = dec.upscale_conv2.weight.permute(0, 2, 3, 1).reshape(self.c4, -1).contiguous()
+            self.b2 = dec.upscale_conv2.bias.repeat(4)
+
+    def __call__(self, points_xy: np.ndarray, multimask: bool):
+        pts = torch.as_tensor(np.asarray(points_xy, np.float32)).reshape(-1, 1, 2)
+        labels = torch.ones(pts.shape[0], 1, dtype=torch.long)
+        sparse, _ = self.model.embed_prompts(points=pts, labels=labels)
+        if not self.fast:
+            return self.model.decode(self.cache, sparse, None, multimask=multimask)
+        with torch.inference_mode():
+            outs = [
+                self._decode(sparse[i : i + self.chunk], multimask)
+                for i in range(0, sparse.shape[0], self.chunk)
+            ]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    # -- attention, reassociated ----------------------------------------------------------
+    def _split(self, x):  # (P, T, I) -> (P, H, T, d)
+        p, t, i = x.shape
+        return x.reshape(p, t, self.H, i // self.H).transpose(1, 2)
+
+    def _image_to_tokens(self, attn, image, tok_key, tok_value, residual, shared_q=None):
+        """``residual + out_proj(attention of image rows over prompt tokens)``, (P, N, C)."""
+        h, c = self.H, self.C
+        k = self._split(attn.k_proj(tok_key))  # (P, H, T, d)
+        v = self._split(attn.v_proj(tok_value))
+        p, _, t, d = k.shape
+        # U[p, (h, t)] = v[p, h, t] W_o,hᵀ + b_o / H  (each head's softmax row sums to one)
+        u = torch.einsum("phtd,chd->phtc", v, attn.out_proj.weight.reshape(c, h, d))
+        u = (u + attn.out_proj.bias / h).reshape(p, h * t, c)
+        if shared_q is not None:  # first block: image queries cached, (H, N, d)
+            kk = (k * attn.scaling).transpose(0, 1).reshape(h, p * t, d)
+            s = torch.bmm(kk, shared_q.transpose(1, 2)).reshape(h, p, t, -1)
+            s = s.transpose(0, 1).contiguous()  # (P, H, T, N)
+        else:  # scores = (x_n + p_n)·(W_q,hᵀ k) + b_q,h·k
+            wq = attn.q_proj.weight.reshape(h, d, c)
+            kq = torch.einsum("phtd,hdc->phtc", k, wq).reshape(p, h * t, c) * attn.scaling
+            const = torch.einsum("phtd,hd->pht", k, attn.q_proj.bias.reshape(h, d))
+            base = (kq.reshape(p * h * t, c) @ self.pos.T).reshape(p, h * t, -1)
+            base += const.reshape(p, h * t, 1) * attn.scaling
+            s = torch.baddbmm(base, kq, image.transpose(1, 2)).reshape(p, h, t, -1)
+        s -= s.amax(dim=2, keepdim=True)  # softmax over the T tokens of each head
+        s.exp_()
+        s /= s.sum(dim=2, keepdim=True)
+        return torch.baddbmm(residual, s.reshape(p, h * t, -1).transpose(1, 2), u)
+
+    def _tokens_to_image(self, attn, query, image):
+        """out_proj(attention of prompt tokens over image rows ``image + pos``), (P, T, C)."""
+        h, c = self.H, self.C
+        q = self._split(attn.q_proj(query))  # (P, H, T, d)
+        p, _, t, d = q.shape
+        qk = torch.einsum("phtd,hdc->phtc", q, attn.k_proj.weight.reshape(h, d, c))
+        qk = qk.reshape(p, h * t, c) * attn.scaling  # b_k·q is constant per row: drops out
+        base = (qk.reshape(p * h * t, c) @ self.pos.T).reshape(p, h * t, -1)
+        a = torch.baddbmm(base, qk, image.transpose(1, 2)).softmax(dim=-1)  # (P, HT, N)
+        z = torch.bmm(a, image).reshape(p, h, t, c)  # Σ_n a_n x_n
+        out = torch.einsum("phtc,hdc->phtd", z, attn.v_proj.weight.reshape(h, d, c))
+        out = out + attn.v_proj.bias.reshape(h, 1, d)
+        return attn.out_proj(out.transpose(1, 2).reshape(p, t, h * d))
+
+    def _decode(self, sparse, multimask: bool):
+        from samscope.models.decoder import _self_attention, _tokens_to_image
+
+        dec, tw, cache = self.dec, self.tw, self.cache
+        b0, b1 = tw.layers
+        p = sparse.shape[0]
+        out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+        prompt = torch.cat([out_tokens.expand(p, -1, -1), sparse.to(out_tokens.dtype)], dim=1)
+        # block 0 (image keys/values/queries cached per image)
+        q = b0.layer_norm1(_self_attention(b0.self_attn, prompt, prompt))
+        attn = _tokens_to_image(b0.cross_attn_token_to_image, q + prompt, k=cache.key1, v=cache.value1)
+        q = b0.layer_norm2(q + attn)
+        q = b0.layer_norm3(q + b0.mlp(q))
+        keys = self._image_to_tokens(
+            b0.cross_attn_image_to_token, None, q + prompt, q,
+            cache.tokens.expand(p, -1, -1), shared_q=cache.query1[0],
+        )  # fmt: skip
+        keys = b0.layer_norm4(keys)
+        # block 1
+        q = b1.layer_norm1(q + _self_attention(b1.self_attn, q + prompt, q))
+        q = b1.layer_norm2(q + self._tokens_to_image(b1.cross_attn_token_to_image, q + prompt, keys))
+        q = b1.layer_norm3(q + b1.mlp(q))
+        keys = self._image_to_tokens(b1.cross_attn_image_to_token, keys, q + prompt, q, keys)
+        keys = b1.layer_norm4(keys)
+        # final attention, heads
+        attn = self._tokens_to_image(tw.final_attn_token_to_image, q + prompt, keys)
+        q = tw.layer_norm_final_attn(q + attn)
+        iou = dec.iou_prediction_head(q[:, 0, :])
+        selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
+        hyper = torch.stack([dec.output_hypernetworks_mlps[i](q[:, 1 + i, :]) for i in selected], 1)
+        # up-scaling: two 2×2 stride-2 transposed convolutions = per-pixel products, channels last
+        ln = dec.upscale_layer_norm
+        up = torch.addmm(self.b1, keys.reshape(-1, self.C), self.w1).reshape(-1, self.c4)
+        up = dec.activation(F.layer_norm(up, (self.c4,), ln.weight, ln.bias, ln.eps))
+        up = dec.activation(torch.addmm(self.b2, up, self.w2)).reshape(p, -1, self.c8)
+        logits = torch.bmm(up, hyper.transpose(1, 2))  # (P, pixels, K), pixels (i, j, a, b, a', b')
+        g, k = cache.grid, len(selected)
+        logits = logits.reshape(p, g, g, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        iou = iou[:, 1:] if multimask else iou[:, :1]
+        return logits.reshape(p, k, 4 * g, 4 * g), iou
+
+
+def _decode_batch(decoder, points_xy, multimask: bool):
+    """Decode ``(P, 2)`` points (x, y, input pixels) → (logits (P, K, L, L), iou (P, K)).
+
+    The seam tests replace to feed oracle decoder outputs or count prompts.
+    """
+    return decoder(points_xy, multimask)
+
+
+class _Candidates:
+    """Accumulates kept candidates of decoded batches (low-resolution, cropped)."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+        self.crop_index: list[np.ndarray] = []
+        self.points: list[np.ndarray] = []
+        self.iou: list[np.ndarray] = []
+        self.stability: list[np.ndarray] = []
+        self.low_boxes: list[np.ndarray] = []
+        self.logits: list[np.ndarray] = []
+
+    def add(self, logits, iou, points_yx: np.ndarray, crop: int, valid: tuple[int, int]):
+        """Add a batch; returns the indices (into this batch's P×K) that were kept."""
+        ny, nx = valid
+        p, k = iou.shape
+        lg = logits[:, :, :ny, :nx].reshape(p * k, ny, nx).float()
+        inter = (lg > self.offset).sum(dim=(1, 2))
+        union = (lg > -self.offset).sum(dim=(1, 2))
+        stab = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter, dtype=torch.float32))
+        pos = lg > 0
+        rows = pos.any(dim=2)
+        cols = pos.any(dim=1)
+        keep = np.flatnonzero(rows.any(dim=1).cpu().numpy())
+        rows_np, cols_np = rows.cpu().numpy(), cols.cpu().numpy()
+        lg_np = lg.cpu().numpy()
+        boxes = np.zeros((len(keep), 4), np.int64)
+        for j, i in enumerate(keep):
+            ys, xs = np.flatnonzero(rows_np[i]), np.flatnonzero(cols_np[i])
+            r0, c0 = max(ys[0] - 1, 0), max(xs[0] - 1, 0)
+            r1, c1 = min(ys[-1] + 2, ny), min(xs[-1] + 2, nx)
+            boxes[j] = (r0, c0, r1, c1)
+            self.logits.append(lg_np[i, r0:r1, c0:c1].copy())
+        self.low_boxes.append(boxes)
+        self.crop_index.append(np.full(len(keep), crop, np.int64))
+        self.points.append(np.repeat(points_yx, k, axis=0)[keep])
+        self.iou.append(iou.reshape(-1).float().cpu().numpy()[keep])
+        self.stability.append(stab.cpu().numpy().astype(np.float32)[keep])
+        return keep
+
+    def finish(self, **kw) -> AMGPrediction:
+        def cat(parts, shape, dtype):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
+
+        return AMGPrediction(
+            crop_index=cat(self.crop_index, (0,), np.int64),
+            points=cat(self.points, (0, 2), np.float64),
+            iou=cat(self.iou, (0,), np.float32),
+            stability=cat(self.stability, (0,), np.float32),
+            low_boxes=cat(self.low_boxes, (0, 4), np.int64),
+            logits=tuple(self.logits),
+            stability_offset=self.offset,
+            **kw,
+        )
+
+
+def _is_constant(region: np.ndarray) -> bool:
+    return region.size == 0 or bool(np.all(region == region.flat[0]))
+
+
+def _tile_region(embeddings, plane: int, tile: int, image):
+    """The pixels of a tile's outer region, from ``image`` or the embeddings' source, or None."""
+    source = image if image is not None else embeddings.source
+    if source is None:
+        return None
+    data = np.asarray(source) if image is not None else source
+    t = embeddings.tiles[tile]
+    if image is not None and np.asarray(image).shape[:2] == t.outer_shape:
+        return np.asarray(image)
+    if embeddings.axes in ("YX", "YXC"):
+        return np.asarray(data[t.outer_slices])
+    return np.asarray(data[plane][t.outer_slices])
+
+
+def amg_predict(
+    model,
+    embeddings,
+    *,
+    plane: int = 0,
+    tile: int = 0,
+    config: AMGConfig | None = None,
+    image: np.ndarray | None = None,
+) -> AMGPrediction:
+    """Decode AMG's point prompts on one plane/tile; keep every candidate's low-res logits.
+
+    Parameters
+    ----------
+    model : SamscopeModel
+    embeddings : ImageEmbeddings
+        From :func:`samscope.embeddings.compute_embeddings` with the same model.
+    plane, tile : int
+        Which plane and tile (the tile's outer region is segmented).
+    config : AMGConfig, optional
+    image : ndarray, optional
+        The tile's outer region ``(h, w)`` (or the whole plane). Needed for crop layers and for
+        the foreground schedule without an instance head; otherwise read from the embeddings'
+        source when there is one (to detect constant images).
+
+    Returns
+    -------
+    AMGPrediction
+    """
+    config = config or AMGConfig()
+    if embeddings.model_name != model.name:
+        raise InputError(
+            f"embeddings were computed with {embeddings.model_name!r}, not {model.name!r}"
+        )
+    if not 0 <= tile < len(embeddings.tiles):
+        raise InputError(f"tile {tile} out of range: {len(embeddings.tiles)} tile(s)")
+    shape = embeddings.tiles[tile].outer_shape
+    low_res = model.arch.low_res_size
+    defaults = model.card.automatic
+    region = _tile_region(embeddings, plane, tile, image)
+    if region is not None and region.shape[:2] != shape:
+        raise InputError(f"image of shape {region.shape[:2]} does not match the tile {shape}")
+    if region is not None and _is_constant(region):
+        return AMGPrediction.empty(shape, model.image_size, low_res, defaults)
+    boxes, layers = crop_boxes(shape, config.crop_n_layers, config.crop_overlap_ratio)
+    if len(boxes) > 1 and region is None:
+        raise InputError("crop layers need the image: pass image=")
+    iou_t, stab_t, _ = config.thresholds(defaults)
+    cands = _Candidates(config.stability_score_offset)
+    n_prompts = n_points = 0
+    for c, (box, layer) in enumerate(zip(boxes, layers, strict=True)):
+        y0, x0, y1, x1 = (int(v) for v in box)
+        if c == 0:
+            emb, transform = embeddings.get(plane, tile), embeddings.transform(tile)
+        else:
+            from samscope.embeddings import compute_embeddings
+
+            sub = compute_embeddings(region[y0:y1, x0:x1], model)
+            emb, transform = sub.get(0, 0), sub.transform(0)
+        decoder = _PointDecoder(model, emb)
+        valid = _valid_nodes(transform, low_res)
+        n_side = max(1, int(config.points_per_side / config.crop_n_points_downscale_factor**layer))
+        pts = point_grid(n_side) * np.array([y1 - y0, x1 - x0], np.float64)  # (y, x) in crop
+        n_points += len(pts)
+        if config.schedule == "grid":
+            step = config.points_per_batch
+            for s in range(0, len(pts), step):
+                batch = pts[s : s + step]
+                xy = transform.points_to_input(batch)
+                logits, iou = _decode_batch(decoder, xy, config.multimask)
+                cands.add(logits, iou, batch + (y0, x0), c, valid)
+                n_prompts += len(batch)
+        else:
+            crop_region = region[y0:y1, x0:x1] if region is not None else None
+            n_prompts += _foreground_schedule(
+                model, emb, transform, pts, crop_region, cands, config,
+                crop=c, origin=(y0, x0), valid=valid, thresholds=(iou_t, stab_t),
+                decode=partial(_decode_batch, decoder, multimask=config.multimask),
+            )  # fmt: skip
+    return cands.finish(
+        image_shape=tuple(shape), crop_boxes=boxes, input_size=model.image_size,
+        low_res=low_res, defaults=defaults, n_prompts=n_prompts, n_points=n_points,
+    )  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------
+# foreground-aware schedule
+# -------------------------------------------------------------------------------------------
+
+
+def _foreground_evidence(model, emb, transform, pts, region, config):
+    """Foreground evidence at each point ``(y, x)`` and the cut-off above which it is foreground."""
+    source = config.foreground
+    if source == "auto":
+        source = "head" if model.instance_head is not None else "image"
+    h, w = transform.original_shape
+    iy = np.clip(pts[:, 0].astype(np.int64), 0, h - 1)
+    ix = np.clip(pts[:, 1].astype(np.int64), 0, w - 1)
+    if source == "head":
+        if model.instance_head is None:
+            raise InputError(f"model {model.name!r} has no instance head; use foreground='image'")
+        with torch.inference_mode():
+            fg = model.instance_head(emb.to(model.device))[0, 0].float().cpu().numpy()
+        xy = transform.points_to_input(pts)
+        s = fg.shape[0]
+        xi = np.clip(xy[:, 0].astype(np.int64), 0, s - 1)
+        yi = np.clip(xy[:, 1].astype(np.int64), 0, s - 1)
+        cut = config.foreground_thresh
+        return fg[yi, xi], model.card.automatic.foreground_thresh if cut is None else cut
+    if region is None:
+        raise InputError("the foreground schedule without an instance head needs the image: pass image=")
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    from samscope.image import normalize_percentile
+
+    grey = np.asarray(region, dtype=np.float32)
+    if grey.ndim == 3:
+        grey = grey.mean(axis=-1)
+    sigma = max(1.0, min(h, w) / config.points_per_side / 8)
+    smooth = ndi.gaussian_filter(normalize_percentile(grey), sigma)
+    if config.foreground_thresh is not None:
+        cut = config.foreground_thresh
+    elif smooth.max() > smooth.min():
+        cut = float(threshold_otsu(smooth))
+    else:
+        cut = np.inf  # constant: no foreground
+    return smooth[iy, ix], cut
+
+
+def _foreground_schedule(
+    model, emb, transform, pts, region, cands, config, *, crop, origin, valid, thresholds, decode
+) -> int:
+    """Decode foreground points by decreasing evidence, skipping covered ones; returns prompts decoded."""
+    evidence, cut = _foreground_evidence(model, emb, transform, pts, region, config)
+    order = np.argsort(-evidence, kind="stable")
+    order = order[evidence[order] > cut]
+    h, w = transform.original_shape
+    pix = np.stack(
+        [np.clip(pts[:, 0].astype(np.int64), 0, h - 1), np.clip(pts[:, 1].astype(np.int64), 0, w - 1)],
+        axis=1,
+    )
+    covered = np.zeros((h, w), bool)
+    ay, ax = transform.interpolation_matrices(model.arch.low_res_size)
+    iou_t, stab_t = thresholds
+    decoded, pos = 0, 0
+    while pos < len(order):
+        batch: list[int] = []
+        while pos < len(order) and len(batch) < config.foreground_batch:
+            i = int(order[pos])
+            pos += 1
+            if not covered[pix[i, 0], pix[i, 1]]:
+                batch.append(i)
+        if not batch:
+            break
+        points = pts[batch]
+        logits, iou = decode(transform.points_to_input(points))
+        decoded += len(batch)
+        k = iou.shape[1]
+        keep = cands.add(logits, iou, points + origin, crop, valid)
+        if len(keep) == 0:
+            continue
+        ious, stabs = cands.iou[-1], cands.stability[-1]
+        crops, boxes = cands.logits[-len(keep) :], cands.low_boxes[-1]
+        ok = (ious > iou_t) & (stabs >= stab_t)
+        best: dict[int, int] = {}  # prompt -> best accepted candidate (highest predicted IoU)
+        for j in np.flatnonzero(ok):
+            prompt = int(keep[j]) // k
+            if prompt not in best or ious[j] > ious[best[prompt]]:
+                best[prompt] = int(j)
+        for j in best.values():
+            (y0, x0, y1, x1), m = upsample_logit_crop(crops[j], tuple(boxes[j, :2]), ay, ax)
+            if m.size:
+                covered[y0:y1, x0:x1] |= m
+    return decoded
+
+
+# -------------------------------------------------------------------------------------------
+# post-processing
+# -------------------------------------------------------------------------------------------
+
+
+def _clean_regions(mask: np.ndarray, box, shape, min_area: int) -> tuple[np.ndarray, bool]:
+    """SAM's hole/island clean-up of one cropped mask, as if on the full image.
+
+    The crop is padded with background on the sides away from the image border, so background
+    that touches the box there counts as connected to the outside (not a hole).
+    """
+    y0, x0, y1, x1 = (int(v) for v in box)
+    h, w = shape
+    pad = ((int(y0 > 0), int(y1 < h)), (int(x0 > 0), int(x1 < w)))
+    padded = np.pad(mask, pad)
+    out, changed_h = remove_small_regions(padded, min_area=min_area, mode="holes")
+    out, changed_i = remove_small_regions(out, min_area=min_area, mode="islands")
+    out = out[pad[0][0] : out.shape[0] - pad[0][1], pad[1][0] : out.shape[1] - pad[1][1]]
+    return out, changed_h or changed_i
+
+
+def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> Instances:
+    """Thresholds, upsampling of survivors, NMS and clean-up: the network-free half of AMG.
+
+    Parameters
+    ----------
+    pred : AMGPrediction
+    config : AMGConfig, optional
+        Only the post-processing fields are read (thresholds, NMS, ``min_mask_area``,
+        ``min_size``); None thresholds take the model card's defaults stored in ``pred``.
+
+    Returns
+    -------
+    Instances
+        ``mode="amg"``, overlapping ``masks`` in the region's coordinates, ``scores`` = predicted
+        IoU, labels painted with higher predicted IoU on top.
+    """
+    config = config or AMGConfig()
+    iou_t, stab_t, nms_t = config.thresholds(pred.defaults)
+    shape = tuple(pred.image_shape)
+    keep = np.ones(len(pred), bool)
+    if iou_t > 0:
+        keep &= pred.iou > iou_t
+    if stab_t > 0:
+        keep &= pred.stability >= stab_t
+    from samscope.image import Transform
+
+    mats = {}
+    idx, boxes, crops = [], [], []
+    for i in np.flatnonzero(keep):
+        c = int(pred.crop_index[i])
+        cy0, cx0, cy1, cx1 = (int(v) for v in pred.crop_boxes[c])
+        if c not in mats:
+            mats[c] = Transform((cy1 - cy0, cx1 - cx0), pred.input_size).interpolation_matrices(
+                pred.low_res
+            )
+        box, m = upsample_logit_crop(pred.logits[i], tuple(pred.low_boxes[i, :2]), *mats[c])
+        if m.size == 0:
+            continue
+        idx.append(i)
+        boxes.append((box[0] + cy0, box[1] + cx0, box[2] + cy0, box[3] + cx0))
+        crops.append(m)
+    if not idx:
+        return Instances.empty(shape, mode="amg", overlapping=True)
+    idx = np.array(idx, np.int64)
+    masks = CroppedMasks(shape, np.array(boxes, np.int64), tuple(crops))
+    scores = pred.iou[idx].astype(np.float32)
+    crop_of = pred.crop_index[idx]
+    # per crop: drop masks at the crop's inner edges, then NMS by predicted IoU
+    chosen = []
+    for c, crop_box in enumerate(pred.crop_boxes):
+        members = np.flatnonzero(crop_of == c)
+        if len(members) == 0:
+            continue
+        if len(pred.crop_boxes) > 1:
+            near = boxes_near_edge(masks.boxes[members], tuple(crop_box), shape)
+            members = members[~near]
+        members = members[box_nms(masks.boxes[members], scores[members], iou_thresh=nms_t)]
+        chosen.append(members)
+    order = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+    if len(pred.crop_boxes) > 1 and len(order):  # between crops: prefer smaller crops
+        cb = pred.crop_boxes[crop_of[order]]
+        area = ((cb[:, 2] - cb[:, 0]) * (cb[:, 3] - cb[:, 1])).astype(np.float64)
+        order = order[box_nms(masks.boxes[order], 1.0 / area, iou_thresh=config.crop_nms_thresh)]
+    masks, scores = select(masks, order), scores[order]
+    if config.min_mask_area > 0 and len(masks):
+        cleaned, unchanged = [], []
+        for b, m in zip(masks.boxes, masks.crops, strict=True):
+            new, changed = _clean_regions(m, b, shape, config.min_mask_area)
+            cleaned.append(new)
+            unchanged.append(0.0 if changed else 1.0)
+        full = CroppedMasks(shape, masks.boxes, tuple(cleaned))
+        tight = _shrink(full)
+        nms = max(nms_t, config.crop_nms_thresh)
+        kept = box_nms(tight.boxes, np.array(unchanged), iou_thresh=nms)
+        masks, scores = select(tight, kept), scores[kept]
+    if config.min_size > 0 and len(masks):
+        big = np.flatnonzero(masks.areas() >= config.min_size)
+        masks, scores = select(masks, big), scores[big]
+    if len(masks) == 0:
+        return Instances.empty(shape, mode="amg", overlapping=True)
+    return Instances.from_masks(masks, scores, mode="amg")
+
+
+def _shrink(masks: CroppedMasks) -> CroppedMasks:
+    """Recompute tight boxes (crops may have lost rows/columns in the clean-up)."""
+    boxes, crops = [], []
+    for b, c in zip(masks.boxes, masks.crops, strict=True):
+        ys = np.flatnonzero(c.any(axis=1))
+        if ys.size == 0:
+            boxes.append((0, 0, 0, 0))
+            crops.append(np.zeros((0, 0), bool))
+            continue
+        xs = np.flatnonzero(c.any(axis=0))
+        crops.append(c[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1])
+        boxes.append((b[0] + ys[0], b[1] + xs[0], b[0] + ys[-1] + 1, b[1] + xs[-1] + 1))
+    return CroppedMasks(masks.shape, np.array(boxes, np.int64).reshape(-1, 4), tuple(crops))
+
+
+def segment_amg(
+    model,
+    embeddings,
+    *,
+    plane: int = 0,
+    tile: int = 0,
+    config: AMGConfig | None = None,
+    image: np.ndarray | None = None,
+) -> Instances:
+    """Automatic mask generation on one plane/tile: :func:`amg_predict` then :func:`amg_postprocess`.
+
+    Parameters
+    ----------
+    model : SamscopeModel
+    embeddings : ImageEmbeddings
+    plane, tile : int
+    config : AMGConfig, optional
+    image : ndarray, optional
+        See :func:`amg_predict`.
+
+    Returns
+    -------
+    Instances
+        In the coordinates of the tile's outer region (the whole image when untiled); empty for
+        a constant image.
+
+    Examples
+    --------
+    >>> from samscope.models.registry import load_model
+    >>> from samscope.embeddings import compute_embeddings
+    >>> model = load_model("vit_test", device="cpu")
+    >>> img = np.zeros((64, 64), np.float32); img[20:40, 20:40] = 1
+    >>> emb = compute_embeddings(img, model)
+    >>> res = segment_amg(model, emb, config=AMGConfig(points_per_side=4))
+    >>> res.labels.shape, res.mode
+    ((64, 64), 'amg')
+    """
+    config = config or AMGConfig()
+    pred = amg_predict(model, embeddings, plane=plane, tile=tile, config=config, image=image)
+    return amg_postprocess(pred, config=config)
