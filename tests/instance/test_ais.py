@@ -179,3 +179,16 @@ def test_bad_threshold_fails_before_any_work(ais_model, discs, monkeypatch):
     monkeypatch.setattr(ais_model.instance_head, "forward", boom)
     with pytest.raises(InputError, match="center_distance_thresh"):
         segment_ais(ais_model, emb, config=AISConfig(center_distance_thresh=2.0))
+
+
+def test_coarse_head_is_upsampled(ais_model, discs, monkeypatch):
+    """A head predicting at 4 g (DistanceMapHead with three outputs) gives full-size maps."""
+    from samscope.models.distance_head import DistanceMapHead
+
+    emb = compute_embeddings(discs[0], ais_model)
+    light = DistanceMapHead.for_architecture(ais_model.arch, out_channels=3).eval()
+    monkeypatch.setattr(ais_model, "instance_head", light)
+    maps = predict_ais_maps(ais_model, emb)
+    assert maps.shape == (3, 180, 240) and 0 <= maps.min() and maps.max() <= 1
+    inst = segment_ais(ais_model, emb, config=AISConfig(foreground_thresh=0.0))
+    assert inst.labels.shape == (180, 240)

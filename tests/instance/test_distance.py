@@ -81,10 +81,13 @@ def test_head_shapes_and_state_dict_round_trip():
     assert out.shape == (2, 1, 64, 64) and head.scale == 8
     assert 0 <= out.min() and out.max() <= 1
     again = DistanceMapHead.from_state_dict(head.state_dict())
-    assert again.config() == head.config() == {"embed_dim": 32, "hidden": 16, "upsample_steps": 3}
+    assert again.config() == head.config()
+    assert head.config() == {"embed_dim": 32, "hidden": 16, "upsample_steps": 3, "out_channels": 1}
     torch.testing.assert_close(again(emb), out)
     with pytest.raises(CheckpointError):
         DistanceMapHead.from_state_dict({"out_conv.weight": torch.zeros(1)})
+    three = DistanceMapHead.from_state_dict(DistanceMapHead(32, out_channels=3).state_dict())
+    assert three(emb).shape == (2, 3, 32, 32)
     state = dict(head.state_dict())
     state["extra.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointError):

@@ -119,7 +119,10 @@ def predict_ais_maps(
     """Foreground, centre- and boundary-distance maps of one plane and tile (the network part).
 
     Runs the model's instance head on the cached embedding, crops the padding and resizes to the
-    tile's outer region (the whole image when untiled), as µSAM does before its watershed.
+    tile's outer region (the whole image when untiled), as µSAM does before its watershed. A head
+    that predicts on a coarser grid than the encoder input (e.g. a
+    :class:`~samscope.models.distance_head.DistanceMapHead` with three outputs, at ``4 g``) is
+    first up-sampled bilinearly to the encoder input.
 
     Parameters
     ----------
@@ -136,6 +139,7 @@ def predict_ais_maps(
         In 0–1; ``(h, w)`` is the tile's outer shape (the image shape when untiled).
     """
     import torch
+    import torch.nn.functional as F
 
     from samscope.models.heads import to_original
 
@@ -143,8 +147,15 @@ def predict_ais_maps(
     _check_tile(embeddings, plane, tile)
     transform = embeddings.transform(tile)
     emb = embeddings.get(plane, tile).to(model.device)
+    size = embeddings.input_size
     with torch.inference_mode():
         maps = head(emb)
+        if maps.ndim != 4 or maps.shape[1] != 3:
+            raise InputError(
+                f"the instance head gave maps of shape {tuple(maps.shape)}, not (1, 3, S, S)"
+            )
+        if maps.shape[-2:] != (size, size):  # a head predicting at a coarser grid (e.g. 4 g)
+            maps = F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)
         maps = to_original(maps, transform.resized_shape, transform.original_shape)
     return maps[0].float().cpu().numpy()
 

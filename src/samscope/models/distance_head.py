@@ -79,19 +79,34 @@ class DistanceMapHead(nn.Module):
         Channels after the stem; each up-sampling stage halves them (down to 8).
     upsample_steps : int
         Number of ×2 stages: the output has ``2**upsample_steps × g`` pixels per side.
+    out_channels : int
+        Output maps: 1 for the distance map. With 3 the same decoder is a light alternative to
+        :class:`~samscope.models.heads.InstanceDistanceHead` for AIS/APG (foreground, centre and
+        boundary distance at ``4 g``, bilinearly up-sampled by
+        :func:`samscope.instance.ais.predict_ais_maps`): on a 2-core CPU it takes ≈0.2 s where
+        the µSAM-compatible UNETR head takes ≈15 s at 1024² (``benchmarks/bench_ais.py``).
 
     State-dict keys: ``stem.*``, ``ups.<i>.block.*``, ``out.*``.
     """
 
-    def __init__(self, embed_dim: int = 256, *, hidden: int = 128, upsample_steps: int = 2) -> None:
+    def __init__(
+        self,
+        embed_dim: int = 256,
+        *,
+        hidden: int = 128,
+        upsample_steps: int = 2,
+        out_channels: int = 1,
+    ) -> None:
         super().__init__()
-        if upsample_steps < 0 or hidden < 1:
+        if upsample_steps < 0 or hidden < 1 or out_channels < 1:
             raise ValueError(
-                f"need upsample_steps >= 0 and hidden >= 1, got {upsample_steps}, {hidden}"
+                "need upsample_steps >= 0, hidden >= 1 and out_channels >= 1, got "
+                f"{upsample_steps}, {hidden}, {out_channels}"
             )
         self.embed_dim = embed_dim
         self.hidden = hidden
         self.upsample_steps = upsample_steps
+        self.out_channels = out_channels
         self.stem = _ConvNormAct(embed_dim, hidden)
         channels = [hidden]
         for _ in range(upsample_steps):
@@ -99,7 +114,7 @@ class DistanceMapHead(nn.Module):
         self.ups = nn.ModuleList(
             [_Up(cin, cout) for cin, cout in zip(channels[:-1], channels[1:], strict=True)]
         )
-        self.out = nn.Conv2d(channels[-1], 1, kernel_size=1)
+        self.out = nn.Conv2d(channels[-1], out_channels, kernel_size=1)
 
     def config(self) -> dict[str, int]:
         """Constructor keywords that rebuild this head (stored beside its state in checkpoints)."""
@@ -107,6 +122,7 @@ class DistanceMapHead(nn.Module):
             "embed_dim": self.embed_dim,
             "hidden": self.hidden,
             "upsample_steps": self.upsample_steps,
+            "out_channels": self.out_channels,
         }
 
     @property
@@ -116,13 +132,16 @@ class DistanceMapHead(nn.Module):
 
     @classmethod
     def for_architecture(
-        cls, arch: SamArchitecture | str, *, upsample_steps: int = 2
+        cls, arch: SamArchitecture | str, *, upsample_steps: int = 2, out_channels: int = 1
     ) -> DistanceMapHead:
         """A randomly initialised head for an architecture (``hidden = embed_dim // 2``)."""
         if isinstance(arch, str):
             arch = get_architecture(arch)
         return cls(
-            arch.embed_dim, hidden=max(8, arch.embed_dim // 2), upsample_steps=upsample_steps
+            arch.embed_dim,
+            hidden=max(8, arch.embed_dim // 2),
+            upsample_steps=upsample_steps,
+            out_channels=out_channels,
         )
 
     @classmethod
@@ -143,12 +162,15 @@ class DistanceMapHead(nn.Module):
             )
         hidden, embed_dim = state["stem.0.weight"].shape[:2]
         steps = len({k.split(".")[1] for k in state if k.startswith("ups.")})
-        head = cls(int(embed_dim), hidden=int(hidden), upsample_steps=steps)
+        out_channels = int(state["out.weight"].shape[0])
+        head = cls(
+            int(embed_dim), hidden=int(hidden), upsample_steps=steps, out_channels=out_channels
+        )
         load_state_dict_strict(head, state, what="distance head")
         return head.eval()
 
     def logits(self, image_embeddings: torch.Tensor) -> torch.Tensor:
-        """Pre-sigmoid output ``(B, 1, s g, s g)`` with ``s = 2**upsample_steps``."""
+        """Pre-sigmoid output ``(B, out_channels, s g, s g)`` with ``s = 2**upsample_steps``."""
         x = self.stem(image_embeddings)
         for up in self.ups:
             x = up(x)
@@ -165,6 +187,7 @@ class DistanceMapHead(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``(B, 1, s g, s g)``, ``s = 2**upsample_steps``, covering the padded encoder input.
+            ``(B, out_channels, s g, s g)``, ``s = 2**upsample_steps``, covering the padded
+            encoder input.
         """
         return torch.sigmoid(self.logits(image_embeddings))
