@@ -1,0 +1,287 @@
+"""AIS speed and peak memory at SIZE² (issue 5), side by side with micro-sam when its venv exists.
+
+    python benchmarks/bench_ais.py [--size 1024] [--reps 3] [--peers /tmp/peers/bin/python]
+
+ViT-B with random weights (the same checkpoint for samscope and micro-sam), a synthetic image of
+Gaussian "nuclei". Prints medians of REPS runs (wall clock, 2 torch threads) of:
+
+- samscope, on a cached embedding: the instance head (``predict_ais_maps``), the watershed
+  (``ais_from_maps``) and both (``segment_ais``), for two heads:
+    * ``unetr``: :class:`samscope.models.heads.InstanceDistanceHead`, µSAM's decoder structure
+      (64 initial features, full encoder-input resolution) — what µSAM checkpoints load into;
+    * ``light``: :class:`samscope.models.distance_head.DistanceMapHead` with three outputs at a
+      quarter of the encoder input, bilinearly up-sampled;
+  and the encoder (``compute_embeddings``) on its own, so "including the encoder" is their sum;
+- the watershed on ground-truth target maps (realistic seeds, as many objects as the image has);
+- micro-sam 1.8.14 (``InstanceSegmentationWithDecoder.initialize`` + ``generate``, random UNETR
+  decoder, cached embedding), run once, in its own venv;
+- peak memory: the peak resident set size *during* each step, over the process's size before it
+  (Linux ``/proc/self/clear_refs`` resets the high-water mark; each side in its own process).
+
+The machine is shared with other processes: timings are noisy, so compare medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# -- helpers shared by both sides (numpy and the standard library only) ----------------------
+
+
+def blobs(size: int, n: int = 60, seed: int = 0):
+    """A float32 image of Gaussian nuclei and its labels (as the peers' benchmark makes it)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    img = np.zeros((size, size), np.float32)
+    r = size / 40
+    for cy, cx in rng.uniform(r * 2, size - 2 * r, size=(n, 2)):
+        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r**2))
+    gt, _ = ndi.label(img > 0.5)
+    img += rng.normal(0, 0.05, img.shape).astype(np.float32)
+    return img.astype(np.float32), gt
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(fn, reps: int):
+    """(median seconds, runs, result, peak RSS growth in MiB during the first run)."""
+    try:  # hand freed heap pages back first, so they are not counted as "already resident"
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS
+        can_reset = True
+    except OSError:
+        can_reset = False
+    before = _rss_kib("VmRSS")
+    runs, result = [], None
+    for i in range(reps):
+        t0 = time.perf_counter()
+        result = fn()
+        runs.append(time.perf_counter() - t0)
+        if i == 0:
+            peak = (_rss_kib("VmHWM") - before) / 1024 if can_reset else float("nan")
+    return statistics.median(runs), runs, result, peak
+
+
+# -- micro-sam side (run with the peers' python) -----------------------------------------------
+
+
+def microsam_child(ckpt: str, size: int) -> None:
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(2)
+    from micro_sam import util
+    from micro_sam.instance_segmentation import (
+        InstanceSegmentationWithDecoder,
+        get_decoder,
+        get_unetr,
+    )
+
+    img, gt = blobs(size)
+    predictor = util.get_sam_model(model_type="vit_b", checkpoint_path=ckpt, device="cpu")
+    torch.manual_seed(0)
+    unetr = get_unetr(predictor.model.image_encoder, decoder_state=None, device="cpu")
+    state = {k: v for k, v in unetr.state_dict().items() if not k.startswith("encoder")}
+    decoder = get_decoder(predictor.model.image_encoder, state, device="cpu").eval()
+    emb = util.precompute_image_embeddings(predictor, img, verbose=False)
+    ais = InstanceSegmentationWithDecoder(predictor, decoder)
+    init_s, _, _, init_mb = measure(lambda: ais.initialize(img, image_embeddings=emb), 1)
+    gen_s, _, seg, gen_mb = measure(lambda: ais.generate(), 1)
+    # the watershed alone on ground-truth-like maps (as the peers' benchmark builds them)
+    from scipy import ndimage as ndi
+
+    fg = (gt > 0).astype(np.float32)
+    cd, bd = np.ones_like(fg), np.ones_like(fg)
+    for lab in range(1, gt.max() + 1):
+        m = gt == lab
+        e = ndi.distance_transform_edt(m)
+        cd[m] = 1 - e[m] / e.max()
+        bd[m] = np.clip(1 - e[m] / 10, 0, 1)
+    ais._foreground, ais._center_distances, ais._boundary_distances = fg, cd, bd
+    oracle_s, _, oseg, _ = measure(lambda: ais.generate(), 3)
+    print(
+        json.dumps(
+            {
+                "initialize_s": init_s,
+                "generate_s": gen_s,
+                "initialize_peak_mb": init_mb,
+                "objects_random": int(seg.max()),
+                "generate_oracle_maps_s": oracle_s,
+                "objects_oracle": int(len(np.unique(oseg)) - 1),
+            }
+        )
+    )
+
+
+# -- samscope side -------------------------------------------------------------------------------
+
+
+def samscope_child(ckpt: str, size: int, reps: int) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    from samscope.embeddings import compute_embeddings
+    from samscope.evaluation.metrics import mean_segmentation_accuracy
+    from samscope.instance.ais import AISConfig, ais_from_maps, predict_ais_maps, segment_ais
+    from samscope.instance.targets import instance_distance_targets
+    from samscope.models.distance_head import DistanceMapHead
+    from samscope.models.heads import InstanceDistanceHead
+    from samscope.models.registry import load_model
+
+    img, gt = blobs(size)
+    model = load_model(ckpt, device="cpu")
+    out: dict[str, object] = {"objects_gt": int(gt.max())}
+    enc_s, enc_runs, emb, enc_mb = measure(lambda: compute_embeddings(img, model), reps)
+    out.update(encoder_s=enc_s, encoder_runs=enc_runs, encoder_peak_mb=enc_mb)
+    # a foreground threshold of 0 makes random maps give seeds and objects to flood
+    cfg = AISConfig(foreground_thresh=0.0)
+    torch.manual_seed(0)
+    heads = {
+        "unetr": InstanceDistanceHead.for_architecture(model.arch),
+        "light": DistanceMapHead.for_architecture(model.arch, out_channels=3),
+    }
+    for name, head in heads.items():
+        model.instance_head = head.eval()
+        params = sum(p.numel() for p in head.parameters()) / 1e6
+        maps_s, maps_runs, maps, maps_mb = measure(lambda: predict_ais_maps(model, emb), reps)
+        ws_s, _, inst, ws_mb = measure(lambda m=maps: ais_from_maps(m, config=cfg), reps)
+        seg_s, seg_runs, _, seg_mb = measure(lambda: segment_ais(model, emb, config=cfg), reps)
+        out[name] = {
+            "params_M": params,
+            "head_s": maps_s,
+            "head_runs": maps_runs,
+            "watershed_s": ws_s,
+            "segment_ais_s": seg_s,
+            "segment_ais_runs": seg_runs,
+            "segment_ais_peak_mb": seg_mb,
+            "objects_random": inst.n,
+        }
+    targets = instance_distance_targets(gt)
+    ws_s, _, inst, ws_mb = measure(lambda: ais_from_maps(targets), reps)
+    out.update(
+        watershed_gt_maps_s=ws_s,
+        watershed_gt_maps_peak_mb=ws_mb,
+        watershed_gt_objects=inst.n,
+        watershed_gt_msa=mean_segmentation_accuracy(gt, inst.labels),
+    )
+    model.instance_head = heads["unetr"]
+    full_s, full_runs, _, full_mb = measure(
+        lambda: segment_ais(model, compute_embeddings(img, model), config=cfg), 1
+    )
+    out.update(with_encoder_s=full_s, with_encoder_peak_mb=full_mb)
+    print(json.dumps(out))
+
+
+def run_child(python: str, args: list[str]) -> dict:
+    res = subprocess.run([python, __file__, *args], capture_output=True, text=True, check=False)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"{python} {args[0]} failed:\n{res.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--peers", default="/tmp/peers/bin/python")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, ckpt = args.child[:2]
+        if kind == "microsam":
+            microsam_child(ckpt, args.size)
+        else:
+            samscope_child(ckpt, args.size, args.reps)
+        return
+
+    import torch
+
+    from samscope.models.architectures import build_sam
+    from samscope.models.checkpoint import save_checkpoint
+
+    size = args.size
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        ref = build_sam("vit_b", fast_attention=False)
+        for p in ref.parameters():  # small random weights (SAM's init leaves many zeros)
+            torch.nn.init.normal_(p, std=0.02)
+        ckpt = Path(tmp) / "random_vit_b.pth"
+        save_checkpoint(ckpt, ref, format="segment-anything")
+        del ref
+        common = ["--size", str(size), "--reps", str(args.reps)]
+        ours = run_child(sys.executable, ["--child", "samscope", str(ckpt), *common])
+        peer = None
+        if Path(args.peers).exists():
+            peer = run_child(args.peers, ["--child", "microsam", str(ckpt), *common])
+
+    print(
+        f"# AIS at {size}², ViT-B random weights, 2 threads, medians of {args.reps} "
+        f"(micro-sam: 1 run); shared machine, timings noisy"
+    )
+    print(f"image: {ours['objects_gt']} nuclei")
+    print(
+        f"encoder (compute_embeddings)      {ours['encoder_s']:6.2f} s  runs "
+        f"{[round(t, 2) for t in ours['encoder_runs']]}  peak +{ours['encoder_peak_mb']:.0f} MiB"
+    )
+    for name in ("unetr", "light"):
+        r = ours[name]
+        print(
+            f"{name:5s} head ({r['params_M']:.2f} M params): head {r['head_s']:6.2f} s, "
+            f"watershed {r['watershed_s']:.3f} s, segment_ais {r['segment_ais_s']:6.2f} s "
+            f"(runs {[round(t, 2) for t in r['segment_ais_runs']]}), peak +{r['segment_ais_peak_mb']:.0f} MiB"
+        )
+    print(
+        f"watershed on GT target maps       {ours['watershed_gt_maps_s']:6.3f} s  "
+        f"({ours['watershed_gt_objects']} objects, mSA {ours['watershed_gt_msa']:.3f}), "
+        f"peak +{ours['watershed_gt_maps_peak_mb']:.0f} MiB"
+    )
+    print(
+        f"encoder + segment_ais (unetr)     {ours['with_encoder_s']:6.2f} s  "
+        f"peak +{ours['with_encoder_peak_mb']:.0f} MiB"
+    )
+    if peer is None:
+        print(f"# no micro-sam venv at {args.peers}")
+        return
+    ms_total = peer["initialize_s"] + peer["generate_s"]
+    print(
+        f"micro-sam AIS: initialize {peer['initialize_s']:.2f} s + generate "
+        f"{peer['generate_s']:.3f} s = {ms_total:.2f} s, peak +{peer['initialize_peak_mb']:.0f} MiB; "
+        f"generate on oracle maps {peer['generate_oracle_maps_s']:.3f} s"
+    )
+    for name in ("unetr", "light"):
+        print(
+            f"ratio micro-sam / samscope ({name} head + watershed): "
+            f"{ms_total / ours[name]['segment_ais_s']:.1f}×"
+        )
+
+
+if __name__ == "__main__":
+    main()
