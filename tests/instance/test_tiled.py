@@ -63,3 +63,11 @@ def test_blended_maps_equal_whole_image_maps():
     # weights fall off only at cut borders
     w = tile_weights(grid.tiles[0], (150, 170))
     assert w[0, 0] == pytest.approx(1.0) and w[-1, -1] < 0.1
+
+
+def test_blend_with_short_last_tiles():
+    rng = np.random.default_rng(1)
+    full = rng.random((1, 300, 260)).astype(np.float32)
+    grid = TileGrid((300, 260), (128, 128), (32, 32))  # last tiles are 44 and 4 px wide
+    maps = [full[(slice(None),) + t.outer_slices] for t in grid.tiles]
+    np.testing.assert_allclose(blend_tile_maps((300, 260), grid.tiles, maps), full, rtol=1e-5)

@@ -43,19 +43,17 @@ def tile_weights(tile: Tile, shape: tuple[int, int]) -> np.ndarray:
         length = hi_o - lo_o
         r = np.ones(length, np.float32)
         # ramp across the overlap on each cut side: width = 2 × halo, centred on the inner edge
-        for side in ("lo", "hi"):
-            if side == "lo" and lo_o > 0:
-                width = 2 * (lo_i - lo_o)
-                if width > 0:
-                    t = (np.arange(width, dtype=np.float32) + 0.5) / width
-                    r[:width] = np.minimum(r[:width], 0.5 - 0.5 * np.cos(np.pi * t))
-            if side == "hi" and hi_o < n:
-                width = 2 * (hi_o - hi_i)
-                if width > 0:
-                    t = (np.arange(width, dtype=np.float32) + 0.5) / width
-                    r[length - width :] = np.minimum(
-                        r[length - width :], (0.5 + 0.5 * np.cos(np.pi * t))
-                    )
+        # (clipped to the tile: a last tile can be shorter than its ramps)
+        if lo_o > 0 and lo_i > lo_o:
+            width = 2 * (lo_i - lo_o)
+            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(width, dtype=np.float32) + 0.5) / width)
+            m = min(width, length)
+            r[:m] = np.minimum(r[:m], ramp[:m])
+        if hi_o < n and hi_o > hi_i:
+            width = 2 * (hi_o - hi_i)
+            ramp = 0.5 + 0.5 * np.cos(np.pi * (np.arange(width, dtype=np.float32) + 0.5) / width)
+            m = min(width, length)
+            r[length - m :] = np.minimum(r[length - m :], ramp[width - m :])
         axes.append(np.maximum(r, 1e-4))
     return axes[0][:, None] * axes[1][None, :]
 

@@ -71,6 +71,8 @@ class ModelCard:
         Pixel size of the training data, when the model expects one (foreground mode rescales to it).
     shipped : str or None
         Path relative to ``samscope/data/models`` for weights the package ships.
+    default_mode : str or None
+        The automatic mode ``segment(..., mode="auto")`` uses for this model (when it supports it).
     """
 
     name: str
@@ -86,3 +88,4 @@ class ModelCard:
     automatic: AutomaticDefaults = field(default_factory=AutomaticDefaults)
     pixel_size_nm: float | None = None
     shipped: str | None = None
+    default_mode: str | None = None

@@ -1,0 +1,201 @@
+"""One entry point for every automatic mode: :func:`segment`.
+
+``segment(image, model, mode=...)`` picks the mode (``auto`` = the model card's default, else
+the best mode the model supports), computes or reuses the embeddings, runs the mode tile by tile
+when the image is tiled, and stitches the tiles (dense maps are blended before the watershed;
+instances are kept by the tile that owns their centre, see :mod:`samscope.instance.tiled`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from samscope.errors import InputError
+from samscope.instance.instances import Instances
+from samscope.instance.modes import MODES, require_mode, supported_modes
+
+__all__ = ["choose_mode", "segment"]
+
+log = logging.getLogger(__name__)
+
+#: ``auto`` picks the first mode of this list the model supports, unless its card names one.
+AUTO_PREFERENCE = ("ais", "apg", "distance", "amg")
+
+
+def choose_mode(model: Any, mode: str = "auto") -> str:
+    """Resolve ``mode`` (``auto`` or a mode name) for ``model``; errors list the supported modes."""
+    if mode != "auto":
+        require_mode(model, mode)
+        return mode
+    supported = supported_modes(model)
+    preferred = getattr(getattr(model, "card", None), "default_mode", None)
+    if preferred in supported:
+        return preferred
+    for candidate in AUTO_PREFERENCE:
+        if candidate in supported:
+            return candidate
+    raise InputError(f"model supports none of the automatic modes {MODES}")  # pragma: no cover
+
+
+def _plane_2d(image: Any) -> tuple[np.ndarray, str]:
+    data = image.data if hasattr(image, "data") and hasattr(image, "axes") else image
+    axes = getattr(image, "axes", None)
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        return arr, "YX"
+    if arr.ndim == 3 and (axes == "YXC" or (axes is None and arr.shape[-1] in (3, 4))):
+        return arr, "YXC"
+    raise InputError(
+        f"segment takes one 2-D image (y, x) or RGB (y, x, 3); got shape {arr.shape}"
+        + (f" with axes {axes}" if axes else "")
+        + ". Segment stacks and time series plane by plane (samscope segment does)"
+    )
+
+
+def _is_constant(arr: np.ndarray) -> bool:
+    if arr.size == 0:
+        return True
+    flat = arr.reshape(-1, arr.shape[-1]) if arr.ndim == 3 else arr.ravel()
+    return bool(np.all(flat == flat[0]))
+
+
+def segment(
+    image: Any,
+    model: Any,
+    *,
+    mode: str = "auto",
+    embeddings: Any = None,
+    tile_shape: int | tuple[int, int] | None = None,
+    halo: int | tuple[int, int] | None = None,
+    pixel_size_nm: float | None = None,
+    config: Any = None,
+    progress: bool = False,
+) -> Instances:
+    """Segment every object of a 2-D image automatically.
+
+    Parameters
+    ----------
+    image : ndarray or samscope.io.ImageData
+        ``(y, x)`` or RGB ``(y, x, 3)``.
+    model : SamscopeModel
+    mode : {"auto", "amg", "ais", "apg", "distance", "foreground"}
+        ``auto``: the card's default mode, else the first of ais, apg, distance, amg the model
+        supports.
+    embeddings : ImageEmbeddings, optional
+        Precomputed embeddings of ``image`` (computed here otherwise; not used by ``distance`` and
+        ``foreground``, which window the image their own way).
+    tile_shape, halo : int or (int, int), optional
+        Tile the image (amg, ais, apg). Choose a halo larger than the largest object.
+    pixel_size_nm : float, optional
+        Pixel size of the image, for modes that rescale to the model's training pixel size
+        (foreground); taken from ``image.pixel_size`` when that is an ImageData.
+    config : AMGConfig, AISConfig, APGConfig, DistanceConfig or ForegroundConfig, optional
+        Thresholds of the chosen mode (the model card's defaults otherwise).
+    progress : bool
+        Progress bars for embeddings and tiles.
+
+    Returns
+    -------
+    Instances
+        Empty (no error) for an empty or constant image.
+
+    Raises
+    ------
+    InputError
+        A mode the model does not support (the message lists the ones it does), a config of
+        another mode, an image that is not 2-D.
+    """
+    chosen = choose_mode(model, mode)
+    plane, _ = _plane_2d(image)
+    if pixel_size_nm is None and getattr(image, "pixel_size", None) is not None:
+        px = image.pixel_size[-1]
+        pixel_size_nm = float(px) if px is not None and np.isfinite(px) else None
+    _check_config(chosen, config)
+    if _is_constant(plane):
+        return Instances.empty(plane.shape[:2], mode=chosen, overlapping=chosen in ("amg", "apg", "foreground"))
+
+    if chosen == "distance":
+        from samscope.instance.distance import segment_distance
+
+        return segment_distance(model, plane, config=config)
+    if chosen == "foreground":
+        from samscope.instance.foreground import segment_foreground
+
+        return segment_foreground(model, plane, pixel_size_nm=pixel_size_nm, config=config)
+
+    from samscope.embeddings import compute_embeddings
+
+    if embeddings is None:
+        embeddings = compute_embeddings(plane, model, tile_shape=tile_shape, halo=halo, progress=progress)
+    elif tuple(embeddings.image_shape) != tuple(plane.shape[:2]):
+        raise InputError(
+            f"embeddings are of an image of shape {embeddings.image_shape}, not {plane.shape[:2]}"
+        )
+    tiles = embeddings.tiles
+    if chosen == "ais":
+        from samscope.instance.ais import AISConfig, ais_from_maps, predict_ais_maps
+
+        cfg = (config or AISConfig()).resolve(model.card.automatic)
+        if len(tiles) == 1:
+            maps = predict_ais_maps(model, embeddings, plane=0, tile=0)
+        else:
+            from samscope.instance.tiled import blend_tile_maps
+
+            maps = blend_tile_maps(
+                embeddings.image_shape,
+                tiles,
+                [predict_ais_maps(model, embeddings, plane=0, tile=t.index) for t in _progress(tiles, progress)],
+            )
+        return ais_from_maps(maps, config=cfg)
+
+    if chosen == "amg":
+        from samscope.instance.amg import segment_amg
+
+        def run(t):
+            return segment_amg(model, embeddings, tile=t.index, config=config, image=plane[t.outer_slices])
+    else:
+        from samscope.instance.apg import segment_apg
+
+        def run(t):
+            return segment_apg(model, embeddings, tile=t.index, config=config)
+
+    if len(tiles) == 1:
+        return run(tiles[0])
+    from samscope.instance.tiled import stitch_tile_instances
+
+    results = [run(t) for t in _progress(tiles, progress)]
+    return stitch_tile_instances(embeddings.image_shape, tiles, results, mode=chosen)
+
+
+def _progress(tiles, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(tiles, desc="tiles", unit="tile", disable=not enabled or len(tiles) < 2)
+
+
+_CONFIG_CLASSES = {
+    "amg": ("samscope.instance.amg", "AMGConfig"),
+    "ais": ("samscope.instance.ais", "AISConfig"),
+    "apg": ("samscope.instance.apg", "APGConfig"),
+    "distance": ("samscope.instance.distance", "DistanceConfig"),
+    "foreground": ("samscope.instance.foreground", "ForegroundConfig"),
+}
+
+
+def config_class(mode: str) -> type:
+    """The config dataclass of ``mode``."""
+    import importlib
+
+    module, name = _CONFIG_CLASSES[mode]
+    return getattr(importlib.import_module(module), name)
+
+
+def _check_config(mode: str, config: Any) -> None:
+    if config is None:
+        return
+    expected = config_class(mode)
+    if not isinstance(config, expected):
+        raise InputError(f"mode {mode!r} takes a {expected.__name__}, got a {type(config).__name__}")
