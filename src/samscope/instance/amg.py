@@ -184,11 +184,14 @@ class AMGPrediction:
     iou : ndarray of float32, (n,)
         Predicted IoU.
     stability : ndarray of float32, (n,)
-        Stability score at ``stability_offset`` (low-resolution logits).
+        Stability score at ``stability_offset``, SAM's definition on the upsampled logits
+        (counted exactly from the low-resolution logits, see :class:`_PixelCells`).
     low_boxes : ndarray of int64, (n, 4)
         ``(r0, c0, r1, c1)`` of the kept logits on the ``L × L`` grid.
     logits : tuple of ndarray of float32
         ``logits[i].shape == (r1 - r0, c1 - c0)``.
+    area : ndarray of int64, (n,)
+        Pixels of each mask (upsampled logits > 0).
     stability_offset : float
     defaults : AutomaticDefaults
         The model card's thresholds (used where the config leaves them None).
@@ -208,6 +211,7 @@ class AMGPrediction:
     stability: np.ndarray
     low_boxes: np.ndarray
     logits: tuple[np.ndarray, ...]
+    area: np.ndarray
     stability_offset: float = 1.0
     defaults: AutomaticDefaults = field(default_factory=AutomaticDefaults)
     n_prompts: int = 0
@@ -219,7 +223,7 @@ class AMGPrediction:
     @property
     def nbytes(self) -> int:
         """Memory held by the stored logits and arrays."""
-        arrays = (self.crop_index, self.points, self.iou, self.stability, self.low_boxes)
+        arrays = (self.crop_index, self.points, self.iou, self.stability, self.low_boxes, self.area)
         return sum(a.nbytes for a in self.logits) + sum(a.nbytes for a in arrays)
 
     @classmethod
@@ -231,7 +235,8 @@ class AMGPrediction:
         return cls(
             tuple(image_shape), np.array([[0, 0, h, w]], np.int64), input_size, low_res,
             np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.float32),
-            np.zeros(0, np.float32), np.zeros((0, 4), np.int64), (), defaults=defaults,
+            np.zeros(0, np.float32), np.zeros((0, 4), np.int64), (), np.zeros(0, np.int64),
+            defaults=defaults,
         )  # fmt: skip
 
 
@@ -263,17 +268,77 @@ def crop_boxes(shape: tuple[int, int], n_layers: int, overlap_ratio: float):
     return np.array(boxes, np.int64), layers
 
 
-def _valid_nodes(transform, low_res: int) -> tuple[int, int]:
-    """Low-resolution rows/columns whose values reach the image (the rest is padding)."""
-    fy, fx = transform.factors
-    h, w = transform.original_shape
-    sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
-    return min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
+class _PixelCells:
+    """Exact pixel counts of upsampled logits above a threshold, from the low-resolution logits.
 
+    Pixel ``(i, j)`` of the region samples the logits bilinearly inside one low-resolution cell
+    (the geometry of :meth:`samscope.image.Transform.interpolation_matrices`), so its value lies
+    between the cell's smallest and largest corner: a cell whose corners are all above ``t``
+    contributes all its pixels, one with all corners at or below ``t`` none, and only the cells
+    the level line crosses are evaluated pixel by pixel. This gives SAM's full-resolution
+    stability score and mask areas without upsampling any mask.
 
-# -------------------------------------------------------------------------------------------
-# decoding
-# -------------------------------------------------------------------------------------------
+    Parameters
+    ----------
+    transform : Transform
+        The region → encoder-input geometry.
+    low_res : int
+        ``L``.
+    """
+
+    def __init__(self, transform, low_res: int) -> None:
+        fy, fx = transform.factors
+        h, w = transform.original_shape
+        sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
+        # nodes whose values reach the image (the rest is padding)
+        self.ny, self.nx = min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
+        self.rows = self._axis(h, sy, self.ny)
+        self.cols = self._axis(w, sx, self.nx)
+
+    @staticmethod
+    def _axis(n_out: int, step: float, n_nodes: int):
+        pos = np.clip((np.arange(n_out) + 0.5) * step - 0.5, 0.0, n_nodes - 1.0)
+        lo = np.minimum(np.floor(pos).astype(np.int64), n_nodes - 2)
+        frac = pos - lo
+        counts = np.bincount(lo, minlength=n_nodes - 1)
+        kmax = int(counts.max())
+        table = np.zeros((n_nodes - 1, kmax), np.float32)
+        valid = np.zeros((n_nodes - 1, kmax), bool)
+        rank = np.arange(n_out) - np.searchsorted(lo, lo)  # position of a pixel within its cell
+        table[lo, rank] = frac
+        valid[lo, rank] = True
+        return (
+            torch.from_numpy(counts.astype(np.float32)),
+            torch.from_numpy(table),
+            torch.from_numpy(valid),
+        )
+
+    def counts(self, logits: torch.Tensor, thresholds) -> list[torch.Tensor]:
+        """Pixels above each threshold, ``(B,)`` int64 each, for logits ``(B, ny, nx)``."""
+        nr, fr, vr = self.rows
+        nc, fc, vc = self.cols
+        bsz, ny, nx = logits.shape
+        out = []
+        for t in thresholds:
+            above = logits > t
+            top = above[:, :-1, :-1] & above[:, :-1, 1:]
+            bottom = above[:, 1:, :-1] & above[:, 1:, 1:]
+            every = top & bottom  # whole cell above t
+            some = above[:, :-1, :-1] | above[:, :-1, 1:] | above[:, 1:, :-1] | above[:, 1:, 1:]
+            per_row = torch.mv(every.reshape(-1, nx - 1).float(), nc).reshape(bsz, ny - 1)
+            full = torch.mv(per_row, nr).round().long()
+            bi, r, k = (some & ~every).nonzero(as_tuple=True)  # cells the level line crosses
+            if bi.numel():
+                a, b = logits[bi, r, k], logits[bi, r, k + 1]
+                c, d = logits[bi, r + 1, k], logits[bi, r + 1, k + 1]
+                tx, ty = fc[k][:, None, :], fr[r][:, :, None]
+                upper = a[:, None, None] + tx * (b - a)[:, None, None]  # (M, 1, kx)
+                lower = c[:, None, None] + tx * (d - c)[:, None, None]
+                val = upper + ty * (lower - upper)  # (M, ky, kx)
+                inside = (val > t) & vr[r][:, :, None] & vc[k][:, None, :]
+                full = full.index_add(0, bi, inside.sum(dim=(1, 2)))
+            out.append(full)
+        return out
 
 
 class _PointDecoder:
@@ -295,8 +360,10 @@ class _PointDecoder:
     #: prompts per pass over the image tokens (keeps ``(chunk, N, C)`` tensors in cache)
     chunk = 2
 
-    def __init__(self, model, embedding: torch.Tensor) -> None:
+    def __init__(self, model, embedding: torch.Tensor, transform, origin=(0, 0)) -> None:
         self.model = model
+        self.transform = transform  # where the embedding lies: crop geometry and offset
+        self.origin = origin
         self.cache = model.prepare_decoder(embedding)
         dec = model.sam.mask_decoder
         layers = dec.transformer.layers
@@ -423,6 +490,14 @@ class _PointDecoder:
         return logits.reshape(p, k, 4 * g, 4 * g), iou
 
 
+def _embed_crop(model, region: np.ndarray):
+    """Embedding ``(1, C, g, g)`` and transform of a crop (crop layers)."""
+    from samscope.embeddings import compute_embeddings
+
+    sub = compute_embeddings(region, model)
+    return sub.get(0, 0), sub.transform(0)
+
+
 def _decode_batch(decoder, points_xy, multimask: bool):
     """Decode ``(P, 2)`` points (x, y, input pixels) → (logits (P, K, L, L), iou (P, K)).
 
@@ -442,19 +517,19 @@ class _Candidates:
         self.stability: list[np.ndarray] = []
         self.low_boxes: list[np.ndarray] = []
         self.logits: list[np.ndarray] = []
+        self.area: list[np.ndarray] = []
 
-    def add(self, logits, iou, points_yx: np.ndarray, crop: int, valid: tuple[int, int]):
+    def add(self, logits, iou, points_yx: np.ndarray, crop: int, cells: _PixelCells):
         """Add a batch; returns the indices (into this batch's P×K) that were kept."""
-        ny, nx = valid
+        ny, nx = cells.ny, cells.nx
         p, k = iou.shape
         lg = logits[:, :, :ny, :nx].reshape(p * k, ny, nx).float()
-        inter = (lg > self.offset).sum(dim=(1, 2))
-        union = (lg > -self.offset).sum(dim=(1, 2))
-        stab = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter, dtype=torch.float32))
+        inter, union, area = cells.counts(lg, (self.offset, -self.offset, 0.0))
+        stab = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros(()))
         pos = lg > 0
         rows = pos.any(dim=2)
         cols = pos.any(dim=1)
-        keep = np.flatnonzero(rows.any(dim=1).cpu().numpy())
+        keep = np.flatnonzero((area > 0).cpu().numpy())
         rows_np, cols_np = rows.cpu().numpy(), cols.cpu().numpy()
         lg_np = lg.cpu().numpy()
         boxes = np.zeros((len(keep), 4), np.int64)
@@ -469,6 +544,7 @@ class _Candidates:
         self.points.append(np.repeat(points_yx, k, axis=0)[keep])
         self.iou.append(iou.reshape(-1).float().cpu().numpy()[keep])
         self.stability.append(stab.cpu().numpy().astype(np.float32)[keep])
+        self.area.append(area.cpu().numpy()[keep])
         return keep
 
     def finish(self, **kw) -> AMGPrediction:
@@ -481,6 +557,7 @@ class _Candidates:
             iou=cat(self.iou, (0,), np.float32),
             stability=cat(self.stability, (0,), np.float32),
             low_boxes=cat(self.low_boxes, (0, 4), np.int64),
+            area=cat(self.area, (0,), np.int64),
             logits=tuple(self.logits),
             stability_offset=self.offset,
             **kw,
@@ -559,12 +636,9 @@ def amg_predict(
         if c == 0:
             emb, transform = embeddings.get(plane, tile), embeddings.transform(tile)
         else:
-            from samscope.embeddings import compute_embeddings
-
-            sub = compute_embeddings(region[y0:y1, x0:x1], model)
-            emb, transform = sub.get(0, 0), sub.transform(0)
-        decoder = _PointDecoder(model, emb)
-        valid = _valid_nodes(transform, low_res)
+            emb, transform = _embed_crop(model, region[y0:y1, x0:x1])
+        decoder = _PointDecoder(model, emb, transform, (y0, x0))
+        cells = _PixelCells(transform, low_res)
         n_side = max(1, int(config.points_per_side / config.crop_n_points_downscale_factor**layer))
         pts = point_grid(n_side) * np.array([y1 - y0, x1 - x0], np.float64)  # (y, x) in crop
         n_points += len(pts)
@@ -574,13 +648,13 @@ def amg_predict(
                 batch = pts[s : s + step]
                 xy = transform.points_to_input(batch)
                 logits, iou = _decode_batch(decoder, xy, config.multimask)
-                cands.add(logits, iou, batch + (y0, x0), c, valid)
+                cands.add(logits, iou, batch + (y0, x0), c, cells)
                 n_prompts += len(batch)
         else:
             crop_region = region[y0:y1, x0:x1] if region is not None else None
             n_prompts += _foreground_schedule(
                 model, emb, transform, pts, crop_region, cands, config,
-                crop=c, origin=(y0, x0), valid=valid, thresholds=(iou_t, stab_t),
+                crop=c, origin=(y0, x0), cells=cells, thresholds=(iou_t, stab_t),
                 decode=partial(_decode_batch, decoder, multimask=config.multimask),
             )  # fmt: skip
     return cands.finish(
@@ -635,7 +709,7 @@ def _foreground_evidence(model, emb, transform, pts, region, config):
 
 
 def _foreground_schedule(
-    model, emb, transform, pts, region, cands, config, *, crop, origin, valid, thresholds, decode
+    model, emb, transform, pts, region, cands, config, *, crop, origin, cells, thresholds, decode
 ) -> int:
     """Decode foreground points by decreasing evidence, skipping covered ones; returns prompts decoded."""
     evidence, cut = _foreground_evidence(model, emb, transform, pts, region, config)
@@ -663,7 +737,7 @@ def _foreground_schedule(
         logits, iou = decode(transform.points_to_input(points))
         decoded += len(batch)
         k = iou.shape[1]
-        keep = cands.add(logits, iou, points + origin, crop, valid)
+        keep = cands.add(logits, iou, points + origin, crop, cells)
         if len(keep) == 0:
             continue
         ious, stabs = cands.iou[-1], cands.stability[-1]
@@ -758,13 +832,14 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
         if len(pred.crop_boxes) > 1:
             near = boxes_near_edge(masks.boxes[members], tuple(crop_box), shape)
             members = members[~near]
-        members = members[box_nms(masks.boxes[members], scores[members], iou_thresh=nms_t)]
+        members = members[box_nms(_sam_box(masks.boxes[members]), scores[members], iou_thresh=nms_t)]
         chosen.append(members)
     order = np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
     if len(pred.crop_boxes) > 1 and len(order):  # between crops: prefer smaller crops
         cb = pred.crop_boxes[crop_of[order]]
         area = ((cb[:, 2] - cb[:, 0]) * (cb[:, 3] - cb[:, 1])).astype(np.float64)
-        order = order[box_nms(masks.boxes[order], 1.0 / area, iou_thresh=config.crop_nms_thresh)]
+        keep = box_nms(_sam_box(masks.boxes[order]), 1.0 / area, iou_thresh=config.crop_nms_thresh)
+        order = order[keep]
     masks, scores = select(masks, order), scores[order]
     if config.min_mask_area > 0 and len(masks):
         cleaned, unchanged = [], []
@@ -775,7 +850,7 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
         full = CroppedMasks(shape, masks.boxes, tuple(cleaned))
         tight = _shrink(full)
         nms = max(nms_t, config.crop_nms_thresh)
-        kept = box_nms(tight.boxes, np.array(unchanged), iou_thresh=nms)
+        kept = box_nms(_sam_box(tight.boxes), np.array(unchanged), iou_thresh=nms)
         masks, scores = select(tight, kept), scores[kept]
     if config.min_size > 0 and len(masks):
         big = np.flatnonzero(masks.areas() >= config.min_size)
@@ -783,6 +858,14 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
     if len(masks) == 0:
         return Instances.empty(shape, mode="amg", overlapping=True)
     return Instances.from_masks(masks, scores, mode="amg")
+
+
+def _sam_box(boxes: np.ndarray) -> np.ndarray:
+    """Boxes as SAM compares them: inclusive last row/column (a ``w × h`` box has area
+    ``(w − 1)(h − 1)`` in torchvision's IoU), so NMS decisions match SAM's and µSAM's."""
+    out = np.asarray(boxes, np.float64).copy()
+    out[:, 2:] -= 1
+    return out
 
 
 def _shrink(masks: CroppedMasks) -> CroppedMasks:
