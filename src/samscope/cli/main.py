@@ -17,6 +17,7 @@ from samscope.errors import SamscopeError
 #: Modules that contribute commands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
     "samscope.cli.core",  # info, embed, prompt
+    "samscope.cli.segment",  # segment
     "samscope.cli.models",  # models list|info|fetch|import
     "samscope.cli.simulate",  # simulate mitochondria|nuclei|cells
     "samscope.cli.evaluate",  # evaluate, evaluate-interactive

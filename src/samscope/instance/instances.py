@@ -13,7 +13,7 @@ import numpy as np
 
 from samscope.errors import InputError
 
-__all__ = ["CroppedMasks", "Instances", "label_dtype_for"]
+__all__ = ["CroppedMasks", "Instances", "label_dtype_for", "object_table"]
 
 
 def label_dtype_for(n: int) -> np.dtype:
@@ -126,7 +126,9 @@ class Instances:
         return int(len(self.scores))
 
     @classmethod
-    def empty(cls, shape: tuple[int, int], *, mode: str = "", overlapping: bool = False) -> Instances:
+    def empty(
+        cls, shape: tuple[int, int], *, mode: str = "", overlapping: bool = False
+    ) -> Instances:
         """No objects (e.g. for an empty or constant image)."""
         masks = CroppedMasks(tuple(shape), np.zeros((0, 4), np.int64), ()) if overlapping else None
         return cls(np.zeros(shape, np.uint16), np.zeros(0, np.float32), masks, mode)
@@ -144,7 +146,9 @@ class Instances:
         return cls(labels, scores, masks, mode)
 
     @classmethod
-    def from_labels(cls, labels: np.ndarray, scores: np.ndarray | None = None, *, mode: str = "") -> Instances:
+    def from_labels(
+        cls, labels: np.ndarray, scores: np.ndarray | None = None, *, mode: str = ""
+    ) -> Instances:
         """Build from a label image, relabelled to consecutive ids ``1..n`` (order kept)."""
         from skimage.segmentation import relabel_sequential
 
@@ -163,3 +167,61 @@ class Instances:
             elif len(scores) != n:
                 raise InputError(f"{len(scores)} scores for {n} objects")
         return cls(relabelled.astype(label_dtype_for(n)), scores, None, mode)
+
+
+def object_table(instances: Instances) -> list[dict]:
+    """One row per object: id, area, centroid, bounding box and score.
+
+    Measured on each object's own mask when the result has overlapping masks (so shared pixels
+    count for every object that has them), else on the label image. Coordinates are pixels
+    ``(y, x)``; boxes have exclusive ends. Rows load into pandas with ``pandas.DataFrame(rows)``.
+
+    Returns
+    -------
+    list of dict
+        Keys ``id, area, centroid_y, centroid_x, bbox_y0, bbox_x0, bbox_y1, bbox_x1, score``.
+    """
+    rows = []
+    if instances.masks is not None:
+        for i, (box, crop) in enumerate(
+            zip(instances.masks.boxes, instances.masks.crops, strict=True)
+        ):
+            area = int(crop.sum())
+            if area == 0:
+                continue
+            ys, xs = np.nonzero(crop)
+            rows.append(
+                _row(i + 1, area, box[0] + ys.mean(), box[1] + xs.mean(), box, instances.scores[i])
+            )
+        return rows
+    from scipy import ndimage as ndi
+
+    lab = instances.labels
+    n = instances.n
+    if n == 0:
+        return rows
+    index = np.arange(1, n + 1)
+    areas = ndi.sum_labels(np.ones(lab.shape, np.int64), lab, index)
+    centroids = ndi.center_of_mass(np.ones(lab.shape, np.float32), lab, index)
+    for i, sl in enumerate(ndi.find_objects(lab, max_label=n)):
+        if sl is None:
+            continue
+        box = (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)
+        rows.append(
+            _row(i + 1, int(areas[i]), centroids[i][0], centroids[i][1], box, instances.scores[i])
+        )
+    return rows
+
+
+def _row(obj_id: int, area: int, cy: float, cx: float, box, score: float) -> dict:
+    return {
+        "id": obj_id,
+        "area": area,
+        "centroid_y": round(float(cy), 3),
+        "centroid_x": round(float(cx), 3),
+        "bbox_y0": int(box[0]),
+        "bbox_x0": int(box[1]),
+        "bbox_y1": int(box[2]),
+        "bbox_x1": int(box[3]),
+        "score": round(float(score), 5),
+    }

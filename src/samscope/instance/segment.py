@@ -115,7 +115,9 @@ def segment(
         pixel_size_nm = float(px) if px is not None and np.isfinite(px) else None
     _check_config(chosen, config)
     if _is_constant(plane):
-        return Instances.empty(plane.shape[:2], mode=chosen, overlapping=chosen in ("amg", "apg", "foreground"))
+        return Instances.empty(
+            plane.shape[:2], mode=chosen, overlapping=chosen in ("amg", "apg", "foreground")
+        )
 
     if chosen == "distance":
         from samscope.instance.distance import segment_distance
@@ -129,7 +131,9 @@ def segment(
     from samscope.embeddings import compute_embeddings
 
     if embeddings is None:
-        embeddings = compute_embeddings(plane, model, tile_shape=tile_shape, halo=halo, progress=progress)
+        embeddings = compute_embeddings(
+            plane, model, tile_shape=tile_shape, halo=halo, progress=progress
+        )
     elif tuple(embeddings.image_shape) != tuple(plane.shape[:2]):
         raise InputError(
             f"embeddings are of an image of shape {embeddings.image_shape}, not {plane.shape[:2]}"
@@ -147,7 +151,10 @@ def segment(
             maps = blend_tile_maps(
                 embeddings.image_shape,
                 tiles,
-                [predict_ais_maps(model, embeddings, plane=0, tile=t.index) for t in _progress(tiles, progress)],
+                [
+                    predict_ais_maps(model, embeddings, plane=0, tile=t.index)
+                    for t in _progress(tiles, progress)
+                ],
             )
         return ais_from_maps(maps, config=cfg)
 
@@ -155,7 +162,9 @@ def segment(
         from samscope.instance.amg import segment_amg
 
         def run(t):
-            return segment_amg(model, embeddings, tile=t.index, config=config, image=plane[t.outer_slices])
+            return segment_amg(
+                model, embeddings, tile=t.index, config=config, image=plane[t.outer_slices]
+            )
     else:
         from samscope.instance.apg import segment_apg
 
@@ -198,4 +207,6 @@ def _check_config(mode: str, config: Any) -> None:
         return
     expected = config_class(mode)
     if not isinstance(config, expected):
-        raise InputError(f"mode {mode!r} takes a {expected.__name__}, got a {type(config).__name__}")
+        raise InputError(
+            f"mode {mode!r} takes a {expected.__name__}, got a {type(config).__name__}"
+        )
