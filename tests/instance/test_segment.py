@@ -35,7 +35,7 @@ def test_auto_mode_prefers_the_card_default_then_ais(model, monkeypatch):
 @pytest.mark.parametrize("mode", ["ais", "apg"])
 def test_modes_run_untiled_and_tiled(model, image, mode):
     whole = segment(image, model, mode=mode, config=None)
-    tiled = segment(image, model, mode=mode, tile_shape=64, halo=16)
+    tiled = segment(image, model, mode=mode, tile_shape=80, halo=16)  # 2 × 2 tiles
     for res in (whole, tiled):
         assert isinstance(res, Instances) and res.labels.shape == image.shape
         assert res.mode == mode
