@@ -546,7 +546,7 @@ def _samscope_card(path: Path, converted) -> ModelCard:
         urls=(),
         known_hash=file_hash(path),
         filename=path.name,
-        source="local",
+        source=card.source or "local",
         shipped=None,
         has_instance_head=head,
     )

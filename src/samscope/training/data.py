@@ -241,11 +241,14 @@ def load_labelled(
             lab = read_labels(label_paths[i])
             lab_planes = lab.reshape(-1, *lab.shape[-2:])
             if lab_planes.shape[0] != planes.shape[0] or lab_planes.shape[1:] != planes.shape[1:3]:
-                raise InputError(
-                    f"image {path} has {planes.shape[0]} plane(s) of {planes.shape[1:3]} but "
-                    f"labels {label_paths[i]} have {lab_planes.shape[0]} of {lab_planes.shape[1:]}; "
-                    "image and label shapes must agree"
-                )
+                if planes.shape[0] == lab_planes.shape[0] == 1:
+                    what = f"has shape {planes.shape[1:3]} but labels {label_paths[i]} have {lab.shape}"
+                else:
+                    what = (
+                        f"has {planes.shape[0]} plane(s) of {planes.shape[1:3]} but labels "
+                        f"{label_paths[i]} have {lab_planes.shape[0]} of {lab_planes.shape[1:]}"
+                    )
+                raise InputError(f"image {path} {what}; image and label shapes must agree")
         mask_stack = None
         if mask_paths:
             if planes.shape[0] != 1:

@@ -19,7 +19,46 @@ from samscope.models.lora import LoraSettings
 from samscope.training.config import TrainConfig
 from samscope.training.data import LabelledImage, SimulatedSource, load_labelled, split_samples
 
-__all__ = ["DataSources", "Networks", "apply_freeze", "build_networks", "build_sources", "trained_card"]
+__all__ = [
+    "DataSources",
+    "Networks",
+    "apply_freeze",
+    "build_networks",
+    "build_sources",
+    "initialise_weights",
+    "trained_card",
+]
+
+
+def initialise_weights(sam: nn.Module) -> nn.Module:
+    """Give a freshly built SAM the initialisation segment-anything's modules get (in place).
+
+    ``transformers`` initialises SAM's image encoder with a standard deviation of 1e-10 (its
+    ``SamVisionConfig.initializer_range``: the weights are meant to be overwritten by a
+    checkpoint), so its output is ~0 and it barely trains; and it draws the prompt encoder's
+    random Fourier matrix with a standard deviation of ``hidden_size / 2`` where segment-anything
+    uses 1, which turns nearby clicks into unrelated codes. From scratch, samscope therefore
+    resets every linear, convolution, embedding and normalisation layer to PyTorch's defaults
+    (what ``segment_anything.build_sam`` gets without a checkpoint), zeroes the absolute and
+    relative position embeddings (as segment-anything), and draws the Fourier matrix from N(0, 1).
+    """
+    for module in sam.modules():
+        if isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d | nn.Embedding | nn.LayerNorm):
+            module.reset_parameters()
+        elif type(module).__name__.endswith("LayerNorm") and hasattr(module, "weight"):
+            with torch.no_grad():
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+        elif hasattr(module, "rel_pos_h"):
+            with torch.no_grad():
+                module.rel_pos_h.zero_()
+                module.rel_pos_w.zero_()
+    with torch.no_grad():
+        if getattr(sam.vision_encoder, "pos_embed", None) is not None:
+            sam.vision_encoder.pos_embed.zero_()
+        pe = sam.shared_image_embedding.positional_embedding
+        pe.copy_(torch.randn(pe.shape, dtype=pe.dtype))
+    return sam
 
 
 @dataclass
@@ -102,7 +141,7 @@ def build_networks(config: TrainConfig) -> Networks:
         arch = _architecture(config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            sam = build_sam(arch)
+            sam = initialise_weights(build_sam(arch))
             if o.instance_head:
                 instance = InstanceDistanceHead.for_architecture(arch)
             if o.distance_head:

@@ -383,6 +383,16 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         """Train until ``max_steps`` or early stopping; export the best model."""
+        threads = self.config.run.threads
+        previous = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            return self._fit()
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit(self) -> TrainResult:
         c = self.config
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
