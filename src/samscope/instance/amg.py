@@ -167,7 +167,9 @@ class AMGPrediction:
 
     Candidate ``i`` is mask ``k`` of a decoded point; its low-resolution logits are kept only
     inside ``low_boxes[i]`` (the nodes above 0 plus one node of margin, clipped to the nodes that
-    cover the crop); candidates with no node above 0 are not kept.
+    cover the crop), and compactly: the sign of every node (a bit) and the values of the nodes
+    at the corners of cells the zero level crosses — exactly what decides the upsampled mask
+    (:meth:`crop_logits` rebuilds logits with the same mask). Empty masks are not kept.
 
     Attributes
     ----------
@@ -188,8 +190,11 @@ class AMGPrediction:
         (counted exactly from the low-resolution logits, see :class:`_PixelCells`).
     low_boxes : ndarray of int64, (n, 4)
         ``(r0, c0, r1, c1)`` of the kept logits on the ``L × L`` grid.
-    logits : tuple of ndarray of float32
-        ``logits[i].shape == (r1 - r0, c1 - c0)``.
+    signs, band : tuple of ndarray of uint8
+        Packed bits, raster order over the ``low_boxes[i]`` crop: node above 0; node is a corner
+        of a cell the zero level crosses.
+    values : tuple of ndarray of float32
+        The logits of the ``band`` nodes, raster order.
     area : ndarray of int64, (n,)
         Pixels of each mask (upsampled logits > 0).
     stability_offset : float
@@ -210,7 +215,9 @@ class AMGPrediction:
     iou: np.ndarray
     stability: np.ndarray
     low_boxes: np.ndarray
-    logits: tuple[np.ndarray, ...]
+    signs: tuple[np.ndarray, ...]
+    band: tuple[np.ndarray, ...]
+    values: tuple[np.ndarray, ...]
     area: np.ndarray
     stability_offset: float = 1.0
     defaults: AutomaticDefaults = field(default_factory=AutomaticDefaults)
@@ -222,9 +229,16 @@ class AMGPrediction:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the stored logits and arrays."""
+        """Memory held by the stored candidates."""
         arrays = (self.crop_index, self.points, self.iou, self.stability, self.low_boxes, self.area)
-        return sum(a.nbytes for a in self.logits) + sum(a.nbytes for a in arrays)
+        packed = sum(a.nbytes for part in (self.signs, self.band, self.values) for a in part)
+        return packed + sum(a.nbytes for a in arrays)
+
+    def crop_logits(self, i: int) -> np.ndarray:
+        """Logits of candidate ``i`` inside ``low_boxes[i]``: exact on the band, ±1 elsewhere
+        (same sign), so their upsampled mask is the decoder's."""
+        r0, c0, r1, c1 = (int(v) for v in self.low_boxes[i])
+        return _unpack(self.signs[i], self.band[i], self.values[i], (r1 - r0, c1 - c0))
 
     @classmethod
     def empty(
@@ -235,8 +249,8 @@ class AMGPrediction:
         return cls(
             tuple(image_shape), np.array([[0, 0, h, w]], np.int64), input_size, low_res,
             np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.float32),
-            np.zeros(0, np.float32), np.zeros((0, 4), np.int64), (), np.zeros(0, np.int64),
-            defaults=defaults,
+            np.zeros(0, np.float32), np.zeros((0, 4), np.int64), (), (), (),
+            np.zeros(0, np.int64), defaults=defaults,
         )  # fmt: skip
 
 
@@ -506,6 +520,14 @@ def _decode_batch(decoder, points_xy, multimask: bool):
     return decoder(points_xy, multimask)
 
 
+def _unpack(signs: np.ndarray, band: np.ndarray, values: np.ndarray, shape) -> np.ndarray:
+    n = shape[0] * shape[1]
+    pos = np.unpackbits(signs, count=n).reshape(shape).astype(bool)
+    out = np.where(pos, np.float32(1.0), np.float32(-1.0))
+    out[np.unpackbits(band, count=n).reshape(shape).astype(bool)] = values
+    return out
+
+
 class _Candidates:
     """Accumulates kept candidates of decoded batches (low-resolution, cropped)."""
 
@@ -516,7 +538,9 @@ class _Candidates:
         self.iou: list[np.ndarray] = []
         self.stability: list[np.ndarray] = []
         self.low_boxes: list[np.ndarray] = []
-        self.logits: list[np.ndarray] = []
+        self.signs: list[np.ndarray] = []
+        self.band: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []
         self.area: list[np.ndarray] = []
 
     def add(self, logits, iou, points_yx: np.ndarray, crop: int, cells: _PixelCells):
@@ -526,19 +550,28 @@ class _Candidates:
         lg = logits[:, :, :ny, :nx].reshape(p * k, ny, nx).float()
         inter, union, area = cells.counts(lg, (self.offset, -self.offset, 0.0))
         stab = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros(()))
-        pos = lg > 0
-        rows = pos.any(dim=2)
-        cols = pos.any(dim=1)
         keep = np.flatnonzero((area > 0).cpu().numpy())
-        rows_np, cols_np = rows.cpu().numpy(), cols.cpu().numpy()
-        lg_np = lg.cpu().numpy()
+        pos = lg[keep] > 0
+        rows_np, cols_np = pos.any(dim=2).numpy(), pos.any(dim=1).numpy()
+        every = pos[:, :-1, :-1] & pos[:, :-1, 1:] & pos[:, 1:, :-1] & pos[:, 1:, 1:]
+        some = pos[:, :-1, :-1] | pos[:, :-1, 1:] | pos[:, 1:, :-1] | pos[:, 1:, 1:]
+        crossed = some & ~every
+        band = torch.zeros_like(pos)
+        band[:, :-1, :-1] |= crossed
+        band[:, :-1, 1:] |= crossed
+        band[:, 1:, :-1] |= crossed
+        band[:, 1:, 1:] |= crossed
+        pos_np, band_np, lg_np = pos.numpy(), band.numpy(), lg[keep].numpy()
         boxes = np.zeros((len(keep), 4), np.int64)
-        for j, i in enumerate(keep):
-            ys, xs = np.flatnonzero(rows_np[i]), np.flatnonzero(cols_np[i])
+        for j in range(len(keep)):
+            ys, xs = np.flatnonzero(rows_np[j]), np.flatnonzero(cols_np[j])
             r0, c0 = max(ys[0] - 1, 0), max(xs[0] - 1, 0)
             r1, c1 = min(ys[-1] + 2, ny), min(xs[-1] + 2, nx)
             boxes[j] = (r0, c0, r1, c1)
-            self.logits.append(lg_np[i, r0:r1, c0:c1].copy())
+            b = band_np[j, r0:r1, c0:c1]
+            self.signs.append(np.packbits(pos_np[j, r0:r1, c0:c1]))
+            self.band.append(np.packbits(b))
+            self.values.append(lg_np[j, r0:r1, c0:c1][b])
         self.low_boxes.append(boxes)
         self.crop_index.append(np.full(len(keep), crop, np.int64))
         self.points.append(np.repeat(points_yx, k, axis=0)[keep])
@@ -558,7 +591,9 @@ class _Candidates:
             stability=cat(self.stability, (0,), np.float32),
             low_boxes=cat(self.low_boxes, (0, 4), np.int64),
             area=cat(self.area, (0,), np.int64),
-            logits=tuple(self.logits),
+            signs=tuple(self.signs),
+            band=tuple(self.band),
+            values=tuple(self.values),
             stability_offset=self.offset,
             **kw,
         )
@@ -570,16 +605,23 @@ def _is_constant(region: np.ndarray) -> bool:
 
 def _tile_region(embeddings, plane: int, tile: int, image):
     """The pixels of a tile's outer region, from ``image`` or the embeddings' source, or None."""
-    source = image if image is not None else embeddings.source
+    t = embeddings.tiles[tile]
+    if image is not None:
+        arr = np.asarray(image)
+        if arr.shape[:2] == tuple(t.outer_shape):
+            return arr
+        if arr.shape[:2] == tuple(embeddings.image_shape):
+            return arr[t.outer_slices]
+        raise InputError(
+            f"image of shape {arr.shape[:2]} matches neither the tile {t.outer_shape} "
+            f"nor the embedded plane {embeddings.image_shape}"
+        )
+    source = embeddings.source
     if source is None:
         return None
-    data = np.asarray(source) if image is not None else source
-    t = embeddings.tiles[tile]
-    if image is not None and np.asarray(image).shape[:2] == t.outer_shape:
-        return np.asarray(image)
     if embeddings.axes in ("YX", "YXC"):
-        return np.asarray(data[t.outer_slices])
-    return np.asarray(data[plane][t.outer_slices])
+        return np.asarray(source[t.outer_slices])
+    return np.asarray(source[plane][t.outer_slices])
 
 
 def amg_predict(
@@ -621,8 +663,6 @@ def amg_predict(
     low_res = model.arch.low_res_size
     defaults = model.card.automatic
     region = _tile_region(embeddings, plane, tile, image)
-    if region is not None and region.shape[:2] != shape:
-        raise InputError(f"image of shape {region.shape[:2]} does not match the tile {shape}")
     if region is not None and _is_constant(region):
         return AMGPrediction.empty(shape, model.image_size, low_res, defaults)
     boxes, layers = crop_boxes(shape, config.crop_n_layers, config.crop_overlap_ratio)
@@ -741,7 +781,8 @@ def _foreground_schedule(
         if len(keep) == 0:
             continue
         ious, stabs = cands.iou[-1], cands.stability[-1]
-        crops, boxes = cands.logits[-len(keep) :], cands.low_boxes[-1]
+        boxes = cands.low_boxes[-1]
+        first = len(cands.signs) - len(keep)
         ok = (ious > iou_t) & (stabs >= stab_t)
         best: dict[int, int] = {}  # prompt -> best accepted candidate (highest predicted IoU)
         for j in np.flatnonzero(ok):
@@ -749,7 +790,9 @@ def _foreground_schedule(
             if prompt not in best or ious[j] > ious[best[prompt]]:
                 best[prompt] = int(j)
         for j in best.values():
-            (y0, x0, y1, x1), m = upsample_logit_crop(crops[j], tuple(boxes[j, :2]), ay, ax)
+            r0, c0, r1, c1 = (int(v) for v in boxes[j])
+            crop = _unpack(cands.signs[first + j], cands.band[first + j], cands.values[first + j], (r1 - r0, c1 - c0))
+            (y0, x0, y1, x1), m = upsample_logit_crop(crop, (r0, c0), ay, ax)
             if m.size:
                 covered[y0:y1, x0:x1] |= m
     return decoded
@@ -811,7 +854,7 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
             mats[c] = Transform((cy1 - cy0, cx1 - cx0), pred.input_size).interpolation_matrices(
                 pred.low_res
             )
-        box, m = upsample_logit_crop(pred.logits[i], tuple(pred.low_boxes[i, :2]), *mats[c])
+        box, m = upsample_logit_crop(pred.crop_logits(i), tuple(pred.low_boxes[i, :2]), *mats[c])
         if m.size == 0:
             continue
         idx.append(i)

@@ -16,7 +16,10 @@ The pipeline of the synthetic-mitochondria paper:
 6. rescale the masks back to the image.
 
 Instances may share pixels: the result's ``masks`` are the overlapping masks, ``labels`` paints
-higher scores on top. Like every mode, the expensive part (embeddings, decoding) is separate from
+higher scores on top. Each point is decoded in the patch whose inner region holds it, so an
+object is whole when it reaches at most ``halo`` pixels beyond that region (64 px at the default
+512-px patches, far longer than a mitochondrion at 80 nm); longer objects crossing a patch border
+come out as pieces (masks are not stitched across patches). Like every mode, the expensive part (embeddings, decoding) is separate from
 the cheap filters: :func:`foreground_predict` returns the upsampled candidate masks at the target
 pixel size and :func:`foreground_postprocess` applies steps 5–6.
 """
