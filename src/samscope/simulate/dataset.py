@@ -1,0 +1,651 @@
+"""Simulated samples, per-sample random streams, datasets on disk and preview grids.
+
+Every simulated sample ``i`` of a run with seed ``s`` is drawn from its own random stream,
+``numpy.random.SeedSequence(s, spawn_key=(i,))`` (the ``i``-th child of ``SeedSequence(s).spawn``).
+So a sample depends only on ``(s, i)``: the same whether it comes from
+:func:`~samscope.simulate.mitochondria` with ``rng=s``, from :func:`stream` in any data-loader
+worker, or from :func:`write_dataset` resumed after an interruption.
+
+Dataset layout
+--------------
+::
+
+    DIR/dataset.json          kind, seed, n, format, every configuration field, per-sample params
+    DIR/images/000000.tif     float32 (y, x) photon counts        (or images.zarr/ with fmt="zarr")
+    DIR/labels/000000.tif     uint16/uint32 (y, x) label image, 0 = background
+    DIR/masks/000000.tif      uint8 (n, y, x) overlapping per-object masks (mitochondria only)
+
+Each file is written to a temporary name and renamed into place, the label file last, so a
+sample whose label file exists is complete; resuming skips those samples. ``dataset.json`` is
+rewritten (atomically) as samples complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from samscope.errors import InputError
+
+__all__ = [
+    "SimulatedSample",
+    "KINDS",
+    "simulate",
+    "stream",
+    "write_dataset",
+    "read_sample",
+    "preview_grid",
+    "config_for",
+]
+
+#: Names of the simulators, as used by :func:`stream`, :func:`write_dataset` and the CLI.
+KINDS = ("mitochondria", "nuclei", "cells")
+
+
+@dataclass(frozen=True, eq=False)
+class SimulatedSample:
+    """One simulated image with its instance ground truth.
+
+    Attributes
+    ----------
+    image : numpy.ndarray
+        float32 ``(y, x)`` raw photon-count-like intensities (Poisson noise included).
+    labels : numpy.ndarray
+        uint16 (uint32 beyond 65,535 objects) ``(y, x)`` label image, 0 = background. Where
+        objects overlap, the simulator's documented tie rule decides.
+    masks : numpy.ndarray or None
+        bool ``(n, y, x)`` per-object masks that may overlap (mitochondria); ``None`` where objects
+        never overlap (then ``labels`` is complete).
+    foreground : numpy.ndarray
+        bool ``(y, x)``: pixels that belong to at least one object.
+    params : dict
+        JSON-serialisable: the seed and sample index, every configuration field and every value
+        drawn for this sample.
+    pixel_size_nm : float
+        Sample-space pixel size in nm.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray | None
+    foreground: np.ndarray
+    params: dict = field(default_factory=dict)
+    pixel_size_nm: float = 80.0
+
+    @property
+    def n_objects(self) -> int:
+        """Number of objects (masks if present, else distinct labels)."""
+        if self.masks is not None:
+            return int(self.masks.shape[0])
+        return int(np.count_nonzero(np.unique(self.labels)))
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by the simulators
+
+
+def check_range(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    exclusive: bool = False,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> tuple:
+    """Validate a ``(min, max)`` parameter and return it as a tuple of float (or int).
+
+    Raises :class:`~samscope.errors.InputError` with a message naming ``name`` when the value is
+    not a pair, ``min > max``, or a bound is outside ``[minimum, maximum]``.
+    """
+    try:
+        lo, hi = value
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a (min, max) pair, got {value!r}") from None
+    cast = int if integer else float
+    try:
+        lo_c, hi_c = cast(lo), cast(hi)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must hold numbers, got {value!r}") from None
+    if integer and (lo_c != lo or hi_c != hi):
+        raise InputError(f"{name} must hold integers, got {value!r}")
+    if not (np.isfinite(lo_c) and np.isfinite(hi_c)):
+        raise InputError(f"{name} must be finite, got {value!r}")
+    if lo_c > hi_c:
+        raise InputError(f"{name}: min ({lo_c}) is greater than max ({hi_c})")
+    if minimum is not None:
+        if exclusive and not lo_c > minimum:
+            raise InputError(f"{name} must be > {minimum}, got {value!r}")
+        if not exclusive and lo_c < minimum:
+            raise InputError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and hi_c > maximum:
+        raise InputError(f"{name} must be <= {maximum}, got {value!r}")
+    return (lo_c, hi_c)
+
+
+def check_shape(shape: Any, *, minimum: int = 16) -> tuple[int, int]:
+    """Validate an image shape ``(y, x)``."""
+    try:
+        h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise InputError(f"shape must be two integers (y, x), got {shape!r}") from None
+    if h < minimum or w < minimum:
+        raise InputError(f"shape must be at least {minimum}×{minimum} pixels, got {shape!r}")
+    return (h, w)
+
+
+def config_to_dict(config: Any) -> dict:
+    """JSON-serialisable dictionary of a (nested) configuration dataclass."""
+    out: dict[str, Any] = {}
+    for f in fields(config):
+        v = getattr(config, f.name)
+        if is_dataclass(v):
+            v = config_to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def resolve_config(cls: type, config: Any, overrides: dict) -> Any:
+    """``config`` (or ``cls()``) with ``overrides`` applied; unknown names are an InputError."""
+    if config is None:
+        config = cls()
+    elif not isinstance(config, cls):
+        raise InputError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    if overrides:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InputError(
+                f"unknown {cls.__name__} parameter(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        config = replace(config, **overrides)
+    return config
+
+
+def sample_seeds(n: int, rng: int | np.random.Generator | None) -> tuple[int, list[int]]:
+    """Root seed and sample indices for ``n`` samples drawn with ``rng``.
+
+    An ``int`` is the root seed itself; a Generator (or ``None``, fresh entropy) supplies one.
+    Sample ``i`` is then drawn from ``SeedSequence(seed, spawn_key=(i,))``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise InputError(f"n (number of samples) must be a positive integer, got {n!r}")
+    if rng is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    elif isinstance(rng, np.random.Generator):
+        seed = int(rng.integers(2**63))
+    elif isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        if rng < 0:
+            raise InputError(f"rng seed must be >= 0, got {rng}")
+        seed = int(rng)
+    else:
+        raise InputError(f"rng must be an int, a numpy Generator or None, got {type(rng).__name__}")
+    return seed, list(range(int(n)))
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The random generator of sample ``index`` of a run with root ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(index),)))
+
+
+def labels_dtype(n: int) -> type:
+    """uint16 for up to 65,535 objects, else uint32."""
+    return np.uint16 if n < 65536 else np.uint32
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+
+
+def _registry() -> dict[str, tuple[type, Callable[..., SimulatedSample]]]:
+    from samscope.simulate import cells, mitochondria, nuclei
+
+    return {
+        "mitochondria": (mitochondria.MitochondriaConfig, mitochondria.simulate_one),
+        "nuclei": (nuclei.NucleiConfig, nuclei.simulate_one),
+        "cells": (cells.CellsConfig, cells.simulate_one),
+    }
+
+
+def _lookup(kind: str) -> tuple[type, Callable[..., SimulatedSample]]:
+    reg = _registry()
+    if kind not in reg:
+        raise InputError(f"unknown simulator {kind!r}; choose one of {', '.join(KINDS)}")
+    return reg[kind]
+
+
+def config_for(kind: str, config: Any = None, **overrides: Any) -> Any:
+    """The validated configuration of simulator ``kind`` (defaults, ``config``, ``overrides``)."""
+    cls, _ = _lookup(kind)
+    return resolve_config(cls, config, overrides)
+
+
+def simulate(
+    kind: str,
+    n: int = 1,
+    shape: tuple[int, int] = (512, 512),
+    *,
+    rng: int | np.random.Generator | None = None,
+    config: Any = None,
+    **overrides: Any,
+) -> list[SimulatedSample]:
+    """Simulate ``n`` samples of ``kind`` (``"mitochondria"``, ``"nuclei"`` or ``"cells"``).
+
+    See :func:`samscope.simulate.mitochondria` for the parameters.
+    """
+    cls, one = _lookup(kind)
+    cfg = resolve_config(cls, config, overrides)
+    shape = check_shape(shape)
+    seed, indices = sample_seeds(n, rng)
+    return [one(shape, cfg, seed=seed, index=i) for i in indices]
+
+
+def stream(
+    kind: str,
+    *,
+    seed: int,
+    config: Any = None,
+    shape: tuple[int, int] = (512, 512),
+    start: int = 0,
+    step: int = 1,
+) -> Iterator[SimulatedSample]:
+    """Endless samples ``start, start + step, …`` of ``kind`` for on-the-fly training.
+
+    Sample ``i`` depends only on ``(seed, i)``, so data-loader workers can share the work by
+    index (worker ``w`` of ``W`` uses ``start=w, step=W``) and the union of their samples is the
+    same for any number of workers.
+
+    Parameters
+    ----------
+    kind : str
+        ``"mitochondria"``, ``"nuclei"`` or ``"cells"``.
+    seed : int
+        Root seed (>= 0).
+    config : dataclass, optional
+        The simulator's configuration; defaults when omitted.
+    shape : tuple of int
+        Image shape ``(y, x)``.
+    start, step : int
+        First index and stride.
+
+    Examples
+    --------
+    >>> from itertools import islice
+    >>> from samscope.simulate import stream
+    >>> a = [s.image.sum() for s in islice(stream("nuclei", seed=1, shape=(64, 64)), 3)]
+    >>> b = next(stream("nuclei", seed=1, shape=(64, 64), start=2)).image.sum()
+    >>> bool(a[2] == b)
+    True
+    """
+    cls, one = _lookup(kind)
+    cfg = resolve_config(cls, config, {})
+    shape = check_shape(shape)
+    sample_seeds(1, seed)  # validates the seed
+    if int(start) < 0 or int(step) < 1:
+        raise InputError(f"stream: start must be >= 0 and step >= 1, got {start}, {step}")
+
+    def _gen() -> Iterator[SimulatedSample]:
+        i = int(start)
+        while True:
+            yield one(shape, cfg, seed=int(seed), index=i)
+            i += int(step)
+
+    return _gen()
+
+
+# --------------------------------------------------------------------------------------------
+# writing datasets
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_tiff(path: Path, array: np.ndarray, **kwargs: Any) -> None:
+    import tifffile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        tifffile.imwrite(tmp, array, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    _atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
+
+
+def _sample_name(i: int) -> str:
+    return f"{i:06d}"
+
+
+def _write_sample(out: Path, i: int, sample: SimulatedSample, fmt: str) -> None:
+    name = _sample_name(i)
+    meta = {"pixel_size_nm": sample.pixel_size_nm}
+    if fmt == "zarr":
+        import zarr
+
+        root = zarr.open_group(str(out / "images.zarr"), mode="a")
+        arr = root.create_array(
+            name, shape=sample.image.shape, dtype=sample.image.dtype, chunks=sample.image.shape,
+            overwrite=True,
+        )
+        arr[...] = sample.image
+        arr.attrs.update(meta)
+    else:
+        _atomic_write_tiff(
+            out / "images" / f"{name}.tif", sample.image, compression="zlib",
+            resolution=(1e7 / sample.pixel_size_nm, 1e7 / sample.pixel_size_nm),
+            resolutionunit="CENTIMETER",
+        )
+    if sample.masks is not None:
+        _atomic_write_tiff(
+            out / "masks" / f"{name}.tif", sample.masks.astype(np.uint8), compression="zlib"
+        )
+    # the label image last: its presence marks the sample as complete
+    _atomic_write_tiff(out / "labels" / f"{name}.tif", sample.labels, compression="zlib")
+
+
+def _is_complete(out: Path, i: int, fmt: str, has_masks: bool | None) -> bool:
+    name = _sample_name(i)
+    if not (out / "labels" / f"{name}.tif").is_file():
+        return False
+    if fmt == "zarr":
+        if not (out / "images.zarr" / name / "zarr.json").is_file():
+            return False
+    elif not (out / "images" / f"{name}.tif").is_file():
+        return False
+    return not has_masks or (out / "masks" / f"{name}.tif").is_file()
+
+
+def read_sample(out_dir: str | os.PathLike, index: int) -> SimulatedSample:
+    """Read sample ``index`` back from a dataset written by :func:`write_dataset`."""
+    import tifffile
+
+    out = Path(out_dir)
+    meta_path = out / "dataset.json"
+    if not meta_path.is_file():
+        raise InputError(f"{out} is not a samscope dataset (no dataset.json)")
+    meta = json.loads(meta_path.read_text())
+    name = _sample_name(index)
+    if not _is_complete(out, index, meta["format"], None):
+        raise InputError(f"sample {index} of {out} is missing or incomplete")
+    if meta["format"] == "zarr":
+        import zarr
+
+        image = np.asarray(zarr.open_group(str(out / "images.zarr"), mode="r")[name][...])
+    else:
+        image = tifffile.imread(out / "images" / f"{name}.tif")
+    labels = tifffile.imread(out / "labels" / f"{name}.tif")
+    mpath = out / "masks" / f"{name}.tif"
+    masks = tifffile.imread(mpath).astype(bool) if mpath.is_file() else None
+    if masks is not None and masks.ndim == 2:
+        masks = masks[None]
+    fg = masks.any(axis=0) if masks is not None else labels > 0
+    params = meta.get("samples", {}).get(name, {})
+    return SimulatedSample(image, labels, masks, fg, params, float(meta["pixel_size_nm"]))
+
+
+def _worker_init(n_threads: int) -> None:  # pragma: no cover - runs in worker processes
+    os.environ.setdefault("OMP_NUM_THREADS", str(n_threads))
+
+
+def _simulate_index(args: tuple) -> tuple[int, SimulatedSample]:
+    kind, shape, cfg, seed, i = args
+    _, one = _lookup(kind)
+    return i, one(shape, cfg, seed=seed, index=i)
+
+
+def write_dataset(
+    kind: str,
+    n: int,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int,
+    config: Any = None,
+    shape: tuple[int, int] = (512, 512),
+    fmt: str = "tif",
+    preview: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    workers: int = 1,
+) -> Path:
+    """Simulate ``n`` samples of ``kind`` into ``out_dir``, resuming an interrupted run.
+
+    Samples stream to disk one at a time, so memory stays bounded for any ``n``. Existing
+    complete samples of the same run (same kind, seed, shape, format and configuration) are kept
+    and skipped; a directory holding another run is an error unless ``overwrite`` is set.
+
+    Parameters
+    ----------
+    kind : str
+        ``"mitochondria"``, ``"nuclei"`` or ``"cells"``.
+    n : int
+        Number of samples (>= 1).
+    out_dir : path
+        Output directory (created if needed).
+    seed : int
+        Root seed; sample ``i`` depends only on ``(seed, i)``.
+    config : dataclass, optional
+        The simulator's configuration; defaults when omitted.
+    shape : tuple of int
+        Image shape ``(y, x)``.
+    fmt : {"tif", "zarr"}
+        Image format; labels and masks are always (zlib-compressed) TIFF.
+    preview : path, optional
+        Write a PNG grid of the first samples with outlined ground truth there.
+    overwrite : bool
+        Replace a dataset of a different run in ``out_dir`` instead of refusing.
+    progress : bool
+        Show a tqdm progress bar.
+    workers : int
+        Processes that simulate in parallel (results do not depend on it).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir``.
+    """
+    cls, _ = _lookup(kind)
+    cfg = resolve_config(cls, config, {})
+    shape = check_shape(shape)
+    sample_seeds(int(n) if isinstance(n, int | np.integer) else n, seed)
+    if not isinstance(seed, int | np.integer):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    if fmt not in ("tif", "zarr"):
+        raise InputError(f"fmt must be 'tif' or 'zarr', got {fmt!r}")
+    if int(workers) < 1:
+        raise InputError(f"workers must be >= 1, got {workers!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} exists and is not a directory")
+    if preview is not None and Path(preview).suffix.lower() != ".png":
+        raise InputError(f"preview must be a .png path, got {preview}")
+    n = int(n)
+
+    run = {
+        "kind": kind,
+        "seed": int(seed),
+        "shape": list(shape),
+        "format": fmt,
+        "config": config_to_dict(cfg),
+    }
+    meta_path = out / "dataset.json"
+    done_params: dict[str, dict] = {}
+    if meta_path.is_file():
+        try:
+            old = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = None
+        same = old is not None and all(old.get(k) == v for k, v in run.items())
+        if not same and not overwrite:
+            raise InputError(
+                f"{out} holds a different dataset (kind, seed, shape, format or parameters "
+                "differ); use another directory or overwrite=True (--overwrite)"
+            )
+        if same and not overwrite:
+            done_params = dict(old.get("samples", {}))
+        else:
+            _clear_dataset(out)
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out} is not empty and holds no samscope dataset; use --overwrite")
+    elif overwrite and out.is_dir():
+        _clear_dataset(out)
+
+    from samscope.simulate import optics as _optics
+
+    has_masks = kind == "mitochondria"
+    for sub in ("images", "labels") + (("masks",) if has_masks else ()):
+        if sub == "images" and fmt == "zarr":
+            continue
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    pixel = _optics.OpticsConfig().pixel_size_nm if not hasattr(cfg, "optics") else cfg.optics.pixel_size_nm
+    pixel = float(getattr(cfg, "pixel_size_nm", pixel))
+    meta = {
+        "samscope_dataset": 1,
+        **run,
+        "n": n,
+        "pixel_size_nm": pixel,
+        "layout": {
+            "images": "images.zarr/<index>" if fmt == "zarr" else "images/<index>.tif",
+            "labels": "labels/<index>.tif",
+            "masks": "masks/<index>.tif (uint8 (n, y, x))" if has_masks else None,
+        },
+        "samples": {},
+    }
+    todo = [i for i in range(n) if not (_is_complete(out, i, fmt, has_masks) and _sample_name(i) in done_params)]
+    meta["samples"] = {k: v for k, v in done_params.items() if int(k) < n}
+    meta["complete"] = False
+    _write_json(meta_path, meta)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, initial=n - len(todo), desc=f"simulate {kind}", unit="img")
+    args = [(kind, shape, cfg, int(seed), i) for i in todo]
+    try:
+        if int(workers) > 1 and len(args) > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(int(workers)) as pool:
+                for k, (i, sample) in enumerate(pool.imap(_simulate_index, args, chunksize=1)):
+                    _write_sample(out, i, sample, fmt)
+                    meta["samples"][_sample_name(i)] = sample.params
+                    if k % 16 == 15:
+                        _write_json(meta_path, meta)
+                    if bar is not None:
+                        bar.update(1)
+        else:
+            for k, a in enumerate(args):
+                i, sample = _simulate_index(a)
+                _write_sample(out, i, sample, fmt)
+                meta["samples"][_sample_name(i)] = sample.params
+                if k % 16 == 15:
+                    _write_json(meta_path, meta)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        meta["samples"] = dict(sorted(meta["samples"].items()))
+        _write_json(meta_path, meta)
+    meta["complete"] = True
+    _write_json(meta_path, meta)
+    if preview is not None:
+        samples = [read_sample(out, i) for i in range(min(n, 6))]
+        preview_grid(samples, preview)
+    return out
+
+
+def _clear_dataset(out: Path) -> None:
+    """Remove what a previous dataset left in ``out`` (only samscope's own entries)."""
+    import shutil
+
+    for sub in ("images", "labels", "masks", "images.zarr"):
+        p = out / sub
+        if p.is_dir():
+            shutil.rmtree(p)
+    (out / "dataset.json").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# preview
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(image, (0.5, 99.8))
+    return np.clip((image - lo) / max(hi - lo, 1e-12), 0, 1)
+
+
+def preview_grid(
+    samples: list[SimulatedSample], path: str | os.PathLike, *, columns: int = 3
+) -> Path:
+    """Write a PNG grid: each sample percentile-normalised, its objects outlined in colour.
+
+    Overlapping masks are outlined one by one, so crossing objects stay visible.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from skimage.segmentation import find_boundaries
+
+    if not samples:
+        raise InputError("preview_grid: no samples")
+    path = Path(path)
+    cols = min(columns, len(samples))
+    rows = -(-len(samples) // cols)
+    fig = Figure(figsize=(4 * cols, 4 * rows), dpi=100)
+    cmap = colormaps["tab20"]
+    for k, s in enumerate(samples):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        rgb = np.repeat(_display(s.image)[..., None], 3, axis=2)
+        masks = s.masks if s.masks is not None else None
+        if masks is None:
+            ids = np.unique(s.labels)
+            ids = ids[ids > 0]
+            bnd = find_boundaries(s.labels, mode="inner")
+            colour = cmap((s.labels % 20) / 20.0)[..., :3]
+            rgb[bnd] = colour[bnd]
+        else:
+            for j, m in enumerate(masks):
+                bnd = find_boundaries(m, mode="inner")
+                rgb[bnd] = cmap(j % 20)[:3]
+        ax.imshow(rgb, interpolation="nearest")
+        kind = s.params.get("kind", "")
+        ax.set_title(f"{kind} #{s.params.get('index', k)}: {s.n_objects} objects", fontsize=9)
+        ax.set_axis_off()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
