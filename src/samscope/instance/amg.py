@@ -791,8 +791,11 @@ def _foreground_schedule(
                 best[prompt] = int(j)
         for j in best.values():
             r0, c0, r1, c1 = (int(v) for v in boxes[j])
-            crop = _unpack(cands.signs[first + j], cands.band[first + j], cands.values[first + j], (r1 - r0, c1 - c0))
-            (y0, x0, y1, x1), m = upsample_logit_crop(crop, (r0, c0), ay, ax)
+            node_logits = _unpack(
+                cands.signs[first + j], cands.band[first + j], cands.values[first + j],
+                (r1 - r0, c1 - c0),
+            )  # fmt: skip
+            (y0, x0, y1, x1), m = upsample_logit_crop(node_logits, (r0, c0), ay, ax)
             if m.size:
                 covered[y0:y1, x0:x1] |= m
     return decoded
