@@ -151,16 +151,30 @@ def test_point_decoder_matches_model_decode(model, multimask):
 
 
 @pytest.mark.parametrize("shape", [(200, 280), (37, 300), (256, 256), (90, 120)])
-def test_pixel_counts_equal_full_upsampling(shape):
+@pytest.mark.parametrize("offset", [1.0, 0.0])
+def test_compact_candidates_keep_masks_and_stability_exact(shape, offset):
+    """Stored candidates rebuild the decoder's upsampled mask and SAM's stability exactly."""
     t = Transform(shape, 256)
-    cells = amg._PixelCells(t, 64)
     rng = np.random.default_rng(0)
-    lg = torch.from_numpy(rng.normal(size=(3, 64, 64)).astype(np.float32)).cumsum(1).cumsum(2) / 8
+    smooth = rng.normal(size=(6, 64, 64)).astype(np.float32).cumsum(1).cumsum(2) / 8
+    bumps = 3 - np.hypot(*np.mgrid[:64, :64] - np.array([5.0, 9.0])[:, None, None]) / 2
+    logits = torch.from_numpy(np.concatenate([smooth, bumps[None].astype(np.float32)]))[:, None]
+    iou = torch.full((7, 1), 0.9)
+    valid = amg._valid_nodes(t, 64)
+    cands = amg._Candidates(offset)
+    cands.add(logits, iou, np.zeros((7, 2)), 0, valid)
+    pred = cands.finish(image_shape=shape, crop_boxes=np.array([[0, 0, *shape]]), input_size=256, low_res=64)
     ay, ax = t.interpolation_matrices(64)
-    full = torch.from_numpy(ay) @ lg @ torch.from_numpy(ax).T
-    got = cells.counts(lg[:, : cells.ny, : cells.nx].contiguous(), (1.0, -1.0, 0.0))
-    for t_, c in zip((1.0, -1.0, 0.0), got, strict=True):
-        assert c.tolist() == (full > t_).sum(dim=(1, 2)).tolist()
+    full = ay @ logits[:, 0].numpy() @ ax.T
+    kept = [i for i in range(7) if (full[i] > 0).any()]
+    assert len(pred) == len(kept) >= 4 and pred.nbytes < logits.numel() * 4
+    for n, i in enumerate(kept):
+        box, m, stab = amg._evaluate(pred.crop_logits(n), tuple(pred.low_boxes[n, :2]), ay, ax, offset)
+        dense = np.zeros(shape, bool)
+        dense[box[0] : box[2], box[1] : box[3]] = m
+        assert np.array_equal(dense, full[i] > 0)
+        union = (full[i] > -offset).sum()
+        assert stab == pytest.approx((full[i] > offset).sum() / union, abs=1e-12)
 
 
 # -- foreground-aware schedule with an oracle decoder -----------------------------------------

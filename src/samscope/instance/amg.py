@@ -48,7 +48,7 @@ from samscope.instance.postprocess import (
     boxes_near_edge,
     remove_small_regions,
     select,
-    upsample_logit_crop,
+    upsample_logit_values,
 )
 from samscope.models.card import AutomaticDefaults
 
@@ -165,11 +165,15 @@ class AMGConfig:
 class AMGPrediction:
     """Decoder output of AMG, enough to re-threshold without the network.
 
-    Candidate ``i`` is mask ``k`` of a decoded point; its low-resolution logits are kept only
-    inside ``low_boxes[i]`` (the nodes above 0 plus one node of margin, clipped to the nodes that
-    cover the crop), and compactly: the sign of every node (a bit) and the values of the nodes
-    at the corners of cells the zero level crosses — exactly what decides the upsampled mask
-    (:meth:`crop_logits` rebuilds logits with the same mask). Empty masks are not kept.
+    Candidate ``i`` is mask ``k`` of a decoded point. Its low-resolution logits are kept inside
+    ``low_boxes[i]`` (the nodes above ``−offset`` plus one node of margin, clipped to the nodes
+    that reach the region) and compactly: for every node, which of the intervals cut at
+    ``−offset``, 0 and ``+offset`` holds it (three bit planes), and the exact values of the nodes
+    at the corners of cells that one of those levels crosses. That is exactly what decides the
+    upsampled mask (level 0) and SAM's stability score (levels ``±offset``), so
+    :meth:`crop_logits` rebuilds logits with the decoder's mask and stability, and
+    :func:`amg_postprocess` computes both on the upsampled survivors only. Candidates without a
+    node above 0 (empty masks) are not kept.
 
     Attributes
     ----------
@@ -185,18 +189,14 @@ class AMGPrediction:
         ``(y, x)`` of the prompt in image coordinates.
     iou : ndarray of float32, (n,)
         Predicted IoU.
-    stability : ndarray of float32, (n,)
-        Stability score at ``stability_offset``, SAM's definition on the upsampled logits
-        (counted exactly from the low-resolution logits, see :class:`_PixelCells`).
     low_boxes : ndarray of int64, (n, 4)
         ``(r0, c0, r1, c1)`` of the kept logits on the ``L × L`` grid.
-    signs, band : tuple of ndarray of uint8
-        Packed bits, raster order over the ``low_boxes[i]`` crop: node above 0; node is a corner
-        of a cell the zero level crosses.
+    levels : tuple of ndarray of uint8
+        Packed bits ``(3, h·w)``: node above ``−offset``, above 0, above ``+offset``.
+    band : tuple of ndarray of uint8
+        Packed bits ``(h·w,)``: node is a corner of a cell one of the levels crosses.
     values : tuple of ndarray of float32
         The logits of the ``band`` nodes, raster order.
-    area : ndarray of int64, (n,)
-        Pixels of each mask (upsampled logits > 0).
     stability_offset : float
     defaults : AutomaticDefaults
         The model card's thresholds (used where the config leaves them None).
@@ -213,12 +213,10 @@ class AMGPrediction:
     crop_index: np.ndarray
     points: np.ndarray
     iou: np.ndarray
-    stability: np.ndarray
     low_boxes: np.ndarray
-    signs: tuple[np.ndarray, ...]
+    levels: tuple[np.ndarray, ...]
     band: tuple[np.ndarray, ...]
     values: tuple[np.ndarray, ...]
-    area: np.ndarray
     stability_offset: float = 1.0
     defaults: AutomaticDefaults = field(default_factory=AutomaticDefaults)
     n_prompts: int = 0
@@ -230,15 +228,17 @@ class AMGPrediction:
     @property
     def nbytes(self) -> int:
         """Memory held by the stored candidates."""
-        arrays = (self.crop_index, self.points, self.iou, self.stability, self.low_boxes, self.area)
-        packed = sum(a.nbytes for part in (self.signs, self.band, self.values) for a in part)
+        arrays = (self.crop_index, self.points, self.iou, self.low_boxes)
+        packed = sum(a.nbytes for part in (self.levels, self.band, self.values) for a in part)
         return packed + sum(a.nbytes for a in arrays)
 
     def crop_logits(self, i: int) -> np.ndarray:
-        """Logits of candidate ``i`` inside ``low_boxes[i]``: exact on the band, ±1 elsewhere
-        (same sign), so their upsampled mask is the decoder's."""
+        """Logits ``(h, w)`` of candidate ``i`` inside ``low_boxes[i]``: exact on the band, a
+        value of the same interval elsewhere (so the upsampled mask and stability are the
+        decoder's)."""
         r0, c0, r1, c1 = (int(v) for v in self.low_boxes[i])
-        return _unpack(self.signs[i], self.band[i], self.values[i], (r1 - r0, c1 - c0))
+        shape = (r1 - r0, c1 - c0)
+        return _unpack(self.levels[i], self.band[i], self.values[i], shape, self.stability_offset)
 
     @classmethod
     def empty(
@@ -249,8 +249,7 @@ class AMGPrediction:
         return cls(
             tuple(image_shape), np.array([[0, 0, h, w]], np.int64), input_size, low_res,
             np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.float32),
-            np.zeros(0, np.float32), np.zeros((0, 4), np.int64), (), (), (),
-            np.zeros(0, np.int64), defaults=defaults,
+            np.zeros((0, 4), np.int64), (), (), (), defaults=defaults,
         )  # fmt: skip
 
 
@@ -282,77 +281,17 @@ def crop_boxes(shape: tuple[int, int], n_layers: int, overlap_ratio: float):
     return np.array(boxes, np.int64), layers
 
 
-class _PixelCells:
-    """Exact pixel counts of upsampled logits above a threshold, from the low-resolution logits.
+def _valid_nodes(transform, low_res: int) -> tuple[int, int]:
+    """Low-resolution rows and columns whose values reach the region (the rest is padding)."""
+    fy, fx = transform.factors
+    h, w = transform.original_shape
+    sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
+    return min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
 
-    Pixel ``(i, j)`` of the region samples the logits bilinearly inside one low-resolution cell
-    (the geometry of :meth:`samscope.image.Transform.interpolation_matrices`), so its value lies
-    between the cell's smallest and largest corner: a cell whose corners are all above ``t``
-    contributes all its pixels, one with all corners at or below ``t`` none, and only the cells
-    the level line crosses are evaluated pixel by pixel. This gives SAM's full-resolution
-    stability score and mask areas without upsampling any mask.
 
-    Parameters
-    ----------
-    transform : Transform
-        The region → encoder-input geometry.
-    low_res : int
-        ``L``.
-    """
-
-    def __init__(self, transform, low_res: int) -> None:
-        fy, fx = transform.factors
-        h, w = transform.original_shape
-        sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
-        # nodes whose values reach the image (the rest is padding)
-        self.ny, self.nx = min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
-        self.rows = self._axis(h, sy, self.ny)
-        self.cols = self._axis(w, sx, self.nx)
-
-    @staticmethod
-    def _axis(n_out: int, step: float, n_nodes: int):
-        pos = np.clip((np.arange(n_out) + 0.5) * step - 0.5, 0.0, n_nodes - 1.0)
-        lo = np.minimum(np.floor(pos).astype(np.int64), n_nodes - 2)
-        frac = pos - lo
-        counts = np.bincount(lo, minlength=n_nodes - 1)
-        kmax = int(counts.max())
-        table = np.zeros((n_nodes - 1, kmax), np.float32)
-        valid = np.zeros((n_nodes - 1, kmax), bool)
-        rank = np.arange(n_out) - np.searchsorted(lo, lo)  # position of a pixel within its cell
-        table[lo, rank] = frac
-        valid[lo, rank] = True
-        return (
-            torch.from_numpy(counts.astype(np.float32)),
-            torch.from_numpy(table),
-            torch.from_numpy(valid),
-        )
-
-    def counts(self, logits: torch.Tensor, thresholds) -> list[torch.Tensor]:
-        """Pixels above each threshold, ``(B,)`` int64 each, for logits ``(B, ny, nx)``."""
-        nr, fr, vr = self.rows
-        nc, fc, vc = self.cols
-        bsz, ny, nx = logits.shape
-        out = []
-        for t in thresholds:
-            above = logits > t
-            top = above[:, :-1, :-1] & above[:, :-1, 1:]
-            bottom = above[:, 1:, :-1] & above[:, 1:, 1:]
-            every = top & bottom  # whole cell above t
-            some = above[:, :-1, :-1] | above[:, :-1, 1:] | above[:, 1:, :-1] | above[:, 1:, 1:]
-            per_row = torch.mv(every.reshape(-1, nx - 1).float(), nc).reshape(bsz, ny - 1)
-            full = torch.mv(per_row, nr).round().long()
-            bi, r, k = (some & ~every).nonzero(as_tuple=True)  # cells the level line crosses
-            if bi.numel():
-                a, b = logits[bi, r, k], logits[bi, r, k + 1]
-                c, d = logits[bi, r + 1, k], logits[bi, r + 1, k + 1]
-                tx, ty = fc[k][:, None, :], fr[r][:, :, None]
-                upper = a[:, None, None] + tx * (b - a)[:, None, None]  # (M, 1, kx)
-                lower = c[:, None, None] + tx * (d - c)[:, None, None]
-                val = upper + ty * (lower - upper)  # (M, ky, kx)
-                inside = (val > t) & vr[r][:, :, None] & vc[k][:, None, :]
-                full = full.index_add(0, bi, inside.sum(dim=(1, 2)))
-            out.append(full)
-        return out
+# -------------------------------------------------------------------------------------------
+# decoding
+# -------------------------------------------------------------------------------------------
 
 
 class _PointDecoder:
@@ -522,64 +461,78 @@ def _decode_batch(decoder, points_xy, multimask: bool):
     return decoder(points_xy, multimask)
 
 
-def _unpack(signs: np.ndarray, band: np.ndarray, values: np.ndarray, shape) -> np.ndarray:
+def _unpack(levels, band, values, shape, offset: float) -> np.ndarray:
+    """Rebuild a candidate's node logits (see :class:`AMGPrediction`)."""
     n = shape[0] * shape[1]
-    pos = np.unpackbits(signs, count=n).reshape(shape).astype(bool)
-    out = np.where(pos, np.float32(1.0), np.float32(-1.0))
+    cls = np.unpackbits(levels.reshape(3, -1), axis=1, count=n).sum(axis=0).reshape(shape)
+    # one value inside each interval: (-inf, -o], (-o, 0], (0, o], (o, inf)
+    reps = np.array([-offset - 1.0, -offset / 2, offset / 2, offset + 1.0], np.float32)
+    out = reps[cls]
     out[np.unpackbits(band, count=n).reshape(shape).astype(bool)] = values
     return out
 
 
+def _evaluate(node_logits, origin, ay, ax, offset: float):
+    """Upsample one candidate: ``(box, mask cropped to box, stability)`` (SAM's definitions)."""
+    (y0, x0), values = upsample_logit_values(node_logits, origin, ay, ax)
+    union = int(np.count_nonzero(values > -offset))
+    stability = int(np.count_nonzero(values > offset)) / union if union else 0.0
+    mask = values > 0
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return (0, 0, 0, 0), np.zeros((0, 0), bool), stability
+    xs = np.flatnonzero(mask.any(axis=0))
+    box = (y0 + ys[0], x0 + xs[0], y0 + ys[-1] + 1, x0 + xs[-1] + 1)
+    return box, mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], stability
+
+
 class _Candidates:
-    """Accumulates kept candidates of decoded batches (low-resolution, cropped)."""
+    """Accumulates the candidates of decoded batches (low-resolution, cropped, compact)."""
 
     def __init__(self, offset: float) -> None:
         self.offset = offset
         self.crop_index: list[np.ndarray] = []
         self.points: list[np.ndarray] = []
         self.iou: list[np.ndarray] = []
-        self.stability: list[np.ndarray] = []
         self.low_boxes: list[np.ndarray] = []
-        self.signs: list[np.ndarray] = []
+        self.levels: list[np.ndarray] = []
         self.band: list[np.ndarray] = []
         self.values: list[np.ndarray] = []
-        self.area: list[np.ndarray] = []
 
-    def add(self, logits, iou, points_yx: np.ndarray, crop: int, cells: _PixelCells):
+    def add(self, logits, iou, points_yx: np.ndarray, crop: int, valid: tuple[int, int]):
         """Add a batch; returns the indices (into this batch's P×K) that were kept."""
-        ny, nx = cells.ny, cells.nx
+        ny, nx = valid
         p, k = iou.shape
         lg = logits[:, :, :ny, :nx].reshape(p * k, ny, nx).float()
-        inter, union, area = cells.counts(lg, (self.offset, -self.offset, 0.0))
-        stab = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros(()))
-        keep = np.flatnonzero((area > 0).cpu().numpy())
-        pos = lg[keep] > 0
-        rows_np, cols_np = pos.any(dim=2).numpy(), pos.any(dim=1).numpy()
-        every = pos[:, :-1, :-1] & pos[:, :-1, 1:] & pos[:, 1:, :-1] & pos[:, 1:, 1:]
-        some = pos[:, :-1, :-1] | pos[:, :-1, 1:] | pos[:, 1:, :-1] | pos[:, 1:, 1:]
-        crossed = some & ~every
-        band = torch.zeros_like(pos)
+        keep = np.flatnonzero((lg > 0).flatten(1).any(dim=1).numpy())
+        lg = lg[torch.from_numpy(keep)]
+        off = self.offset
+        planes = torch.stack([lg > -off, lg > 0, lg > off], dim=1)  # (B, 3, ny, nx)
+        a, b = planes[..., :-1, :-1], planes[..., :-1, 1:]
+        c, d = planes[..., 1:, :-1], planes[..., 1:, 1:]
+        crossed = ((a | b | c | d) & ~(a & b & c & d)).any(dim=1)  # a level crosses the cell
+        band = torch.zeros(lg.shape, dtype=torch.bool)
         band[:, :-1, :-1] |= crossed
         band[:, :-1, 1:] |= crossed
         band[:, 1:, :-1] |= crossed
         band[:, 1:, 1:] |= crossed
-        pos_np, band_np, lg_np = pos.numpy(), band.numpy(), lg[keep].numpy()
+        outer = planes[:, 0]
+        rows_np, cols_np = outer.any(dim=2).numpy(), outer.any(dim=1).numpy()
+        planes_np, band_np, lg_np = planes.numpy(), band.numpy(), lg.numpy()
         boxes = np.zeros((len(keep), 4), np.int64)
         for j in range(len(keep)):
             ys, xs = np.flatnonzero(rows_np[j]), np.flatnonzero(cols_np[j])
             r0, c0 = max(ys[0] - 1, 0), max(xs[0] - 1, 0)
             r1, c1 = min(ys[-1] + 2, ny), min(xs[-1] + 2, nx)
             boxes[j] = (r0, c0, r1, c1)
-            b = band_np[j, r0:r1, c0:c1]
-            self.signs.append(np.packbits(pos_np[j, r0:r1, c0:c1]))
-            self.band.append(np.packbits(b))
-            self.values.append(lg_np[j, r0:r1, c0:c1][b])
+            inband = band_np[j, r0:r1, c0:c1]
+            self.levels.append(np.packbits(planes_np[j, :, r0:r1, c0:c1].reshape(3, -1), axis=1))
+            self.band.append(np.packbits(inband))
+            self.values.append(lg_np[j, r0:r1, c0:c1][inband])
         self.low_boxes.append(boxes)
         self.crop_index.append(np.full(len(keep), crop, np.int64))
         self.points.append(np.repeat(points_yx, k, axis=0)[keep])
-        self.iou.append(iou.reshape(-1).float().cpu().numpy()[keep])
-        self.stability.append(stab.cpu().numpy().astype(np.float32)[keep])
-        self.area.append(area.cpu().numpy()[keep])
+        self.iou.append(iou.reshape(-1).float().numpy()[keep])
         return keep
 
     def finish(self, **kw) -> AMGPrediction:
@@ -590,10 +543,8 @@ class _Candidates:
             crop_index=cat(self.crop_index, (0,), np.int64),
             points=cat(self.points, (0, 2), np.float64),
             iou=cat(self.iou, (0,), np.float32),
-            stability=cat(self.stability, (0,), np.float32),
             low_boxes=cat(self.low_boxes, (0, 4), np.int64),
-            area=cat(self.area, (0,), np.int64),
-            signs=tuple(self.signs),
+            levels=tuple(self.levels),
             band=tuple(self.band),
             values=tuple(self.values),
             stability_offset=self.offset,
@@ -680,7 +631,7 @@ def amg_predict(
         else:
             emb, transform = _embed_crop(model, region[y0:y1, x0:x1])
         decoder = _PointDecoder(model, emb, transform, (y0, x0))
-        cells = _PixelCells(transform, low_res)
+        valid = _valid_nodes(transform, low_res)
         n_side = max(1, int(config.points_per_side / config.crop_n_points_downscale_factor**layer))
         pts = point_grid(n_side) * np.array([y1 - y0, x1 - x0], np.float64)  # (y, x) in crop
         n_points += len(pts)
@@ -690,13 +641,13 @@ def amg_predict(
                 batch = pts[s : s + step]
                 xy = transform.points_to_input(batch)
                 logits, iou = _decode_batch(decoder, xy, config.multimask)
-                cands.add(logits, iou, batch + (y0, x0), c, cells)
+                cands.add(logits, iou, batch + (y0, x0), c, valid)
                 n_prompts += len(batch)
         else:
             crop_region = region[y0:y1, x0:x1] if region is not None else None
             n_prompts += _foreground_schedule(
                 model, emb, transform, pts, crop_region, cands, config,
-                crop=c, origin=(y0, x0), cells=cells, thresholds=(iou_t, stab_t),
+                crop=c, origin=(y0, x0), valid=valid, thresholds=(iou_t, stab_t),
                 decode=partial(_decode_batch, decoder, multimask=config.multimask),
             )  # fmt: skip
     return cands.finish(
@@ -751,7 +702,7 @@ def _foreground_evidence(model, emb, transform, pts, region, config):
 
 
 def _foreground_schedule(
-    model, emb, transform, pts, region, cands, config, *, crop, origin, cells, thresholds, decode
+    model, emb, transform, pts, region, cands, config, *, crop, origin, valid, thresholds, decode
 ) -> int:
     """Decode foreground points by decreasing evidence, skipping covered ones; returns prompts decoded."""
     evidence, cut = _foreground_evidence(model, emb, transform, pts, region, config)
@@ -779,27 +730,26 @@ def _foreground_schedule(
         logits, iou = decode(transform.points_to_input(points))
         decoded += len(batch)
         k = iou.shape[1]
-        keep = cands.add(logits, iou, points + origin, crop, cells)
+        keep = cands.add(logits, iou, points + origin, crop, valid)
         if len(keep) == 0:
             continue
-        ious, stabs = cands.iou[-1], cands.stability[-1]
-        boxes = cands.low_boxes[-1]
-        first = len(cands.signs) - len(keep)
-        ok = (ious > iou_t) & (stabs >= stab_t)
-        best: dict[int, int] = {}  # prompt -> best accepted candidate (highest predicted IoU)
-        for j in np.flatnonzero(ok):
+        first = len(cands.levels) - len(keep)
+        ious, boxes = cands.iou[-1], cands.low_boxes[-1]
+        best: dict[int, tuple] = {}  # prompt -> (IoU, mask, box) of its best accepted candidate
+        for j in np.flatnonzero(ious > iou_t):
             prompt = int(keep[j]) // k
-            if prompt not in best or ious[j] > ious[best[prompt]]:
-                best[prompt] = int(j)
-        for j in best.values():
+            if prompt in best and best[prompt][0] >= ious[j]:
+                continue
             r0, c0, r1, c1 = (int(v) for v in boxes[j])
             node_logits = _unpack(
-                cands.signs[first + j], cands.band[first + j], cands.values[first + j],
-                (r1 - r0, c1 - c0),
+                cands.levels[first + j], cands.band[first + j], cands.values[first + j],
+                (r1 - r0, c1 - c0), cands.offset,
             )  # fmt: skip
-            (y0, x0, y1, x1), m = upsample_logit_crop(node_logits, (r0, c0), ay, ax)
-            if m.size:
-                covered[y0:y1, x0:x1] |= m
+            box, m, stab = _evaluate(node_logits, (r0, c0), ay, ax, cands.offset)
+            if m.size and stab >= stab_t:
+                best[prompt] = (float(ious[j]), m, box)
+        for _, m, (y0, x0, y1, x1) in best.values():
+            covered[y0:y1, x0:x1] |= m
     return decoded
 
 
@@ -843,11 +793,7 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
     config = config or AMGConfig()
     iou_t, stab_t, nms_t = config.thresholds(pred.defaults)
     shape = tuple(pred.image_shape)
-    keep = np.ones(len(pred), bool)
-    if iou_t > 0:
-        keep &= pred.iou > iou_t
-    if stab_t > 0:
-        keep &= pred.stability >= stab_t
+    keep = pred.iou > iou_t if iou_t > 0 else np.ones(len(pred), bool)
     from samscope.image import Transform
 
     mats = {}
@@ -859,8 +805,10 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
             mats[c] = Transform((cy1 - cy0, cx1 - cx0), pred.input_size).interpolation_matrices(
                 pred.low_res
             )
-        box, m = upsample_logit_crop(pred.crop_logits(i), tuple(pred.low_boxes[i, :2]), *mats[c])
-        if m.size == 0:
+        box, m, stab = _evaluate(
+            pred.crop_logits(i), tuple(pred.low_boxes[i, :2]), *mats[c], pred.stability_offset
+        )
+        if m.size == 0 or (stab_t > 0 and stab < stab_t):
             continue
         idx.append(i)
         boxes.append((box[0] + cy0, box[1] + cx0, box[2] + cy0, box[3] + cx0))

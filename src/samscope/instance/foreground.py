@@ -250,7 +250,7 @@ def foreground_predict(
     from skimage.transform import rescale
 
     from samscope.embeddings import compute_embeddings
-    from samscope.instance.amg import _decode_batch, _PixelCells, _PointDecoder
+    from samscope.instance.amg import _decode_batch, _PointDecoder, _valid_nodes
 
     config = config or ForegroundConfig()
     grey = _grey(image)
@@ -291,8 +291,7 @@ def foreground_predict(
         transform = emb.transform(t)
         decoder = _PointDecoder(model, emb.get(0, t), transform, (oy, ox))
         ay, ax = transform.interpolation_matrices(low_res)
-        cells = _PixelCells(transform, low_res)  # the nodes that reach the image
-        ny, nx = cells.ny, cells.nx
+        ny, nx = _valid_nodes(transform, low_res)  # the nodes that reach the image
         for s in range(0, len(pts), config.batch):
             batch = pts[s : s + config.batch]
             local = batch - (oy, ox)  # pixel coordinates, as SAM and samscope.prompting take them

@@ -32,6 +32,7 @@ __all__ = [
     "select",
     "stability_score",
     "upsample_logit_crop",
+    "upsample_logit_values",
 ]
 
 #: 8-connectivity in 2-D (``scipy.ndimage`` structuring element).
@@ -482,6 +483,46 @@ def mask_overlap_filter(
 # -------------------------------------------------------------------------------------------
 
 
+def upsample_logit_values(
+    crop: np.ndarray, origin: tuple[int, int], ay: np.ndarray, ax: np.ndarray
+) -> tuple[tuple[int, int], np.ndarray]:
+    """Upsampled values of a crop of low-resolution logits, on the pixels the crop decides.
+
+    With the separable bilinear maps ``ay`` (``H × L``) and ``ax`` (``W × L``) of
+    :meth:`samscope.image.Transform.interpolation_matrices`, the original-resolution logits are
+    ``ay @ logits @ ax.T``. Every pixel samples two neighbouring low-resolution nodes per axis;
+    only the pixels whose nodes all lie in the crop are evaluated. When the crop covers the nodes
+    above a level plus one node of margin wherever the logits continue, every pixel above that
+    level is among them (a pixel can only exceed a level if one of its nodes does), so counts and
+    masks at that level computed here equal those of the full map.
+
+    Parameters
+    ----------
+    crop : ndarray, (h, w)
+        Low-resolution logits ``logits[r0:r0+h, c0:c0+w]``.
+    origin : (int, int)
+        ``(r0, c0)``.
+    ay, ax : ndarray of float32
+        ``(H, L)`` and ``(W, L)`` interpolation matrices.
+
+    Returns
+    -------
+    (y0, x0) : (int, int)
+        Original-pixel position of the first evaluated row and column.
+    values : ndarray of float32, (n_rows, n_cols)
+        Empty when no pixel has all its nodes in the crop.
+    """
+    r0, c0 = origin
+    h, w = crop.shape
+    rows = _support(ay, r0, r0 + h)
+    cols = _support(ax, c0, c0 + w)
+    if rows[1] <= rows[0] or cols[1] <= cols[0]:
+        return (0, 0), np.zeros((0, 0), np.float32)
+    my = ay[rows[0] : rows[1], r0 : r0 + h]
+    mx = ax[cols[0] : cols[1], c0 : c0 + w]
+    return (rows[0], cols[0]), my @ np.asarray(crop, np.float32) @ mx.T
+
+
 def upsample_logit_crop(
     crop: np.ndarray,
     origin: tuple[int, int],
@@ -492,23 +533,8 @@ def upsample_logit_crop(
 ) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """The mask ``upsampled logits > threshold`` of a crop of low-resolution logits.
 
-    With the separable bilinear maps ``ay`` (``H × L``) and ``ax`` (``W × L``) of
-    :meth:`samscope.image.Transform.interpolation_matrices`, the original-resolution logits are
-    ``ay @ logits @ ax.T``. Every pixel samples two neighbouring low-resolution nodes per axis, so a
-    pixel can only be above ``threshold`` if one of its nodes is; when ``crop`` covers the nodes
-    above ``threshold`` plus one node of margin wherever the logits continue, the mask computed
-    from the crop alone equals the mask of the full map. Only the pixels whose nodes all lie in the
-    crop are evaluated (the others are below ``threshold``).
-
-    Parameters
-    ----------
-    crop : ndarray, (h, w)
-        Low-resolution logits ``logits[r0:r0+h, c0:c0+w]``.
-    origin : (int, int)
-        ``(r0, c0)``.
-    ay, ax : ndarray of float32
-        ``(H, L)`` and ``(W, L)`` interpolation matrices.
-    threshold : float
+    See :func:`upsample_logit_values`; the crop must cover the nodes above ``threshold`` plus one
+    node of margin.
 
     Returns
     -------
@@ -517,17 +543,10 @@ def upsample_logit_crop(
     mask : ndarray of bool
         The mask cropped to ``box``.
     """
-    r0, c0 = origin
-    h, w = crop.shape
-    rows = _support(ay, r0, r0 + h)
-    cols = _support(ax, c0, c0 + w)
-    if rows[1] <= rows[0] or cols[1] <= cols[0]:
+    (y0, x0), values = upsample_logit_values(crop, origin, ay, ax)
+    if values.size == 0:
         return (0, 0, 0, 0), np.zeros((0, 0), bool)
-    my = ay[rows[0] : rows[1], r0 : r0 + h]
-    mx = ax[cols[0] : cols[1], c0 : c0 + w]
-    full = my @ np.asarray(crop, np.float32) @ mx.T
-    box, sub = _tight(rows[0], cols[0], full > threshold)
-    return box, sub
+    return _tight(y0, x0, values > threshold)
 
 
 def _support(mat: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
