@@ -38,7 +38,6 @@ import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import scipy.fft
 
 from samscope.errors import InputError
 
@@ -51,6 +50,7 @@ __all__ = [
     "render_focal_stacks",
     "scale_to_sbr",
     "measure_sbr",
+    "camera",
 ]
 
 
@@ -248,6 +248,8 @@ def otf_stack(optics: OpticsConfig, canvas: int) -> _Otf:
     ``matrix[f, k, j]`` maps the spectrum of density plane ``k`` to focal plane ``j`` at spatial
     frequency ``support[f]``; frequencies beyond the objective's cut-off ``2 NA / λ`` are dropped.
     """
+    import scipy.fft
+
     psf, off0 = psf_stack(optics)
     geo = focal_geometry(optics)
     r = psf.shape[-1] // 2
@@ -286,6 +288,8 @@ def render_focal_stacks(density: np.ndarray, optics: OpticsConfig) -> np.ndarray
     numpy.ndarray
         float32 ``(n, n_focal_planes, c, c)``: the image at every focal plane.
     """
+    import scipy.fft
+
     n, nk, c, c2 = density.shape
     if c != c2:
         raise InputError("render_focal_stacks: canvases must be square")
@@ -348,3 +352,47 @@ def measure_sbr(image: np.ndarray, foreground: np.ndarray, *, margin_px: int = 1
         raise InputError("measure_sbr: needs both foreground and background far from it")
     b = float(image[far].mean())
     return (float(image[foreground].mean()) - b) / b
+
+
+def camera(
+    expected: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    gain: float = 1.0,
+    offset: float = 0.0,
+    read_noise: float = 0.0,
+    saturation: float = 65535.0,
+) -> np.ndarray:
+    """A camera's reading of an expected photon image: shot noise, gain, offset, read noise.
+
+    ``offset + gain * Poisson(expected) + Normal(0, read_noise)``, clipped to ``[0, saturation]``
+    (a 16-bit camera saturates; nothing wraps around).
+
+    Parameters
+    ----------
+    expected : numpy.ndarray
+        Expected photons per pixel, >= 0.
+    rng : numpy.random.Generator
+        Random stream.
+    gain : float
+        Counts per photon, > 0.
+    offset : float
+        Camera baseline in counts, >= 0.
+    read_noise : float
+        Standard deviation of the read-out noise in counts, >= 0.
+    saturation : float
+        Largest count.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 counts, same shape.
+    """
+    if not gain > 0 or offset < 0 or read_noise < 0:
+        raise InputError(f"camera: need gain > 0, offset >= 0, read_noise >= 0; got {gain}, {offset}, {read_noise}")
+    counts = rng.poisson(np.maximum(expected, 0.0)).astype(np.float32)
+    counts *= np.float32(gain)
+    counts += np.float32(offset)
+    if read_noise > 0:
+        counts += rng.standard_normal(counts.shape, dtype=np.float32) * np.float32(read_noise)
+    return np.clip(counts, 0.0, saturation, out=counts)
