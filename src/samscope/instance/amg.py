@@ -168,7 +168,7 @@ class AMGPrediction:
     Candidate ``i`` is mask ``k`` of a decoded point. Its low-resolution logits are kept inside
     ``low_boxes[i]`` (the nodes above ``−offset`` plus one node of margin, clipped to the nodes
     that reach the region) and compactly: for every node, which of the intervals cut at
-    ``−offset``, 0 and ``+offset`` holds it (three bit planes), and the exact values of the nodes
+    ``−offset``, 0 and ``+offset`` holds it (two bits), and the exact values of the nodes
     at the corners of cells that one of those levels crosses. That is exactly what decides the
     upsampled mask (level 0) and SAM's stability score (levels ``±offset``), so
     :meth:`crop_logits` rebuilds logits with the decoder's mask and stability, and
@@ -192,7 +192,7 @@ class AMGPrediction:
     low_boxes : ndarray of int64, (n, 4)
         ``(r0, c0, r1, c1)`` of the kept logits on the ``L × L`` grid.
     levels : tuple of ndarray of uint8
-        Packed bits ``(3, h·w)``: node above ``−offset``, above 0, above ``+offset``.
+        Packed bits ``(2, h·w)``: the interval index (0–3) of each node, low bit first.
     band : tuple of ndarray of uint8
         Packed bits ``(h·w,)``: node is a corner of a cell one of the levels crosses.
     values : tuple of ndarray of float32
@@ -464,7 +464,8 @@ def _decode_batch(decoder, points_xy, multimask: bool):
 def _unpack(levels, band, values, shape, offset: float) -> np.ndarray:
     """Rebuild a candidate's node logits (see :class:`AMGPrediction`)."""
     n = shape[0] * shape[1]
-    cls = np.unpackbits(levels.reshape(3, -1), axis=1, count=n).sum(axis=0).reshape(shape)
+    bits = np.unpackbits(levels.reshape(2, -1), axis=1, count=n)
+    cls = (bits[0] + 2 * bits[1]).reshape(shape)
     # one value inside each interval: (-inf, -o], (-o, 0], (0, o], (o, inf)
     reps = np.array([-offset - 1.0, -offset / 2, offset / 2, offset + 1.0], np.float32)
     out = reps[cls]
@@ -507,18 +508,20 @@ class _Candidates:
         keep = np.flatnonzero((lg > 0).flatten(1).any(dim=1).numpy())
         lg = lg[torch.from_numpy(keep)]
         off = self.offset
-        planes = torch.stack([lg > -off, lg > 0, lg > off], dim=1)  # (B, 3, ny, nx)
-        a, b = planes[..., :-1, :-1], planes[..., :-1, 1:]
-        c, d = planes[..., 1:, :-1], planes[..., 1:, 1:]
-        crossed = ((a | b | c | d) & ~(a & b & c & d)).any(dim=1)  # a level crosses the cell
+        # interval of each node: 0 (<= -off), 1 (<= 0), 2 (<= off), 3 (> off)
+        cls = (lg > -off).to(torch.uint8) + (lg > 0).to(torch.uint8) + (lg > off).to(torch.uint8)
+        a, b, c, d = cls[:, :-1, :-1], cls[:, :-1, 1:], cls[:, 1:, :-1], cls[:, 1:, 1:]
+        crossed = torch.minimum(torch.minimum(a, b), torch.minimum(c, d)) != torch.maximum(
+            torch.maximum(a, b), torch.maximum(c, d)
+        )  # a level crosses the cell
         band = torch.zeros(lg.shape, dtype=torch.bool)
         band[:, :-1, :-1] |= crossed
         band[:, :-1, 1:] |= crossed
         band[:, 1:, :-1] |= crossed
         band[:, 1:, 1:] |= crossed
-        outer = planes[:, 0]
+        outer = cls > 0
         rows_np, cols_np = outer.any(dim=2).numpy(), outer.any(dim=1).numpy()
-        planes_np, band_np, lg_np = planes.numpy(), band.numpy(), lg.numpy()
+        cls_np, band_np, lg_np = cls.numpy(), band.numpy(), lg.numpy()
         boxes = np.zeros((len(keep), 4), np.int64)
         for j in range(len(keep)):
             ys, xs = np.flatnonzero(rows_np[j]), np.flatnonzero(cols_np[j])
@@ -526,7 +529,8 @@ class _Candidates:
             r1, c1 = min(ys[-1] + 2, ny), min(xs[-1] + 2, nx)
             boxes[j] = (r0, c0, r1, c1)
             inband = band_np[j, r0:r1, c0:c1]
-            self.levels.append(np.packbits(planes_np[j, :, r0:r1, c0:c1].reshape(3, -1), axis=1))
+            node = cls_np[j, r0:r1, c0:c1].ravel()
+            self.levels.append(np.packbits(np.stack([node & 1, node >> 1]), axis=1))
             self.band.append(np.packbits(inband))
             self.values.append(lg_np[j, r0:r1, c0:c1][inband])
         self.low_boxes.append(boxes)
