@@ -10,21 +10,24 @@ Dataset layout
 --------------
 ::
 
-    DIR/dataset.json          kind, seed, n, format, every configuration field, per-sample params
-    DIR/images/000000.tif     float32 (y, x) photon counts        (or images.zarr/ with fmt="zarr")
+    DIR/dataset.json          kind, seed, n, shape, format, every configuration field, pixel size
+    DIR/images/000000.tif     float32 (y, x) image               (or images.zarr/000000 with fmt="zarr")
     DIR/labels/000000.tif     uint16/uint32 (y, x) label image, 0 = background
     DIR/masks/000000.tif      uint8 (n, y, x) overlapping per-object masks (mitochondria only)
+    DIR/params/000000.json    every value drawn for the sample (the run's config is in dataset.json)
 
 Each file is written to a temporary name and renamed into place, the label file last, so a
-sample whose label file exists is complete; resuming skips those samples. ``dataset.json`` is
-rewritten (atomically) as samples complete.
+sample whose label file exists is complete; resuming skips complete samples and recomputes the
+rest (a sample depends only on ``(seed, i)``, so the result is the same as an uninterrupted run).
+``dataset.json`` says ``"complete": true`` once every sample is written. Per-sample values live
+in their own small files so that nothing grows with ``n``: memory and the cost of each write stay
+bounded for any number of samples.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -208,12 +211,15 @@ def labels_dtype(n: int) -> type:
 
 
 def _registry() -> dict[str, tuple[type, Callable[..., SimulatedSample]]]:
-    from samscope.simulate import cells, mitochondria, nuclei
+    import importlib
 
+    # importlib, not ``from samscope.simulate import mitochondria``: the package binds those
+    # names to the functions of the same name
+    mods = {k: importlib.import_module(f"samscope.simulate.{k}") for k in KINDS}
     return {
-        "mitochondria": (mitochondria.MitochondriaConfig, mitochondria.simulate_one),
-        "nuclei": (nuclei.NucleiConfig, nuclei.simulate_one),
-        "cells": (cells.CellsConfig, cells.simulate_one),
+        "mitochondria": (mods["mitochondria"].MitochondriaConfig, mods["mitochondria"].simulate_one),
+        "nuclei": (mods["nuclei"].NucleiConfig, mods["nuclei"].simulate_one),
+        "cells": (mods["cells"].CellsConfig, mods["cells"].simulate_one),
     }
 
 
@@ -306,42 +312,54 @@ def stream(
 # --------------------------------------------------------------------------------------------
 # writing datasets
 
+_SUBDIRS = ("images", "labels", "masks", "params", "images.zarr")
+
+
+def _temporary(path: Path) -> Path:
+    """A hidden temporary name beside ``path`` (created later with the usual permissions)."""
+    import uuid
+
+    return path.parent / f".{path.name}.{uuid.uuid4().hex[:10]}.tmp"
+
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temporary(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def _atomic_write_tiff(path: Path, array: np.ndarray, **kwargs: Any) -> None:
     import tifffile
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temporary(path)
     try:
         tifffile.imwrite(tmp, array, **kwargs)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
+    _atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
 
 
 def _sample_name(i: int) -> str:
     return f"{i:06d}"
 
 
+def _sample_params(sample: SimulatedSample) -> dict:
+    """A sample's own parameters without the run's configuration (kept once in dataset.json)."""
+    return {k: v for k, v in sample.params.items() if k != "config"}
+
+
 def _write_sample(out: Path, i: int, sample: SimulatedSample, fmt: str) -> None:
+    """Write one sample; the label file goes last and marks the sample complete."""
     name = _sample_name(i)
-    meta = {"pixel_size_nm": sample.pixel_size_nm}
     if fmt == "zarr":
         import zarr
 
@@ -351,24 +369,26 @@ def _write_sample(out: Path, i: int, sample: SimulatedSample, fmt: str) -> None:
             overwrite=True,
         )
         arr[...] = sample.image
-        arr.attrs.update(meta)
+        arr.attrs["pixel_size_nm"] = sample.pixel_size_nm
     else:
+        res = 1e7 / sample.pixel_size_nm  # pixels per cm
         _atomic_write_tiff(
             out / "images" / f"{name}.tif", sample.image, compression="zlib",
-            resolution=(1e7 / sample.pixel_size_nm, 1e7 / sample.pixel_size_nm),
-            resolutionunit="CENTIMETER",
+            resolution=(res, res), resolutionunit="CENTIMETER",
         )
     if sample.masks is not None:
         _atomic_write_tiff(
             out / "masks" / f"{name}.tif", sample.masks.astype(np.uint8), compression="zlib"
         )
-    # the label image last: its presence marks the sample as complete
+    _write_json(out / "params" / f"{name}.json", _sample_params(sample))
     _atomic_write_tiff(out / "labels" / f"{name}.tif", sample.labels, compression="zlib")
 
 
-def _is_complete(out: Path, i: int, fmt: str, has_masks: bool | None) -> bool:
+def _is_complete(out: Path, i: int, fmt: str, has_masks: bool) -> bool:
     name = _sample_name(i)
     if not (out / "labels" / f"{name}.tif").is_file():
+        return False
+    if not (out / "params" / f"{name}.json").is_file():
         return False
     if fmt == "zarr":
         if not (out / "images.zarr" / name / "zarr.json").is_file():
@@ -379,7 +399,10 @@ def _is_complete(out: Path, i: int, fmt: str, has_masks: bool | None) -> bool:
 
 
 def read_sample(out_dir: str | os.PathLike, index: int) -> SimulatedSample:
-    """Read sample ``index`` back from a dataset written by :func:`write_dataset`."""
+    """Read sample ``index`` back from a dataset written by :func:`write_dataset`.
+
+    Its ``params`` are the sample's own values with the run's ``config`` added, as simulated.
+    """
     import tifffile
 
     out = Path(out_dir)
@@ -388,9 +411,10 @@ def read_sample(out_dir: str | os.PathLike, index: int) -> SimulatedSample:
         raise InputError(f"{out} is not a samscope dataset (no dataset.json)")
     meta = json.loads(meta_path.read_text())
     name = _sample_name(index)
-    if not _is_complete(out, index, meta["format"], None):
+    fmt = meta["format"]
+    if not _is_complete(out, index, fmt, meta["kind"] == "mitochondria"):
         raise InputError(f"sample {index} of {out} is missing or incomplete")
-    if meta["format"] == "zarr":
+    if fmt == "zarr":
         import zarr
 
         image = np.asarray(zarr.open_group(str(out / "images.zarr"), mode="r")[name][...])
@@ -398,22 +422,21 @@ def read_sample(out_dir: str | os.PathLike, index: int) -> SimulatedSample:
         image = tifffile.imread(out / "images" / f"{name}.tif")
     labels = tifffile.imread(out / "labels" / f"{name}.tif")
     mpath = out / "masks" / f"{name}.tif"
-    masks = tifffile.imread(mpath).astype(bool) if mpath.is_file() else None
-    if masks is not None and masks.ndim == 2:
-        masks = masks[None]
+    masks = None
+    if meta["kind"] == "mitochondria":
+        masks = tifffile.imread(mpath).astype(bool).reshape(-1, *labels.shape)
     fg = masks.any(axis=0) if masks is not None else labels > 0
-    params = meta.get("samples", {}).get(name, {})
+    params = {**json.loads((out / "params" / f"{name}.json").read_text()), "config": meta["config"]}
     return SimulatedSample(image, labels, masks, fg, params, float(meta["pixel_size_nm"]))
 
 
-def _worker_init(n_threads: int) -> None:  # pragma: no cover - runs in worker processes
-    os.environ.setdefault("OMP_NUM_THREADS", str(n_threads))
-
-
-def _simulate_index(args: tuple) -> tuple[int, SimulatedSample]:
-    kind, shape, cfg, seed, i = args
+def _simulate_and_write(args: tuple) -> tuple[int, dict]:
+    """Simulate sample ``i`` and write it (runs in worker processes too); returns its params."""
+    kind, shape, cfg, seed, i, out, fmt = args
     _, one = _lookup(kind)
-    return i, one(shape, cfg, seed=seed, index=i)
+    sample = one(shape, cfg, seed=seed, index=i)
+    _write_sample(out, i, sample, fmt)
+    return i, _sample_params(sample)
 
 
 def write_dataset(
@@ -432,9 +455,9 @@ def write_dataset(
 ) -> Path:
     """Simulate ``n`` samples of ``kind`` into ``out_dir``, resuming an interrupted run.
 
-    Samples stream to disk one at a time, so memory stays bounded for any ``n``. Existing
-    complete samples of the same run (same kind, seed, shape, format and configuration) are kept
-    and skipped; a directory holding another run is an error unless ``overwrite`` is set.
+    Samples stream to disk one at a time (in each worker), so memory stays bounded for any
+    ``n``. Complete samples of the same run (same kind, seed, shape, format and configuration)
+    are kept and skipped; a directory holding another run is an error unless ``overwrite``.
 
     Parameters
     ----------
@@ -459,7 +482,7 @@ def write_dataset(
     progress : bool
         Show a tqdm progress bar.
     workers : int
-        Processes that simulate in parallel (results do not depend on it).
+        Processes that simulate and write in parallel (the files do not depend on it).
 
     Returns
     -------
@@ -469,29 +492,22 @@ def write_dataset(
     cls, _ = _lookup(kind)
     cfg = resolve_config(cls, config, {})
     shape = check_shape(shape)
-    sample_seeds(int(n) if isinstance(n, int | np.integer) else n, seed)
-    if not isinstance(seed, int | np.integer):
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise InputError(f"seed must be an integer, got {seed!r}")
+    sample_seeds(n, seed)  # validates n and the seed
     if fmt not in ("tif", "zarr"):
         raise InputError(f"fmt must be 'tif' or 'zarr', got {fmt!r}")
-    if int(workers) < 1:
-        raise InputError(f"workers must be >= 1, got {workers!r}")
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise InputError(f"workers must be an integer >= 1, got {workers!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a directory")
     if preview is not None and Path(preview).suffix.lower() != ".png":
         raise InputError(f"preview must be a .png path, got {preview}")
-    n = int(n)
+    n, workers = int(n), int(workers)
 
-    run = {
-        "kind": kind,
-        "seed": int(seed),
-        "shape": list(shape),
-        "format": fmt,
-        "config": config_to_dict(cfg),
-    }
+    run = {"kind": kind, "seed": int(seed), "shape": list(shape), "format": fmt, "config": config_to_dict(cfg)}
     meta_path = out / "dataset.json"
-    done_params: dict[str, dict] = {}
     if meta_path.is_file():
         try:
             old = json.loads(meta_path.read_text())
@@ -503,87 +519,89 @@ def write_dataset(
                 f"{out} holds a different dataset (kind, seed, shape, format or parameters "
                 "differ); use another directory or overwrite=True (--overwrite)"
             )
-        if same and not overwrite:
-            done_params = dict(old.get("samples", {}))
-        else:
+        if overwrite:
             _clear_dataset(out)
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out} is not empty and holds no samscope dataset; use --overwrite")
-    elif overwrite and out.is_dir():
+    elif out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(f"{out} is not empty and holds no samscope dataset; use --overwrite")
         _clear_dataset(out)
 
-    from samscope.simulate import optics as _optics
-
     has_masks = kind == "mitochondria"
-    for sub in ("images", "labels") + (("masks",) if has_masks else ()):
-        if sub == "images" and fmt == "zarr":
-            continue
+    subdirs = ["labels", "params"] + (["masks"] if has_masks else []) + ([] if fmt == "zarr" else ["images"])
+    for sub in subdirs:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    pixel = _optics.OpticsConfig().pixel_size_nm if not hasattr(cfg, "optics") else cfg.optics.pixel_size_nm
-    pixel = float(getattr(cfg, "pixel_size_nm", pixel))
+        for stale in (out / sub).glob(".*.tmp"):  # temporary files of an interrupted run
+            stale.unlink(missing_ok=True)
+    pixel = cfg.optics.pixel_size_nm if hasattr(cfg, "optics") else cfg.pixel_size_nm
     meta = {
         "samscope_dataset": 1,
         **run,
         "n": n,
-        "pixel_size_nm": pixel,
+        "pixel_size_nm": float(pixel),
         "layout": {
             "images": "images.zarr/<index>" if fmt == "zarr" else "images/<index>.tif",
             "labels": "labels/<index>.tif",
             "masks": "masks/<index>.tif (uint8 (n, y, x))" if has_masks else None,
+            "params": "params/<index>.json (values drawn for the sample)",
         },
-        "samples": {},
+        "complete": False,
     }
-    todo = [i for i in range(n) if not (_is_complete(out, i, fmt, has_masks) and _sample_name(i) in done_params)]
-    meta["samples"] = {k: v for k, v in done_params.items() if int(k) < n}
-    meta["complete"] = False
     _write_json(meta_path, meta)
 
+    todo = [i for i in range(n) if not _is_complete(out, i, fmt, has_masks)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, initial=n - len(todo), desc=f"simulate {kind}", unit="img")
-    args = [(kind, shape, cfg, int(seed), i) for i in todo]
+    args = [(kind, shape, cfg, int(seed), i, out, fmt) for i in todo]
     try:
-        if int(workers) > 1 and len(args) > 1:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(int(workers)) as pool:
-                for k, (i, sample) in enumerate(pool.imap(_simulate_index, args, chunksize=1)):
-                    _write_sample(out, i, sample, fmt)
-                    meta["samples"][_sample_name(i)] = sample.params
-                    if k % 16 == 15:
-                        _write_json(meta_path, meta)
-                    if bar is not None:
-                        bar.update(1)
+        if workers > 1 and len(args) > 1:
+            for _ in _parallel(args, workers):
+                if bar is not None:
+                    bar.update(1)
         else:
-            for k, a in enumerate(args):
-                i, sample = _simulate_index(a)
-                _write_sample(out, i, sample, fmt)
-                meta["samples"][_sample_name(i)] = sample.params
-                if k % 16 == 15:
-                    _write_json(meta_path, meta)
+            for a in args:
+                _simulate_and_write(a)
                 if bar is not None:
                     bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-        meta["samples"] = dict(sorted(meta["samples"].items()))
-        _write_json(meta_path, meta)
     meta["complete"] = True
     _write_json(meta_path, meta)
     if preview is not None:
-        samples = [read_sample(out, i) for i in range(min(n, 6))]
-        preview_grid(samples, preview)
+        preview_grid([read_sample(out, i) for i in range(min(n, 6))], preview)
     return out
+
+
+def _parallel(args: list[tuple], workers: int) -> Iterator[tuple[int, dict]]:
+    """Run :func:`_simulate_and_write` over ``args`` in ``workers`` spawned processes.
+
+    Each worker is started with one BLAS/OpenMP thread (the environment is restored after).
+    """
+    import multiprocessing as mp
+
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: "1" for k in names})
+    try:
+        pool = mp.get_context("spawn").Pool(workers)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with pool:
+        yield from pool.imap_unordered(_simulate_and_write, args, chunksize=1)
 
 
 def _clear_dataset(out: Path) -> None:
     """Remove what a previous dataset left in ``out`` (only samscope's own entries)."""
     import shutil
 
-    for sub in ("images", "labels", "masks", "images.zarr"):
+    for sub in _SUBDIRS:
         p = out / sub
         if p.is_dir():
             shutil.rmtree(p)
@@ -599,6 +617,14 @@ def _display(image: np.ndarray) -> np.ndarray:
     return np.clip((image - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
+def _colours(ids: np.ndarray) -> np.ndarray:
+    """Saturated, well-separated RGB colours for object ids (golden-ratio hues)."""
+    from matplotlib.colors import hsv_to_rgb
+
+    hue = (ids * 0.618034) % 1.0
+    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.ones_like(hue)], axis=-1))
+
+
 def preview_grid(
     samples: list[SimulatedSample], path: str | os.PathLike, *, columns: int = 3
 ) -> Path:
@@ -609,7 +635,6 @@ def preview_grid(
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from matplotlib import colormaps
     from matplotlib.figure import Figure
     from skimage.segmentation import find_boundaries
 
@@ -619,33 +644,31 @@ def preview_grid(
     cols = min(columns, len(samples))
     rows = -(-len(samples) // cols)
     fig = Figure(figsize=(4 * cols, 4 * rows), dpi=100)
-    cmap = colormaps["tab20"]
     for k, s in enumerate(samples):
         ax = fig.add_subplot(rows, cols, k + 1)
         rgb = np.repeat(_display(s.image)[..., None], 3, axis=2)
-        masks = s.masks if s.masks is not None else None
-        if masks is None:
-            ids = np.unique(s.labels)
-            ids = ids[ids > 0]
+        if s.masks is None:
             bnd = find_boundaries(s.labels, mode="inner")
-            colour = cmap((s.labels % 20) / 20.0)[..., :3]
-            rgb[bnd] = colour[bnd]
+            rgb[bnd] = _colours(s.labels[bnd].astype(np.int64))
         else:
-            for j, m in enumerate(masks):
-                bnd = find_boundaries(m, mode="inner")
-                rgb[bnd] = cmap(j % 20)[:3]
+            for j, m in enumerate(s.masks):
+                ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+                if not ys.size:
+                    continue
+                win = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+                bnd = find_boundaries(np.pad(m[win], 1), mode="inner")[1:-1, 1:-1]
+                rgb[win][bnd] = _colours(np.array([j + 1]))[0]
         ax.imshow(rgb, interpolation="nearest")
         kind = s.params.get("kind", "")
         ax.set_title(f"{kind} #{s.params.get('index', k)}: {s.n_objects} objects", fontsize=9)
         ax.set_axis_off()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    tmp = _temporary(path)
     try:
         fig.savefig(tmp, format="png")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
