@@ -3,32 +3,37 @@
 Two stages, so thresholds can be changed and searched without the network:
 
 1. :func:`amg_predict` decodes point prompts in batches on cached image embeddings and keeps,
-   for every candidate mask (``K`` = 3 per point with ``multimask``), its predicted IoU, its
-   stability score and its *low-resolution* logits cropped to the mask (one node of margin) —
-   an :class:`AMGPrediction`. Nothing is upsampled here.
-2. :func:`amg_postprocess` filters on predicted IoU and stability, upsamples only the survivors
-   (with the exact bilinear geometry of :func:`samscope.prompting.upscale_logits`, evaluated on
-   the crop alone), drops masks at inner crop edges, runs box NMS per crop and across crops, the
-   optional small-region clean-up, and builds :class:`~samscope.instance.instances.Instances`
-   (overlapping masks kept, scored by predicted IoU).
+   for every candidate mask (``K`` = 3 per point with ``multimask``), its predicted IoU and its
+   *low-resolution* logits, cropped and compact (what decides the upsampled mask and the
+   stability score exactly; see :class:`AMGPrediction`). Nothing is upsampled here.
+2. :func:`amg_postprocess` filters on predicted IoU, upsamples only the survivors (with the
+   exact bilinear geometry of :func:`samscope.prompting.upscale_logits`, evaluated on the crop
+   alone), computes SAM's stability score on them and filters on it, drops masks at inner crop
+   edges, runs box NMS per crop and across crops (SAM's box convention), the optional
+   small-region clean-up and size filter, and builds
+   :class:`~samscope.instance.instances.Instances` (overlapping masks, scored by predicted IoU).
 
 Schedules (``AMGConfig.schedule``):
 
 - ``"grid"``: SAM's regular ``points_per_side²`` grid per crop, as SAM and µSAM.
-- ``"foreground"``: the same grid points, but only those on foreground, decoded in order of
-  decreasing foreground evidence, in small batches; before each batch, points that lie inside a
-  mask already accepted (the best candidate of a decoded point that passes the IoU and stability
+- ``"foreground"``: a denser grid (``foreground_points_per_side``, default twice
+  ``points_per_side``) of which only the points on foreground are decoded, in order of
+  decreasing foreground evidence, in small batches; before each batch, points inside a mask
+  already accepted (the best candidate of a decoded point that passes the IoU and stability
   thresholds) are skipped. Foreground evidence is the instance head's foreground probability
-  when the model has one (``foreground="head"``, threshold ``card.automatic.foreground_thresh``),
-  else the image intensity (``foreground="image"``: percentile-normalised, Gaussian-smoothed,
-  foreground above Otsu's threshold — bright objects on a dark background, as fluorescence). On a
-  sparse image this decodes a small fraction of the grid. Its prediction depends on the IoU and
-  stability thresholds given at prediction time (they decide coverage); re-thresholding later
-  filters the same candidates.
+  when the model has one (``foreground="head"``, cut at ``card.automatic.foreground_thresh``),
+  else the image (``foreground="image"``: percentile-normalised, Gaussian-smoothed, cut at
+  Otsu's threshold — bright objects on a dark background, as fluorescence); both are
+  maximum-filtered over a quarter of the point spacing so points on an object's rim count. On a
+  sparse image this decodes a fraction of the grid's prompts and, being denser on objects, finds
+  more small objects. Its prediction depends on the IoU and stability thresholds given at
+  prediction time (they decide coverage); re-thresholding later filters the same candidates.
 
-Differences from SAM/µSAM, by design: the stability score is computed on the low-resolution
-logits; boxes are exact-end boxes of the upsampled masks; the label image paints higher predicted
-IoU on top (µSAM paints larger masks first).
+Differences from SAM/µSAM, by design: one bilinear step from the low-resolution logits to the
+image (µSAM: two, via the 1024² input), so a few boundary pixels differ; boxes are exact-end
+boxes; the label image paints higher predicted IoU on top (µSAM paints larger masks first).
+``tests/instance/test_amg_microsam.py`` checks the masks against µSAM 1.8.14 on identical
+decoder outputs.
 """
 
 from __future__ import annotations

@@ -66,10 +66,8 @@ def stability_score(
     """SAM's stability score: IoU of a mask thresholded at ``threshold ± offset``.
 
     Because ``logits > t + offset`` is a subset of ``logits > t − offset``, the IoU is the ratio of
-    the two pixel counts. samscope evaluates it on the decoder's *low-resolution* logits (SAM and
-    µSAM evaluate it after upsampling); the two agree to within the area change of the boundary
-    band, and thresholding on low-resolution logits lets the upsampling be skipped for rejected
-    masks.
+    the two pixel counts. SAM evaluates it on the upsampled logits (AMG does so on its survivors);
+    on low-resolution logits it is a cheaper estimate that differs on small objects.
 
     Parameters
     ----------
