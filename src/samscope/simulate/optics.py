@@ -365,8 +365,8 @@ def camera(
 ) -> np.ndarray:
     """A camera's reading of an expected photon image: shot noise, gain, offset, read noise.
 
-    ``offset + gain * Poisson(expected) + Normal(0, read_noise)``, clipped to ``[0, saturation]``
-    (a 16-bit camera saturates; nothing wraps around).
+    ``offset + gain * Poisson(expected) + Normal(0, read_noise)``, rounded to integers and
+    clipped to ``[0, saturation]`` (a 16-bit camera saturates; nothing wraps around).
 
     Parameters
     ----------
@@ -386,7 +386,7 @@ def camera(
     Returns
     -------
     numpy.ndarray
-        float32 counts, same shape.
+        float32 integer counts, same shape.
     """
     if not gain > 0 or offset < 0 or read_noise < 0:
         raise InputError(f"camera: need gain > 0, offset >= 0, read_noise >= 0; got {gain}, {offset}, {read_noise}")
@@ -395,4 +395,5 @@ def camera(
     counts += np.float32(offset)
     if read_noise > 0:
         counts += rng.standard_normal(counts.shape, dtype=np.float32) * np.float32(read_noise)
+    np.rint(counts, out=counts)  # the analogue-to-digital converter gives integers
     return np.clip(counts, 0.0, saturation, out=counts)
