@@ -164,7 +164,7 @@ def nuclei_command(
     quiet: _Quiet = False,
     diameter_px: Annotated[str | None, typer.Option("--diameter-px", help="Nucleus diameter, px, MIN,MAX [22,33].")] = None,
     density: Annotated[str | None, typer.Option("--density", help="Nuclei per 10,000 px², MIN,MAX [1.2,3.2].")] = None,
-    cluster_fraction: Annotated[str | None, typer.Option("--cluster-fraction", help="Share placed touching a neighbour [0.2].")] = None,
+    cluster_fraction: Annotated[str | None, typer.Option("--cluster-fraction", help="Share placed touching a neighbour [0.06].")] = None,
     dividing_fraction: Annotated[str | None, typer.Option("--dividing-fraction", help="Share of mitoses [0.03].")] = None,
     apoptotic_fraction: Annotated[str | None, typer.Option("--apoptotic-fraction", help="Share of apoptotic nuclei [0.01].")] = None,
     brightness: Annotated[str | None, typer.Option("--brightness", help="Nucleus photons above background, MIN,MAX [300,1200].")] = None,
