@@ -174,6 +174,9 @@ def build_networks(config: TrainConfig) -> Networks:
         lora = add_lora(
             sam, rank=m.lora_rank, alpha=m.lora_alpha or None, dropout=m.lora_dropout, seed=seed
         )
+    from samscope.training.attention import use_training_attention
+
+    use_training_attention(sam)
     trainable = sum(
         p.numel()
         for module in (sam, instance, distance)
