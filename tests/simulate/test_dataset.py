@@ -162,3 +162,12 @@ def test_preview_png(tmp_path):
     assert img.shape[0] > 200 and img.shape[1] > 400
     # outlines are saturated colours, not grey
     assert (img.max(axis=2) - img.min(axis=2) > 150).sum() > 100
+
+
+def test_an_image_without_objects_round_trips(tmp_path):
+    cfg = ds.config_for("mitochondria", n_per_crop=(1, 1))
+    [s] = mitochondria(1, (64, 64), rng=0, config=cfg)
+    assert s.n_objects == 0 and not s.foreground.any()  # its one object fell outside the field
+    write_dataset("mitochondria", 1, tmp_path, seed=0, shape=(64, 64), config=cfg, progress=False)
+    r = read_sample(tmp_path, 0)
+    assert r.masks.shape == (0, 64, 64) and not r.labels.any()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -380,7 +381,10 @@ def _write_sample(out: Path, i: int, sample: SimulatedSample, fmt: str) -> None:
     if sample.masks is not None:
         masks = sample.masks
         masks = masks.view(np.uint8) if masks.dtype == bool else masks.astype(np.uint8)
-        _atomic_write_tiff(out / "masks" / f"{name}.tif", masks, compression="zlib")
+        with warnings.catch_warnings():
+            # an image without objects has an empty (0, y, x) stack: tifffile warns, reads it back
+            warnings.filterwarnings("ignore", message=".*zero-size array", category=UserWarning)
+            _atomic_write_tiff(out / "masks" / f"{name}.tif", masks, compression="zlib")
     _write_json(out / "params" / f"{name}.json", _sample_params(sample))
     _atomic_write_tiff(out / "labels" / f"{name}.tif", sample.labels, compression="zlib")
 
