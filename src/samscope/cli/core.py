@@ -226,6 +226,7 @@ def prompt(
         )
         scores = result.iou[[result.best]]
         labels_out[result.best_mask] = 1
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_labels(output, labels_out, overwrite=overwrite)
     summary = ", ".join(
         f"{i}: {int((labels_out == i).sum())} px (IoU pred {s:.2f})"
