@@ -39,6 +39,7 @@ decoder outputs.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -316,21 +317,31 @@ class _PointDecoder:
     ``(W_k,hᵀ q_h)·(x_n + p_n)``, the values as ``W_v,h(Σ_n a_n x_n)``, and the image→token output
     as ``Σ_h A_h (V_h W_o,hᵀ)`` (softmax rows sum to one, so biases fold into small matrices). The
     image-token tensors are processed a few prompts at a time so they stay in cache, and the
-    up-scaling runs channels-last as two matrix products. Same arithmetic as
+    up-scaling runs channels-last as two matrix products.
+
+    How many prompts per pass is tuned while decoding: two candidates (8 MB and 32 MB of image
+    tokens per pass: 2 and 8 prompts for ViT-B at 1024²) are timed and the faster is used, tried
+    again every few passes. On a quiet 2-core CPU the small passes are fastest (cache); when other
+    processes compete for the cores, the many short parallel regions of small passes stall on
+    their barriers and larger passes win by 2–3×. Same arithmetic as
     :func:`samscope.models.decoder.decode` up to float rounding (tested to 1e-5 relative); models
     whose decoder differs from SAM's two-block layout fall back to ``model.decode``.
     """
 
-    #: floats of one ``(chunk, N, C)`` image-token tensor per pass (8 MB: 2 prompts for ViT-B
-    #: at 1024², measured fastest on a 2-core CPU; the whole batch for small models)
-    chunk_floats = 2 * 2**20
+    #: floats of one ``(chunk, N, C)`` image-token tensor per pass, the candidates tuned between
+    chunk_floats = (2 * 2**20, 8 * 2**20)
+    #: passes between re-trying the slower candidate
+    retry = 16
 
     def __init__(self, model, embedding: torch.Tensor, transform, origin=(0, 0)) -> None:
         self.model = model
         self.transform = transform  # where the embedding lies: crop geometry and offset
         self.origin = origin
         self.cache = model.prepare_decoder(embedding)
-        self.chunk = max(1, self.chunk_floats // self.cache.tokens[0].numel())
+        per = self.cache.tokens[0].numel()
+        self.chunks = sorted({max(1, f // per) for f in self.chunk_floats})
+        self._cost = dict.fromkeys(self.chunks, 0.0)  # seconds per prompt, smoothed; 0 = untried
+        self._passes = 0
         dec = model.sam.mask_decoder
         layers = dec.transformer.layers
         self.fast = (
@@ -363,12 +374,27 @@ class _PointDecoder:
         sparse, _ = self.model.embed_prompts(points=pts, labels=labels)
         if not self.fast:
             return self.model.decode(self.cache, sparse, None, multimask=multimask)
+        outs, start = [], 0
         with torch.inference_mode():
-            outs = [
-                self._decode(sparse[i : i + self.chunk], multimask)
-                for i in range(0, sparse.shape[0], self.chunk)
-            ]
+            while start < sparse.shape[0]:
+                chunk = self._next_chunk()
+                part = sparse[start : start + chunk]
+                t0 = time.perf_counter()
+                outs.append(self._decode(part, multimask))
+                if len(part) == chunk:  # only full passes are comparable
+                    cost = (time.perf_counter() - t0) / chunk
+                    old = self._cost[chunk]
+                    self._cost[chunk] = cost if old == 0 else 0.5 * old + 0.5 * cost
+                start += len(part)
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def _next_chunk(self) -> int:
+        self._passes += 1
+        untried = [c for c in self.chunks if self._cost[c] == 0]
+        if untried:
+            return untried[0]
+        ranked = sorted(self.chunks, key=self._cost.__getitem__)
+        return ranked[-1] if self._passes % self.retry == 0 else ranked[0]
 
     # -- attention, reassociated ----------------------------------------------------------
     def _split(self, x):  # (P, T, I) -> (P, H, T, d)
