@@ -46,6 +46,7 @@ __all__ = [
     "ForegroundPrediction",
     "foreground_postprocess",
     "foreground_predict",
+    "sample_points",
     "segment_foreground",
 ]
 
