@@ -258,7 +258,12 @@ def build_sources(config: TrainConfig) -> DataSources:
             raise InputError("give either data.simulate or data.train_images, not both")
         from samscope.simulate.dataset import config_for
 
-        config_for(d.simulate)  # the simulator exists and its defaults are valid
+        try:
+            config_for(d.simulate)  # the simulator exists and its defaults are valid
+        except ImportError as err:
+            raise InputError(
+                f"data.simulate = {d.simulate!r}: this simulator is not available ({err})"
+            ) from None
         train = SimulatedSource(d.simulate, seed=d.simulate_seed, size=size, offset=d.n_val)
         val = SimulatedSource(d.simulate, seed=d.simulate_seed, size=size, offset=0)
         return DataSources(train, val, d.n_val)

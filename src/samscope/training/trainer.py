@@ -394,11 +394,13 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         c = self.config
+        self._owns_group = False
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             if self.device.type == "cuda":
                 torch.cuda.set_device(self.device)
             torch.distributed.init_process_group(backend)
+            self._owns_group = True
         if self.world > 1:
             self._ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model,
@@ -477,6 +479,8 @@ class Trainer:
             _plot(self._csv_path(), self.out_dir / "metrics.png", self.metric_name)
         if self.world > 1:
             torch.distributed.barrier()
+            if self._owns_group:
+                torch.distributed.destroy_process_group()
         return TrainResult(
             self.out_dir, model_path, self.step, self.metric_name, self.initial_metric,
             self.best_metric, self.history, stopped_early,
@@ -567,16 +571,16 @@ def _plot(csv_path: Path, out: Path, metric: str) -> None:
     """Loss (training steps) and the validation metric against the step."""
     if not csv_path.exists():
         return
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     train = [(int(r["step"]), float(r["loss"])) for r in rows if r["kind"] == "train" and r["loss"]]
     val = [(int(r["step"]), float(r["metric"])) for r in rows if r["kind"] == "val" and r["metric"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
     if train:
         ax1.plot(*zip(*train, strict=True), lw=0.8)
     ax1.set(xlabel="step", ylabel="training loss", title="loss")
@@ -585,7 +589,6 @@ def _plot(csv_path: Path, out: Path, metric: str) -> None:
     ax2.set(xlabel="step", ylabel=f"validation {metric}", title=f"validation {metric}")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    plt.close(fig)
 
 
 def train(config: TrainConfig, *, log=None) -> TrainResult:
