@@ -111,9 +111,9 @@ def samscope_side(args, data: Path) -> dict:
     from contextlib import nullcontext
 
     from samscope.models.architectures import build_sam
+    from samscope.training.attention import use_training_attention
     from samscope.training.data import Batch
     from samscope.training.objectives import PromptSettings, TrainingModel
-    from samscope.training.attention import use_training_attention
     from samscope.training.setup import apply_freeze, initialise_weights
 
     arrays = np.load(data)
@@ -157,6 +157,17 @@ def run_child(cmd: list[str]) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _pool(results: dict, name: str, res: dict | None) -> None:
+    """Add one process's timed steps to ``results[name]`` (median over all, max of peaks)."""
+    if res is None:
+        return
+    print(json.dumps({name: res}), flush=True)
+    entry = results.setdefault(name, {"steps": [], "peak_rss_mb": 0.0})
+    entry["steps"] += res["steps"]
+    entry["peak_rss_mb"] = max(entry["peak_rss_mb"], res["peak_rss_mb"])
+    entry["step_s"] = statistics.median(entry["steps"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="vit_b")
@@ -172,6 +183,9 @@ def main() -> None:
     parser.add_argument("--amp", choices=("both", "on", "off"), default="both",
                         help="bf16 autocast on the CPU for both sides (on), neither (off), or both ways")
     parser.add_argument("--only", choices=("samscope", "micro-sam"), default=None)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternate the two sides this many times (each a fresh process) and "
+                             "pool their timed steps: load on a shared machine then hits both")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # data file: samscope side
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -205,21 +219,16 @@ def main() -> None:
                   "see ../shared/peers/install-peers.sh)")
         for amp in modes:
             precision = "bf16 autocast" if amp == "on" else "fp32"
-            if args.only != "micro-sam":
-                cmd = [sys.executable, __file__, *sys.argv[1:], "--amp", amp, "--child", str(data)]
-                res = run_child(cmd)
-                if res:
-                    results[f"samscope {precision}"] = res
-                    print(json.dumps({f"samscope {precision}": res}), flush=True)
-            if script is not None:
-                cmd = [str(peer), str(script), str(ckpt), str(data), str(args.steps),
-                       str(args.warmup), str(args.objects), str(args.sub_iterations), amp,
-                       str(args.threads), args.freeze]
-                res = run_child(cmd)
-                if res:
+            for _ in range(args.repeats):
+                if args.only != "micro-sam":
+                    cmd = [sys.executable, __file__, *sys.argv[1:], "--amp", amp, "--child", str(data)]
+                    _pool(results, f"samscope {precision}", run_child(cmd))
+                if script is not None:
+                    cmd = [str(peer), str(script), str(ckpt), str(data), str(args.steps),
+                           str(args.warmup), str(args.objects), str(args.sub_iterations), amp,
+                           str(args.threads), args.freeze]
                     name = f"micro-sam {precision}" + (" (train_sam default)" if amp == "on" else "")
-                    results[name] = res
-                    print(json.dumps({name: res}), flush=True)
+                    _pool(results, name, run_child(cmd))
     print(f"\n{'configuration':42s} {'s/step':>8s} {'it/s':>8s} {'peak RSS MB':>12s}")
     for name, res in results.items():
         print(f"{name:42s} {res['step_s']:8.2f} {1 / res['step_s']:8.4f} {res['peak_rss_mb']:12.0f}")
