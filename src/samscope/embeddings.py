@@ -279,7 +279,9 @@ def compute_embeddings(
         ``(y, x)``, ``(y, x, 3)``, ``(z|t, y, x)`` or ``(z|t, y, x, 3)``; numpy, memmap or zarr.
     model : SamscopeModel
     tile_shape : int or (int, int), optional
-        Inner tile size for tiled embeddings (images larger than one encoder input).
+        Inner tile size for tiled embeddings (images larger than one encoder input). When neither
+        this nor ``halo`` is given, the model card's default tiling applies
+        (:meth:`~samscope.models.card.ModelCard.default_tiling`; none for SAM's 1024² models).
     halo : int or (int, int), optional
         Overlap added on each side of a tile; default ``tile_shape // 8``.
     axes : str, optional
@@ -318,6 +320,8 @@ def compute_embeddings(
     n_planes = 1 if axes in _AXES_2D else int(data.shape[0])
 
     grid = None
+    if tile_shape is None and halo is None:
+        tile_shape, halo = model.card.default_tiling(plane_shape)
     if tile_shape is not None:
         ts = (tile_shape, tile_shape) if np.isscalar(tile_shape) else tuple(tile_shape)
         if halo is None:

@@ -18,6 +18,7 @@ from samscope.errors import SamscopeError
 COMMAND_MODULES = (
     "samscope.cli.core",  # info, embed, prompt
     "samscope.cli.segment",  # segment
+    "samscope.cli.baseline",  # baseline (classical, no model)
     "samscope.cli.models",  # models list|info|fetch|import
     "samscope.cli.simulate",  # simulate mitochondria|nuclei|cells
     "samscope.cli.evaluate",  # evaluate, evaluate-interactive

@@ -114,6 +114,38 @@ def import_command(
     typer.echo(f"imported {file} as the {role} file of {name}: {dest}")
 
 
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="A training checkpoint (best.pt, last.pt) or any model file."),
+    output: Path = typer.Argument(..., help="The file to write."),
+    format: str = typer.Option("samscope", "--format", help="samscope, micro-sam or safetensors."),
+    name: str | None = typer.Option(None, "--name", help="Model name stored in the card."),
+    as_registered: str | None = typer.Option(
+        None, "--as", help="Store the card of this registered model (e.g. samscope-lm)."
+    ),
+    half: bool = typer.Option(False, "--half", help="float16 weights (half the size)."),
+) -> None:
+    """Write an inference model from a checkpoint (LoRA merged, training state dropped).
+
+    Prints the file's xxh128 hash, which a registered card checks on every load.
+
+    Examples:
+
+      samscope models export runs/x/checkpoints/best.pt x.pt
+
+      samscope models export runs/samscope-lm/checkpoints/best.pt lm.pt --as samscope-lm --half
+    """
+    from samscope.models.registry import file_hash, get_card
+    from samscope.training.export import export_model
+
+    card = None
+    if as_registered:
+        from dataclasses import replace
+
+        card = replace(get_card(as_registered), known_hash=None, shipped=None, filename="")
+    path = export_model(checkpoint, output, format=format, name=name, half=half, card=card)  # type: ignore[arg-type]
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {file_hash(path)})")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``models`` command group to ``app``."""
     models = typer.Typer(
@@ -131,4 +163,5 @@ def register(app: typer.Typer) -> None:
     models.command("info")(info_command)
     models.command("fetch")(fetch_command)
     models.command("import")(import_command)
+    models.command("export")(export_command)
     app.add_typer(models, name="models")

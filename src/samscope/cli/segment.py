@@ -75,18 +75,25 @@ def outputs_for(image: Path, outdir: Path) -> dict[str, Path]:
         "labels": outdir / f"{stem}_labels.tif",
         "table": outdir / f"{stem}_objects.csv",
         "masks": outdir / f"{stem}_masks.tif",
+        "overlay": outdir / f"{stem}_overlay.png",
     }
 
 
 def segment(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output folder (default: beside each image)."),
+    ] = None,
     mode: Annotated[
         str, typer.Option("--mode", help="auto, amg, ais, apg, distance or foreground.")
     ] = "auto",
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Registered model name or checkpoint file.")
-    ] = "vit_b_lm",
+        str,
+        typer.Option(
+            "--model", "-m", help="Registered model name or checkpoint file (samscope models list)."
+        ),
+    ] = "samscope-lm",
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Weights file for --model.")
     ] = None,
@@ -109,6 +116,9 @@ def segment(
             "--set", "-s", help="Mode setting FIELD=VALUE, e.g. -s min_size=50 (repeatable)."
         ),
     ] = None,
+    overlay: Annotated[
+        bool, typer.Option(help="Also write IMAGE_overlay.png (objects outlined; 2-D images).")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Redo images whose outputs exist.")] = False,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
 ) -> None:
@@ -116,12 +126,21 @@ def segment(
 
     For each image IMAGE.tif it writes OUTDIR/IMAGE_labels.tif (uint16, uint32 past 65,535
     objects; a label stack for stacks and time series, segmented plane by plane),
-    OUTDIR/IMAGE_objects.csv (id, area, centroid, box, score; a plane column for stacks) and,
-    for modes whose objects may overlap (amg, apg, foreground) on 2-D images,
-    OUTDIR/IMAGE_masks.tif (one mask per object). Images whose outputs exist are skipped, so an
-    interrupted folder run resumes; --overwrite redoes them.
+    OUTDIR/IMAGE_objects.csv (id, area, centroid, box, score; a plane column for stacks),
+    OUTDIR/IMAGE_overlay.png (2-D images: the objects outlined on the image) and, for modes
+    whose objects may overlap (amg, apg, foreground) on 2-D images, OUTDIR/IMAGE_masks.tif (one
+    mask per object). Without -o the outputs go beside each image. Images whose outputs exist
+    are skipped, so an interrupted folder run resumes; --overwrite redoes them.
+
+    The default model, samscope-lm (nuclei, label-free cells), ships with samscope and works
+    offline; samscope-mito segments mitochondria (foreground mode, give --pixel-size if the
+    file does not carry it). Larger models: samscope models list.
 
     Examples:
+
+        samscope segment nuclei.tif
+
+        samscope segment mito.tif -o out/ --model samscope-mito --pixel-size 80
 
         samscope segment cells.tif -o out/ --model vit_b_lm
 
@@ -141,16 +160,17 @@ def segment(
     from samscope.io import list_images, read_image, write_labels
 
     files = list_images(inputs)
-    if output.exists() and not output.is_dir():
+    if output is not None and output.exists() and not output.is_dir():
         raise InputError(f"output {output} exists and is not a folder")
     net = load(model, checkpoint, device)
     chosen = choose_mode(net, mode)
     config = parse_settings(chosen, settings)
     ts, hl = parse_shape(tile_shape, "tile shape"), parse_shape(halo, "halo")
-    output.mkdir(parents=True, exist_ok=True)
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
     todo = []
     for f in files:
-        outs = outputs_for(f, output)
+        outs = outputs_for(f, output if output is not None else f.parent)
         if not overwrite and outs["labels"].exists() and outs["table"].exists():
             continue
         todo.append((f, outs))
@@ -185,6 +205,10 @@ def segment(
                 rows.append({"plane": p, **row} if stacked else row)
             if not stacked and result.masks is not None and result.n:
                 masks_2d = result.masks.dense().astype(np.uint8)
+            if overlay and not stacked:
+                from samscope.analysis import write_overlay
+
+                write_overlay(outs["overlay"], plane, result.labels, masks=masks_2d, overwrite=True)
         n_max = max((int(lp.max()) for lp in label_planes), default=0)
         from samscope.instance.instances import label_dtype_for
 

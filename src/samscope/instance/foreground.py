@@ -61,20 +61,24 @@ class ForegroundConfig:
     ----------
     target_pixel_size_nm : float or None
         Pixel size the model was trained at; None = the model card's ``pixel_size_nm``, else 80.
-    patch_size : int
-        Inner patch side in pixels at the target pixel size (seed: 512).
+    patch_size : int or None
+        Inner patch side in pixels at the target pixel size; None = the card's ``tile_shape``
+        (a model with a small encoder input works at its native resolution), else 512 (seed).
     halo : int or None
-        Overlap added on each side of a patch; None = ``patch_size // 8``.
+        Overlap added on each side of a patch; None = the card's ``halo`` with its
+        ``tile_shape``, else ``patch_size // 8``.
     foreground_thresh : float or None
         Foreground cut-off on the percentile-normalised (0–1), smoothed image; None = Otsu.
     smoothing : float
         Gaussian sigma (pixels) before thresholding; 0 = none.
     n_points : int
         Point prompts per patch at most.
-    min_spacing : int
-        Side of the cells of which each holds at most one point.
-    min_size : int
-        Drop masks with fewer pixels (at the target pixel size; seed: 10).
+    min_spacing : int or None
+        Side of the cells of which each holds at most one point; None = 6 px at 80 nm (the
+        seed's 480 nm), scaled to the target pixel size.
+    min_size : int or None
+        Drop masks with fewer pixels (at the target pixel size); None = 10 px at 80 nm (seed),
+        scaled by area to the target pixel size.
     overlap_thresh : float
         Drop a mask when more than this fraction of it lies in one better-scored kept mask
         (seed: 0.5).
@@ -87,13 +91,13 @@ class ForegroundConfig:
     """
 
     target_pixel_size_nm: float | None = None
-    patch_size: int = 512
+    patch_size: int | None = None
     halo: int | None = None
     foreground_thresh: float | None = None
     smoothing: float = 1.0
     n_points: int = 256
-    min_spacing: int = 6
-    min_size: int = 10
+    min_spacing: int | None = None
+    min_size: int | None = None
     overlap_thresh: float = 0.5
     pred_iou_thresh: float = 0.0
     multimask: bool = False
@@ -103,7 +107,7 @@ class ForegroundConfig:
         if self.target_pixel_size_nm is not None and not self.target_pixel_size_nm > 0:
             raise InputError(f"target_pixel_size_nm must be > 0, got {self.target_pixel_size_nm}")
         for name in ("patch_size", "n_points", "min_spacing", "batch"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.halo is not None and self.halo < 0:
             raise InputError(f"halo must be >= 0, got {self.halo}")
@@ -113,8 +117,36 @@ class ForegroundConfig:
                 raise InputError(f"{name} must lie in [0, 1], got {value}")
         if self.smoothing < 0:
             raise InputError(f"smoothing must be >= 0, got {self.smoothing}")
-        if self.min_size < 0:
+        if self.min_size is not None and self.min_size < 0:
             raise InputError(f"min_size must be >= 0, got {self.min_size}")
+
+    def resolve(self, card=None) -> ForegroundConfig:
+        """This config with every None field filled from a model card (or the seed's defaults).
+
+        Parameters
+        ----------
+        card : samscope.models.card.ModelCard, optional
+            Supplies the target pixel size and the native tiling.
+        """
+        from dataclasses import replace
+
+        target = self.target_pixel_size_nm or getattr(card, "pixel_size_nm", None)
+        target = float(target or DEFAULT_PIXEL_SIZE_NM)
+        ratio = DEFAULT_PIXEL_SIZE_NM / target
+        card_tile = getattr(card, "tile_shape", None)
+        patch = self.patch_size or card_tile or 512
+        halo = self.halo
+        if halo is None:
+            use_card = self.patch_size is None and card_tile is not None
+            halo = int(getattr(card, "halo", None) or 0) if use_card else patch // 8
+        return replace(
+            self,
+            target_pixel_size_nm=target,
+            patch_size=int(patch),
+            halo=int(halo),
+            min_spacing=self.min_spacing or max(1, round(6 * ratio)),
+            min_size=self.min_size if self.min_size is not None else round(10 * ratio**2),
+        )
 
 
 @dataclass(frozen=True)
@@ -253,7 +285,7 @@ def foreground_predict(
     from samscope.embeddings import compute_embeddings
     from samscope.instance.amg import _decode_batch, _PointDecoder, _valid_nodes
 
-    config = config or ForegroundConfig()
+    config = (config or ForegroundConfig()).resolve(model.card)
     grey = _grey(image)
     size = _pixel_size(image, pixel_size_nm)
     shape = tuple(int(s) for s in grey.shape)
@@ -263,8 +295,7 @@ def foreground_predict(
         raise InputError("image has NaN or infinite values; clean or mask them first")
     scaled = grey
     if size is not None:
-        target = config.target_pixel_size_nm or model.card.pixel_size_nm or DEFAULT_PIXEL_SIZE_NM
-        factor = size / target
+        factor = size / config.target_pixel_size_nm
         if not np.allclose(factor, 1.0):
             scaled = rescale(
                 grey.astype(np.float32), tuple(factor), order=1, preserve_range=True,
@@ -275,7 +306,7 @@ def foreground_predict(
     if not fg.any():
         return _empty(shape, sshape)
     tiled = max(sshape) > config.patch_size
-    halo = config.patch_size // 8 if config.halo is None else config.halo
+    halo = config.halo
     emb = compute_embeddings(
         scaled, model, tile_shape=config.patch_size if tiled else None, halo=halo if tiled else None
     )
@@ -367,7 +398,7 @@ def foreground_postprocess(
         ``mode="foreground"``, overlapping ``masks`` at the original resolution, ``scores`` =
         predicted IoU.
     """
-    config = config or ForegroundConfig()
+    config = (config or ForegroundConfig()).resolve(None)
     keep = np.arange(len(pred.scores))
     if config.pred_iou_thresh > 0:
         keep = np.flatnonzero(pred.scores > config.pred_iou_thresh)
@@ -419,6 +450,6 @@ def segment_foreground(
     >>> res.mode, res.labels.shape
     ('foreground', (64, 64))
     """
-    config = config or ForegroundConfig()
+    config = (config or ForegroundConfig()).resolve(model.card)
     pred = foreground_predict(model, image, pixel_size_nm=pixel_size_nm, config=config, rng=rng)
     return foreground_postprocess(pred, config=config)

@@ -159,6 +159,6 @@ def accelerate_encoder(sam: nn.Module) -> nn.Module:
     Parameters are shared, not copied; the state dict keeps its keys. Returns ``sam``.
     """
     for layer in sam.vision_encoder.layers:
-        if not isinstance(layer.attn, RelPosAttention):
+        if hasattr(layer, "attn") and not isinstance(layer.attn, RelPosAttention):
             layer.attn = RelPosAttention.from_transformers(layer.attn)
     return sam

@@ -73,6 +73,10 @@ class ModelCard:
         Path relative to ``samscope/data/models`` for weights the package ships.
     default_mode : str or None
         The automatic mode ``segment(..., mode="auto")`` uses for this model (when it supports it).
+    tile_shape, halo : int or None
+        Default tiling for images larger than ``tile_shape + 2 * halo``: a model with a small
+        encoder input (samscope's compact models) works at the image's own resolution, tile by
+        tile, instead of shrinking the image into one input. None: no tiling unless asked.
     """
 
     name: str
@@ -89,3 +93,14 @@ class ModelCard:
     pixel_size_nm: float | None = None
     shipped: str | None = None
     default_mode: str | None = None
+    tile_shape: int | None = None
+    halo: int | None = None
+
+    def default_tiling(self, plane_shape: tuple[int, ...]) -> tuple[int | None, int | None]:
+        """``(tile_shape, halo)`` for an image plane of this shape (``(None, None)``: untiled)."""
+        if self.tile_shape is None:
+            return None, None
+        halo = int(self.halo or 0)
+        if max(int(s) for s in plane_shape) <= self.tile_shape + 2 * halo:
+            return None, None
+        return int(self.tile_shape), halo

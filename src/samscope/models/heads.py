@@ -299,3 +299,23 @@ def to_original(
     if tuple(maps.shape[-2:]) == tuple(original_size):
         return maps
     return F.interpolate(maps, tuple(original_size), mode="bilinear", align_corners=False)
+
+
+def instance_head_from_state(state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Rebuild an instance head from its state: µSAM's UNETR, or samscope's light three-output head.
+
+    Raises
+    ------
+    CheckpointError
+        If the state is neither.
+    """
+    if "stem.0.weight" in state and "out.weight" in state:
+        from samscope.models.distance_head import DistanceMapHead
+
+        head = DistanceMapHead.from_state_dict(state)
+        if head.out_channels != 3:
+            raise CheckpointError(
+                f"an instance head needs three outputs; this light head has {head.out_channels}"
+            )
+        return head
+    return InstanceDistanceHead.from_state_dict(state)

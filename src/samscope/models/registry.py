@@ -116,6 +116,15 @@ _EM_B = AutomaticDefaults(
     pred_iou_thresh=0.75, stability_score_thresh=0.75,
     center_distance_thresh=0.3, boundary_distance_thresh=0.4, min_size=100,
 )  # fmt: skip
+# samscope's own models, calibrated on their tuning data (HeLa frames 12–13; simulated mitochondria
+# validation images) with samscope.evaluation.grid_search (see their model cards).
+_SAMSCOPE_LM = AutomaticDefaults(
+    pred_iou_thresh=0.7, stability_score_thresh=0.8,
+    center_distance_thresh=0.5, boundary_distance_thresh=0.5, foreground_thresh=0.5, min_size=25,
+)  # fmt: skip
+_SAMSCOPE_MITO = AutomaticDefaults(
+    pred_iou_thresh=0.7, stability_score_thresh=0.8, min_size=10,
+)  # fmt: skip
 _EM_L = AutomaticDefaults(
     pred_iou_thresh=0.8, stability_score_thresh=0.8,
     center_distance_thresh=0.3, boundary_distance_thresh=0.4, min_size=100,
@@ -134,6 +143,82 @@ _MICRO_SAM = (
 )  # fmt: skip
 
 
+#: Hashes of the weights shipped in ``samscope/data/models`` (written by ``samscope train`` export,
+#: checked on every load; ``tests/models/test_shipped.py`` keeps them in step with the files).
+SHIPPED_HASHES = {
+    "samscope-lm": "xxh128:0",
+    "samscope-mito": "xxh128:0",
+}
+
+#: The model ``samscope segment`` and ``samscope.segment`` use when none is named.
+DEFAULT_MODEL = "samscope-lm"
+
+
+def _shipped_cards() -> list[ModelCard]:
+    """samscope's own models: compact SAMs trained from scratch, carried by the package."""
+    common = dict(
+        architecture="samscope_compact",
+        licence="MIT",
+        source="samscope",
+        has_instance_head=True,
+        tile_shape=224,
+        halo=16,
+    )
+    return [
+        ModelCard(
+            name="samscope-lm",
+            description="samscope's own light-microscopy model (fluorescent nuclei, label-free "
+            "cells), compact SAM trained from scratch; shipped, works offline",
+            known_hash=SHIPPED_HASHES["samscope-lm"],
+            filename="samscope-lm.pt",
+            shipped="models/samscope-lm.pt",
+            default_mode="ais",
+            automatic=_SAMSCOPE_LM,
+            **common,
+        ),
+        ModelCard(
+            name="samscope-mito",
+            description="samscope's own mitochondria model (fluorescence, trained on the seed-000 "
+            "simulator, overlap-aware), foreground-prompted mode at 40 nm/px; shipped",
+            known_hash=SHIPPED_HASHES["samscope-mito"],
+            filename="samscope-mito.pt",
+            shipped="models/samscope-mito.pt",
+            default_mode="foreground",
+            pixel_size_nm=40.0,
+            automatic=_SAMSCOPE_MITO,
+            **common,
+        ),
+    ]
+
+
+def shipped_path(card: ModelCard) -> Path:
+    """Where the package keeps the weights of a shipped model (``samscope/data/<card.shipped>``)."""
+    from importlib import resources
+
+    if not card.shipped:
+        raise ModelNotFoundError(f"model {card.name!r} is not shipped with samscope")
+    return Path(str(resources.files("samscope") / "data" / card.shipped))
+
+
+def _shipped_file(card: ModelCard) -> Path:
+    """The verified shipped weights of ``card`` (clear errors for a missing or altered file)."""
+    path = shipped_path(card)
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"model {card.name!r} should ship with samscope at {path}, but the file is missing: "
+            "reinstall samscope (pip install --force-reinstall samscope) or retrain it with "
+            f"`samscope train --recipe {card.name.replace('-', '_')}`"
+        )
+    if card.known_hash:
+        ok, actual = _hash_matches(path, card.known_hash)
+        if not ok:
+            raise CheckpointError(
+                f"the shipped weights {path} of {card.name!r} are damaged or were replaced: hash "
+                f"{actual}, expected {card.known_hash}; reinstall samscope"
+            )
+    return path
+
+
 def _builtin() -> tuple[dict[str, ModelCard], dict[str, RemoteFile]]:
     cards = [
         _meta_card("vit_b", "sam_vit_b_01ec64.pth", "6923c33df3637b6a922d7682bfc9a86b", "91 M"),
@@ -149,6 +234,7 @@ def _builtin() -> tuple[dict[str, ModelCard], dict[str, RemoteFile]]:
             f"xxh128:{dec_xxh}",
             f"{name}_decoder.pt",
         )
+    cards.extend(_shipped_cards())
     cards.append(
         ModelCard(
             name="vit_test",
@@ -229,6 +315,8 @@ def model_files(name: str) -> tuple[RemoteFile, ...]:
     """
     card = get_card(name)
     files = []
+    if card.shipped:  # carried by the package: nothing to download
+        return ()
     if card.urls or card.known_hash:
         files.append(RemoteFile("model", card.urls, card.known_hash, card.filename or f"{name}.pt"))
     if name in _DECODERS:
@@ -516,6 +604,8 @@ def resolve_checkpoint(
 
         return _card_for_file(path, load_checkpoint(path)), path
     card = get_card(str(name_or_path))
+    if card.shipped:
+        return card, _shipped_file(card)
     files = [f for f in model_files(card.name) if f.role == "model"]
     if not files:
         return card, None
@@ -703,24 +793,28 @@ def load_model(
     else:
         card = get_card(str(name_or_path))
         files = model_files(card.name)
-        if not files:
-            if card.source == "test":
-                return _build_test_model(card, device)
-            raise ModelNotFoundError(f"model {card.name!r} has no weights file and no download")
-        paths = {f.role: _verified(card.name, f, download=download) for f in files}
-        converted = load_checkpoint(paths["model"])
-        if converted.sam_state is None:
-            raise CheckpointError(f"{paths['model']} holds no SAM weights")
-        sam_state, decoder_state = converted.sam_state, converted.decoder_state
-        if "decoder" in paths:  # µSAM: the separate decoder file wins, as in micro_sam
-            decoder_state = load_checkpoint(paths["decoder"]).decoder_state
+        if card.shipped:
+            converted = load_checkpoint(_shipped_file(card))
+            sam_state, decoder_state = converted.sam_state, converted.decoder_state
+        else:
+            if not files:
+                if card.source == "test":
+                    return _build_test_model(card, device)
+                raise ModelNotFoundError(f"model {card.name!r} has no weights file and no download")
+            paths = {f.role: _verified(card.name, f, download=download) for f in files}
+            converted = load_checkpoint(paths["model"])
+            if converted.sam_state is None:
+                raise CheckpointError(f"{paths['model']} holds no SAM weights")
+            sam_state, decoder_state = converted.sam_state, converted.decoder_state
+            if "decoder" in paths:  # µSAM: the separate decoder file wins, as in micro_sam
+                decoder_state = load_checkpoint(paths["decoder"]).decoder_state
         if card.has_instance_head and decoder_state is None:
             raise CheckpointError(f"model {card.name!r} should have an instance decoder; its files have none")
-    from samscope.models.heads import InstanceDistanceHead
+    from samscope.models.heads import instance_head_from_state
     from samscope.models.sam import SamscopeModel
 
     sam = _build_with_weights(card.architecture, sam_state)
-    head = InstanceDistanceHead.from_state_dict(decoder_state) if decoder_state is not None else None
+    head = instance_head_from_state(decoder_state) if decoder_state is not None else None
     distance = _distance_head(converted) if converted is not None else None
     return SamscopeModel(sam, card, instance_head=head, distance_head=distance, device=device)
 

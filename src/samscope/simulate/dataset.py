@@ -622,14 +622,6 @@ def _display(image: np.ndarray) -> np.ndarray:
     return np.clip((image - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
-def _colours(ids: np.ndarray) -> np.ndarray:
-    """Saturated, well-separated RGB colours for object ids (golden-ratio hues)."""
-    from matplotlib.colors import hsv_to_rgb
-
-    hue = (ids * 0.618034) % 1.0
-    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.ones_like(hue)], axis=-1))
-
-
 def preview_grid(
     samples: list[SimulatedSample], path: str | os.PathLike, *, columns: int = 3
 ) -> Path:
@@ -643,6 +635,8 @@ def preview_grid(
     from matplotlib.figure import Figure
     from skimage.segmentation import find_boundaries
 
+    from samscope.analysis import label_colours
+
     if not samples:
         raise InputError("preview_grid: no samples")
     path = Path(path)
@@ -654,7 +648,7 @@ def preview_grid(
         rgb = np.repeat(_display(s.image)[..., None], 3, axis=2)
         if s.masks is None:
             bnd = find_boundaries(s.labels, mode="inner")
-            rgb[bnd] = _colours(s.labels[bnd].astype(np.int64))
+            rgb[bnd] = label_colours(s.labels[bnd].astype(np.int64))
         else:
             for j, m in enumerate(s.masks):
                 ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
@@ -662,7 +656,7 @@ def preview_grid(
                     continue
                 win = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
                 bnd = find_boundaries(np.pad(m[win], 1), mode="inner")[1:-1, 1:-1]
-                rgb[win][bnd] = _colours(np.array([j + 1]))[0]
+                rgb[win][bnd] = label_colours(np.array([j + 1]))[0]
         ax.imshow(rgb, interpolation="nearest")
         kind = s.params.get("kind", "")
         ax.set_title(f"{kind} #{s.params.get('index', k)}: {s.n_objects} objects", fontsize=9)

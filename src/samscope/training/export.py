@@ -27,6 +27,8 @@ def export_model(
     *,
     format: Literal["samscope", "micro-sam", "safetensors"] = "samscope",
     name: str | None = None,
+    half: bool = False,
+    card=None,
 ) -> Path:
     """Write an inference checkpoint from a training (or any loadable) checkpoint.
 
@@ -39,6 +41,12 @@ def export_model(
     format : {"samscope", "micro-sam", "safetensors"}
     name : str, optional
         New model name for the card (``samscope`` format).
+    half : bool
+        Store floating-point weights as float16 (half the size; loading restores float32).
+        ``samscope`` format only.
+    card : ModelCard, optional
+        The card to store instead of the checkpoint's (``samscope`` format; e.g. a registered
+        card, so the file describes itself as the model it ships as).
 
     Returns
     -------
@@ -49,15 +57,22 @@ def export_model(
     from samscope.models.checkpoint import save_checkpoint
     from samscope.models.registry import load_model
 
+    if half and format != "samscope":
+        raise InputError("half=True is supported for the 'samscope' format only")
     model = load_model(checkpoint, device="cpu")
-    card = model.card
+    card = card if card is not None else model.card
     if name:
         card = replace(card, name=name)
     card = replace(card, known_hash=None, filename="", source="samscope" if card.source == "local" else card.source)
     if format == "samscope":
+        sam, instance, distance = model.sam, model.instance_head, model.distance_head
+        if half:
+            sam, instance, distance = (
+                m.half() if m is not None else None for m in (sam, instance, distance)
+            )
         return save_checkpoint(
-            output, model.sam, instance_head=model.instance_head,
-            distance_head=model.distance_head, format="samscope", architecture=model.arch,
+            output, sam, instance_head=instance,
+            distance_head=distance, format="samscope", architecture=model.arch,
             card=card,
         )  # fmt: skip
     if model.distance_head is not None:

@@ -121,6 +121,18 @@ def _architecture(config: TrainConfig) -> SamArchitecture:
         ) from None
 
 
+def _new_instance_head(arch: SamArchitecture, kind: str) -> nn.Module:
+    """A random instance head: µSAM's UNETR or the light three-output head at input resolution."""
+    if kind == "light":
+        from samscope.models.distance_head import DistanceMapHead
+
+        steps = max(2, int(arch.patch_size).bit_length() - 1)
+        return DistanceMapHead.for_architecture(arch, upsample_steps=steps, out_channels=3)
+    from samscope.models.heads import InstanceDistanceHead
+
+    return InstanceDistanceHead.for_architecture(arch)
+
+
 def build_networks(config: TrainConfig) -> Networks:
     """Create (random init) or load (pretrained) the networks, then freeze and add LoRA.
 
@@ -131,7 +143,6 @@ def build_networks(config: TrainConfig) -> Networks:
     """
     from samscope.models.architectures import build_sam
     from samscope.models.distance_head import DistanceMapHead
-    from samscope.models.heads import InstanceDistanceHead
 
     m, o = config.model, config.objectives
     seed = config.optim.seed
@@ -143,7 +154,7 @@ def build_networks(config: TrainConfig) -> Networks:
             torch.manual_seed(seed)
             sam = initialise_weights(build_sam(arch))
             if o.instance_head:
-                instance = InstanceDistanceHead.for_architecture(arch)
+                instance = _new_instance_head(arch, o.instance_head_kind)
             if o.distance_head:
                 distance = DistanceMapHead.for_architecture(arch)
     else:
@@ -157,7 +168,7 @@ def build_networks(config: TrainConfig) -> Networks:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if o.instance_head:
-                instance = loaded.instance_head or InstanceDistanceHead.for_architecture(arch)
+                instance = loaded.instance_head or _new_instance_head(arch, o.instance_head_kind)
             if o.distance_head:
                 distance = getattr(loaded, "distance_head", None) or DistanceMapHead.for_architecture(arch)
     sam.train()

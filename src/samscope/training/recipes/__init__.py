@@ -10,6 +10,10 @@
 ``mitochondria``          seed 000: frozen image encoder, simulated mitochondria, single
                           foreground points, overlap-aware minimum dice loss
 ``tiny_nuclei_cpu``       a tiny network from scratch on simulated nuclei in minutes on a CPU
+``samscope_lm``           the shipped ``samscope-lm``: compact encoder from scratch on simulated
+                          nuclei and cells plus HeLa frames 0–11 (12–13 validate), light head
+``samscope_mito``         the shipped ``samscope-mito``: compact encoder from scratch on the
+                          seed-000 simulator, overlap-aware loss, patches zoomed to 40 nm
 ========================  ======================================================================
 
 Each file names its data as placeholders; give yours with flags (``--train-images …``) or
@@ -31,6 +35,8 @@ RECIPES: dict[str, str] = {
     "samcell": "samcell.toml",
     "mitochondria": "mitochondria.toml",
     "tiny_nuclei_cpu": "tiny_nuclei_cpu.toml",
+    "samscope_lm": "samscope_lm.toml",
+    "samscope_mito": "samscope_mito.toml",
 }
 
 
