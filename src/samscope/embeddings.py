@@ -182,6 +182,8 @@ def _signature(model: SamscopeModel, data: Any, axes: str, grid: TileGrid | None
             norm.high_percentile,
             list(norm.mean),
             list(norm.std),
+            norm.pad,
+            "plane-range" if grid else "image-range",
         ],
         "tile_shape": list(grid.tile_shape) if grid else None,
         "halo": list(grid.halo) if grid else None,
@@ -369,6 +371,9 @@ def compute_embeddings(
 
     todo_set = set(todo)
     for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
+        if not any((p, t) in todo_set for t in range(len(tiles))):
+            continue
+        value_range = plane_value_range(plane, model) if grid is not None else None
         for t, tile in enumerate(tiles):
             if (p, t) not in todo_set:
                 continue
@@ -381,6 +386,8 @@ def compute_embeddings(
                 high_percentile=norm.high_percentile,
                 mean=norm.mean,
                 std=norm.std,
+                value_range=value_range,
+                pad=norm.pad,
             )
             pending.append((p, t, pixels))
             if len(pending) >= batch_size:
@@ -399,6 +406,25 @@ def compute_embeddings(
     )
     result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
     return result
+
+
+def plane_value_range(plane: Any, model: SamscopeModel) -> tuple[float, float]:
+    """The intensity range every tile (and on-demand window) of a plane is normalised with.
+
+    The percentiles of the model card's normalisation over the whole plane (finite values), so a
+    tile of dim background is not stretched to full contrast — the models see what they were
+    trained on (whole images normalised at once).
+    """
+    from samscope.image import intensity_range, to_rgb
+
+    norm = model.card.normalisation
+    arr = np.asarray(plane)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = int((~finite).sum())
+            raise InputError(f"the image has {bad} NaN or infinite values; clean or mask them first")
+    return intensity_range(to_rgb(arr), low=norm.low_percentile, high=norm.high_percentile)
 
 
 def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:

@@ -34,6 +34,7 @@ def normalize_percentile(
     low: float = 1.0,
     high: float = 99.8,
     mask: np.ndarray | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Scale intensities to [0, 1] between two percentiles, clipping outside.
 
@@ -47,6 +48,9 @@ def normalize_percentile(
         Percentiles mapped to 0 and 1 (``0 <= low < high <= 100``).
     mask : ndarray of bool, optional
         Pixels that count for the percentiles (e.g. excluding padding).
+    value_range : (float, float), optional
+        Use these intensities as 0 and 1 instead of this image's percentiles (e.g. those of the
+        whole image, from :func:`intensity_range`, for each of its tiles).
 
     Returns
     -------
@@ -77,19 +81,36 @@ def normalize_percentile(
     if data.dtype.kind == "f" and not np.isfinite(values).all():
         bad = int((~np.isfinite(values)).sum())
         raise InputError(f"image has {bad} NaN or infinite values; clean or mask them first")
-    sample = values.ravel()
-    if sample.size > 4_000_000:  # percentiles of a large image from a strided sample
-        sample = sample[:: sample.size // 2_000_000]
-    lo, hi = np.percentile(sample.astype(np.float64, copy=False), [low, high])
+    if value_range is None:
+        lo, hi = intensity_range(values, low=low, high=high)
+    else:
+        lo, hi = (float(v) for v in value_range)
     out = data.astype(np.float32, copy=True)
-    if hi <= lo:  # constant (or nearly) image
-        lo, hi = float(sample.min()), float(sample.max())
-        if hi <= lo:
-            return np.zeros(data.shape, np.float32)
+    if hi <= lo:
+        return np.zeros(data.shape, np.float32)
     out -= np.float32(lo)
     out *= np.float32(1.0 / (hi - lo))
     np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+def intensity_range(image: np.ndarray, *, low: float = 1.0, high: float = 99.8) -> tuple[float, float]:
+    """The ``low`` and ``high`` percentiles of an image (min and max when they coincide).
+
+    Large images are sampled with a stride (≥ 2 M values), so a 10,000² plane costs a fraction of
+    a second. Tiled embeddings normalise every tile with the range of its whole plane, as the
+    training data were: a tile of background is then not stretched into false objects.
+    """
+    sample = np.asarray(image).ravel()
+    if sample.size == 0:
+        raise InputError("cannot take the intensity range of an empty image")
+    if sample.size > 4_000_000:
+        sample = sample[:: sample.size // 2_000_000]
+    sample = sample.astype(np.float64, copy=False)
+    lo, hi = (float(v) for v in np.percentile(sample, [low, high]))
+    if hi <= lo:  # constant (or nearly) image
+        lo, hi = float(sample.min()), float(sample.max())
+    return lo, hi
 
 
 def clahe(image: np.ndarray, *, clip_limit: float = 0.01, tiles: int = 8) -> np.ndarray:
@@ -270,6 +291,8 @@ def prepare_input(
     high_percentile: float = 99.8,
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
     std: tuple[float, float, float] = (58.395, 57.12, 57.375),
+    value_range: tuple[float, float] | None = None,
+    pad: str = "zero",
 ) -> tuple[np.ndarray, Transform]:
     """Turn a 2-D or RGB image into SAM encoder input.
 
@@ -282,6 +305,12 @@ def prepare_input(
     ----------
     image : ndarray, (y, x) or (y, x, 3)
     target_size : int
+    value_range : (float, float), optional
+        Intensities mapped to 0 and 255 instead of this image's own percentiles (a tile of a
+        larger image takes its plane's range).
+    pad : {"zero", "reflect"}
+        ``"zero"``: SAM's padding (0 after standardisation); ``"reflect"``: mirror the image
+        into the padding, for models that never saw padding in training (samscope's own).
 
     Returns
     -------
@@ -297,7 +326,11 @@ def prepare_input(
             "for stacks and time series pass one slice or use compute_embeddings"
         )
     rgb = to_rgb(data)
-    scaled = normalize_percentile(rgb, low=low_percentile, high=high_percentile) * np.float32(255.0)
+    if pad not in ("zero", "reflect"):
+        raise InputError(f"pad must be 'zero' or 'reflect', got {pad!r}")
+    scaled = normalize_percentile(
+        rgb, low=low_percentile, high=high_percentile, value_range=value_range
+    ) * np.float32(255.0)
     transform = Transform(tuple(int(s) for s in rgb.shape[:2]), int(target_size))
     rh, rw = transform.resized_shape
     if (rh, rw) != rgb.shape[:2]:
@@ -308,4 +341,6 @@ def prepare_input(
     out = np.zeros((3, target_size, target_size), np.float32)
     for c in range(3):
         out[c, :rh, :rw] = (scaled[..., c] - np.float32(mean[c])) / np.float32(std[c])
+    if pad == "reflect" and (rh < target_size or rw < target_size):
+        out = np.pad(out[:, :rh, :rw], ((0, 0), (0, target_size - rh), (0, target_size - rw)), mode="symmetric")
     return out, transform

@@ -236,6 +236,8 @@ class _Router:
             )
             y0, x0, y1, x1 = window
             norm = self.model.card.normalisation
+            from samscope.embeddings import plane_value_range
+
             pixels, _ = prepare_input(
                 plane[y0:y1, x0:x1],
                 self.model.image_size,
@@ -243,6 +245,8 @@ class _Router:
                 high_percentile=norm.high_percentile,
                 mean=norm.mean,
                 std=norm.std,
+                value_range=plane_value_range(plane, self.model),
+                pad=norm.pad,
             )
             log.info("embedding an on-demand window %s for an object crossing tiles", window)
             extra[key] = self.model.encode(torch.from_numpy(pixels)[None])

@@ -12,8 +12,10 @@ import typer
 
 
 def _status(name: str) -> str:
-    from samscope.models.registry import cached_path, model_files
+    from samscope.models.registry import cached_path, get_card, model_files
 
+    if get_card(name).shipped:
+        return "shipped"
     files = model_files(name)
     if not files:
         return "built-in"
@@ -63,8 +65,23 @@ def info_command(name: str = typer.Argument(..., help="A registered model name."
     norm = asdict(card.normalisation)
     typer.echo("normalisation:  " + ", ".join(f"{k}={v}" for k, v in norm.items()))
     typer.echo("automatic:      " + ", ".join(f"{k}={v}" for k, v in asdict(card.automatic).items()))
+    if card.default_mode:
+        typer.echo(f"default mode:   {card.default_mode}")
+    if card.tile_shape:
+        typer.echo(f"tiling:         {card.tile_shape} px tiles, {card.halo or 0} px halo (native resolution)")
     files = model_files(name)
-    if not files:
+    if card.shipped:
+        from samscope.models.registry import shipped_path
+
+        path = shipped_path(card)
+        size = f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "MISSING"
+        typer.echo(f"weights:        shipped with samscope: {path} ({size}, {card.known_hash})")
+        report = path.with_suffix(".md")
+        if report.is_file():
+            typer.echo("")
+            typer.echo(report.read_text().rstrip())
+            typer.echo("")
+    elif not files:
         typer.echo("files:          none (weights are generated, see the description)")
     for f in files:
         path = cached_path(f)

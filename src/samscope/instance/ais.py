@@ -53,6 +53,9 @@ class AISConfig:
         Gaussian sigma (pixels) on both distance maps, >= 0.
     min_size : int or None
         Objects with fewer pixels are dropped, >= 0.
+    border_min_size : int or None
+        Objects touching the image border with fewer pixels are dropped (partially visible
+        objects, which many reference annotations leave out), >= 0; 0 keeps them.
     """
 
     center_distance_thresh: float | None = None
@@ -61,6 +64,7 @@ class AISConfig:
     foreground_smoothing: float | None = None
     distance_smoothing: float | None = None
     min_size: int | None = None
+    border_min_size: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("center_distance_thresh", "boundary_distance_thresh", "foreground_thresh"):
@@ -69,8 +73,9 @@ class AISConfig:
         for name in ("foreground_smoothing", "distance_smoothing"):
             if getattr(self, name) is not None:
                 check_sigma(name, getattr(self, name))
-        if self.min_size is not None:
-            check_count("min_size", self.min_size)
+        for name in ("min_size", "border_min_size"):
+            if getattr(self, name) is not None:
+                check_count(name, getattr(self, name))
 
     def resolve(self, defaults: AutomaticDefaults | None) -> AISConfig:
         """This config with every None field taken from ``defaults`` (µSAM's when None)."""
@@ -183,6 +188,8 @@ def ais_from_maps(maps: np.ndarray, *, config: AISConfig | None = None) -> Insta
     cfg = (config if config is not None else AISConfig()).resolve(None)
     maps = np.asarray(maps)
     labels = watershed_from_instance_distances(maps, config=cfg)
+    if cfg.border_min_size:
+        labels = drop_small_border_objects(labels, cfg.border_min_size)
     n = int(labels.max())
     if n == 0:
         return Instances.empty(labels.shape, mode="ais")
@@ -190,6 +197,37 @@ def ais_from_maps(maps: np.ndarray, *, config: AISConfig | None = None) -> Insta
 
     scores = ndi.mean(maps[0].astype(np.float64), labels, index=np.arange(1, n + 1))
     return Instances.from_labels(labels, np.asarray(scores, np.float32), mode="ais")
+
+
+def drop_small_border_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Remove objects that touch the image border and have fewer than ``min_size`` pixels.
+
+    Returns a new label image, renumbered ``1..n`` in the order of the kept ids.
+
+    Examples
+    --------
+    >>> lab = np.zeros((6, 6), int); lab[0, 0:2] = 1; lab[2:5, 2:5] = 2; lab[5, 3:6] = 3
+    >>> drop_small_border_objects(lab, 3).max(), drop_small_border_objects(lab, 3)[3, 3]
+    (np.int64(2), np.int64(1))
+    """
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels)
+    n = int(labels.max())
+    if n == 0 or min_size <= 0:
+        return labels.copy()
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = edge[edge > 0]
+    sizes = ndi.sum_labels(np.ones(labels.shape, np.int64), labels, index=edge)
+    drop = np.zeros(n + 1, bool)
+    drop[edge[sizes < min_size]] = True
+    keep = np.flatnonzero(~drop[1:]) + 1
+    lut = np.zeros(n + 1, labels.dtype)
+    present = np.zeros(n + 1, bool)
+    present[np.unique(labels)] = True
+    kept = keep[present[keep]]
+    lut[kept] = np.arange(1, kept.size + 1, dtype=labels.dtype)
+    return lut[labels]
 
 
 def segment_ais(

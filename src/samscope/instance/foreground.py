@@ -79,11 +79,12 @@ class ForegroundConfig:
     min_size : int or None
         Drop masks with fewer pixels (at the target pixel size); None = 10 px at 80 nm (seed),
         scaled by area to the target pixel size.
-    overlap_thresh : float
-        Drop a mask when more than this fraction of it lies in one better-scored kept mask
-        (seed: 0.5).
-    pred_iou_thresh : float
-        Drop masks with predicted IoU at or below this (0 = off, as the seed).
+    overlap_thresh : float or None
+        Drop a mask when more than this fraction of it lies in one better-scored kept mask;
+        None = the card's ``mask_overlap_thresh`` (seed: 0.5).
+    pred_iou_thresh : float or None
+        Drop masks with predicted IoU at or below this; None = the card's ``point_iou_thresh``
+        (seed: 0 = off).
     multimask : bool
         Decode three masks per point and keep the one with the highest predicted IoU.
     batch : int
@@ -98,8 +99,8 @@ class ForegroundConfig:
     n_points: int = 256
     min_spacing: int | None = None
     min_size: int | None = None
-    overlap_thresh: float = 0.5
-    pred_iou_thresh: float = 0.0
+    overlap_thresh: float | None = None
+    pred_iou_thresh: float | None = None
     multimask: bool = False
     batch: int = 32
 
@@ -146,6 +147,12 @@ class ForegroundConfig:
             halo=int(halo),
             min_spacing=self.min_spacing or max(1, round(6 * ratio)),
             min_size=self.min_size if self.min_size is not None else round(10 * ratio**2),
+            overlap_thresh=self.overlap_thresh
+            if self.overlap_thresh is not None
+            else (card.automatic.mask_overlap_thresh if card is not None else 0.5),
+            pred_iou_thresh=self.pred_iou_thresh
+            if self.pred_iou_thresh is not None
+            else (card.automatic.point_iou_thresh if card is not None else 0.0),
         )
 
 

@@ -15,18 +15,25 @@ class Normalisation:
 
     The image is first mapped to 0–255 by percentiles (``low``/``high``, per image, clipped), never by
     casting, then standardised with ``mean``/``std`` per RGB channel. Grey images are repeated to
-    three channels.
+    three channels. ``pad`` is how an input smaller than the encoder's square is filled
+    (:func:`samscope.image.prepare_input`: ``"zero"`` as SAM, ``"reflect"`` for models trained
+    without padding).
     """
 
     low_percentile: float = 1.0
     high_percentile: float = 99.8
     mean: tuple[float, float, float] = SAM_PIXEL_MEAN
     std: tuple[float, float, float] = SAM_PIXEL_STD
+    pad: str = "zero"
 
 
 @dataclass(frozen=True)
 class AutomaticDefaults:
-    """Default thresholds of the automatic modes for this model (fine-tuned models are calibrated lower)."""
+    """Default thresholds of the automatic modes for this model (fine-tuned models are calibrated lower).
+
+    ``point_iou_thresh`` and ``mask_overlap_thresh`` are the foreground mode's predicted-IoU cut
+    and overlap filter (seed 000: 0 and 0.5); the others are µSAM's AMG/AIS settings.
+    """
 
     pred_iou_thresh: float = 0.88
     stability_score_thresh: float = 0.95
@@ -37,6 +44,9 @@ class AutomaticDefaults:
     foreground_smoothing: float = 1.0
     distance_smoothing: float = 1.6
     min_size: int = 0
+    border_min_size: int = 0
+    point_iou_thresh: float = 0.0
+    mask_overlap_thresh: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 from samscope.errors import CheckpointError, InputError, ModelNotFoundError
 from samscope.models.architectures import get_architecture
-from samscope.models.card import AutomaticDefaults, ModelCard
+from samscope.models.card import AutomaticDefaults, ModelCard, Normalisation
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.models.sam import SamscopeModel
@@ -163,6 +163,8 @@ def _shipped_cards() -> list[ModelCard]:
         has_instance_head=True,
         tile_shape=224,
         halo=16,
+        # trained on whole images, never on padding: mirror the image into an input's padding
+        normalisation=Normalisation(pad="reflect"),
     )
     return [
         ModelCard(
