@@ -196,7 +196,12 @@ def architecture_from_dict(values: dict) -> SamArchitecture:
 
 
 def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
-    """Build a randomly initialised ``transformers.SamModel`` of the given architecture.
+    """Build a randomly initialised SAM of the given architecture.
+
+    ViT architectures are a ``transformers.SamModel``. Compact architectures
+    (``arch.encoder == "compact"``) are a :class:`samscope.models.sam_lite.SamLite` around a
+    :class:`~samscope.models.compact.CompactEncoder`: same attributes, state-dict keys and
+    results as a ``SamModel`` with that encoder, without importing ``transformers`` (seconds).
 
     Parameters
     ----------
@@ -208,9 +213,13 @@ def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
 
     Returns
     -------
-    transformers.SamModel
+    transformers.SamModel or SamLite
         In eval mode, float32, on the CPU, with SDPA attention.
     """
+    if isinstance(arch, str):
+        arch = get_architecture(arch)
+    if arch.encoder == "compact":
+        return _build_compact(arch)
     from transformers import (
         SamConfig,
         SamMaskDecoderConfig,
@@ -218,19 +227,15 @@ def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
         SamVisionConfig,
     )
 
-    if isinstance(arch, str):
-        arch = get_architecture(arch)
-    compact = arch.encoder == "compact"
     vision = SamVisionConfig(
-        # a compact model's ViT is replaced below: build the smallest placeholder
-        hidden_size=16 if compact else arch.hidden_size,
+        hidden_size=arch.hidden_size,
         output_channels=arch.embed_dim,
-        num_hidden_layers=1 if compact else arch.num_layers,
-        num_attention_heads=1 if compact else arch.num_heads,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
         image_size=arch.image_size,
         patch_size=arch.patch_size,
-        window_size=0 if compact else arch.window_size,
-        global_attn_indexes=[] if compact else list(arch.global_attn_indexes),
+        window_size=arch.window_size,
+        global_attn_indexes=list(arch.global_attn_indexes),
         mlp_ratio=arch.mlp_ratio,
         num_pos_feats=arch.embed_dim // 2,
     )
@@ -255,21 +260,53 @@ def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
     from transformers import SamModel
 
     model = SamModel(config)
-    if compact:
-        from samscope.models.compact import CompactEncoder
-
-        model.vision_encoder = CompactEncoder(
-            image_size=arch.image_size,
-            patch_size=arch.patch_size,
-            hidden_size=arch.hidden_size,
-            num_layers=arch.num_layers,
-            num_heads=arch.num_heads,
-            embed_dim=arch.embed_dim,
-            mlp_ratio=arch.mlp_ratio,
-        )
     model.eval()
-    if fast_attention and not compact:
+    if fast_attention:
         from samscope.models.attention import accelerate_encoder
 
         accelerate_encoder(model)
     return model
+
+
+def _build_compact(arch: SamArchitecture):
+    """A :class:`~samscope.models.sam_lite.SamLite` with a compact encoder (no ``transformers``)."""
+    from samscope.models.compact import CompactEncoder
+    from samscope.models.sam_lite import (
+        MaskDecoderConfig,
+        PromptEncoderConfig,
+        SamLite,
+        SamLiteConfig,
+        VisionConfig,
+    )
+
+    config = SamLiteConfig(
+        vision_config=VisionConfig(
+            image_size=arch.image_size,
+            patch_size=arch.patch_size,
+            output_channels=arch.embed_dim,
+            num_pos_feats=arch.embed_dim // 2,
+            # the default init's Fourier scale of the 16-wide placeholder ViT compact models were
+            # built with under transformers (hidden_size // 2); training re-draws it from N(0, 1)
+            scale=8.0,
+        ),
+        prompt_encoder_config=PromptEncoderConfig(
+            hidden_size=arch.embed_dim, image_size=arch.image_size, patch_size=arch.patch_size
+        ),
+        mask_decoder_config=MaskDecoderConfig(
+            hidden_size=arch.embed_dim,
+            mlp_dim=arch.decoder_mlp_dim,
+            num_attention_heads=arch.decoder_heads,
+            iou_head_hidden_dim=arch.embed_dim,
+            layer_norm_eps=1e-5,  # segment-anything's (see build_sam)
+        ),
+    )
+    encoder = CompactEncoder(
+        image_size=arch.image_size,
+        patch_size=arch.patch_size,
+        hidden_size=arch.hidden_size,
+        num_layers=arch.num_layers,
+        num_heads=arch.num_heads,
+        embed_dim=arch.embed_dim,
+        mlp_ratio=arch.mlp_ratio,
+    )
+    return SamLite(config, encoder).eval()
