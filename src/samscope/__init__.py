@@ -18,6 +18,7 @@ __all__ = [
     "load_model",
     "compute_embeddings",
     "segment_from_prompts",
+    "segment",
     "read_image",
 ]
 
@@ -26,10 +27,12 @@ _LAZY = {
     "compute_embeddings": ("samscope.embeddings", "compute_embeddings"),
     "segment_from_prompts": ("samscope.prompting", "segment_from_prompts"),
     "read_image": ("samscope.io", "read_image"),
+    "segment": ("samscope.instance.segment", "segment"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.embeddings import compute_embeddings
+    from samscope.instance.segment import segment
     from samscope.io import read_image
     from samscope.models.registry import load_model
     from samscope.prompting import segment_from_prompts

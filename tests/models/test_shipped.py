@@ -58,12 +58,22 @@ def test_lm_segments_the_example_nuclei():
     from samscope.instance.segment import segment
     from samscope.io import read_image, read_labels
 
+    from samscope.instance.ais import AISConfig
+
     image = read_image(EXAMPLES / "nuclei.tif")
     gt = read_labels(EXAMPLES / "nuclei_labels.tif")
-    result = segment(image, load_model("samscope-lm", device="cpu"))
-    assert result.mode == "ais"
-    acc = segmentation_accuracy(gt, result.labels)
-    assert acc.sa50 >= 0.8, acc.sa50
+    model = load_model("samscope-lm", device="cpu")
+    # the simulated example labels partial border nuclei and small apoptotic bodies: keep them
+    keep_all = segment(image, model, config=AISConfig(min_size=25, border_min_size=0))
+    assert keep_all.mode == "ais"
+    acc = segmentation_accuracy(gt, keep_all.labels)
+    assert acc.sa50 >= 0.85 and acc.msa >= 0.7, (acc.sa50, acc.msa)
+    # the card's defaults (tuned on HeLa, whose reference omits partially visible nuclei) drop
+    # border-touching objects under 400 px and keep the whole ones
+    default = segment(image, model)
+    edge = np.unique(np.r_[default.labels[0], default.labels[-1], default.labels[:, 0], default.labels[:, -1]])
+    sizes = [(default.labels == i).sum() for i in edge[edge > 0]]
+    assert all(s >= 400 for s in sizes) and default.n >= 9
 
 
 def test_lm_point_prompt_finds_the_nucleus():

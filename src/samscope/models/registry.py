@@ -116,14 +116,15 @@ _EM_B = AutomaticDefaults(
     pred_iou_thresh=0.75, stability_score_thresh=0.75,
     center_distance_thresh=0.3, boundary_distance_thresh=0.4, min_size=100,
 )  # fmt: skip
-# samscope's own models, calibrated on their tuning data (HeLa frames 12–13; simulated mitochondria
-# validation images) with samscope.evaluation.grid_search (see their model cards).
+# samscope's own models, calibrated on tuning data only (HeLa frames 12–13; simulated mitochondria
+# of seed 778) by benchmarks/tune_shipped_models.py (AIS: mSA + SA50; foreground: P + R + dice).
 _SAMSCOPE_LM = AutomaticDefaults(
     pred_iou_thresh=0.7, stability_score_thresh=0.8,
-    center_distance_thresh=0.5, boundary_distance_thresh=0.5, foreground_thresh=0.5, min_size=25,
+    center_distance_thresh=0.5, boundary_distance_thresh=0.5, foreground_thresh=0.4,
+    foreground_smoothing=1.0, distance_smoothing=1.6, min_size=100, border_min_size=400,
 )  # fmt: skip
 _SAMSCOPE_MITO = AutomaticDefaults(
-    pred_iou_thresh=0.7, stability_score_thresh=0.8, min_size=10,
+    pred_iou_thresh=0.7, stability_score_thresh=0.8, point_iou_thresh=0.0, mask_overlap_thresh=0.3,
 )  # fmt: skip
 _EM_L = AutomaticDefaults(
     pred_iou_thresh=0.8, stability_score_thresh=0.8,
@@ -146,8 +147,8 @@ _MICRO_SAM = (
 #: Hashes of the weights shipped in ``samscope/data/models`` (written by ``samscope train`` export,
 #: checked on every load; ``tests/models/test_shipped.py`` keeps them in step with the files).
 SHIPPED_HASHES = {
-    "samscope-lm": "xxh128:0",
-    "samscope-mito": "xxh128:0",
+    "samscope-lm": "xxh128:87b17f25d77234f44a6e69a7d5e78340",
+    "samscope-mito": "xxh128:1b25ac6c07f540d66f5b06487f17ab5e",
 }
 
 #: The model ``samscope segment`` and ``samscope.segment`` use when none is named.
@@ -703,10 +704,18 @@ def _build_with_weights(arch_name: str, sam_state):
     from samscope.models.architectures import build_sam
     from samscope.models.checkpoint import load_state_dict_strict
 
+    from samscope.models.architectures import get_architecture
+
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in sam_state.items()}
-    with torch.device("meta"):
+    if get_architecture(arch_name).encoder == "compact":
+        # 2 M parameters: a real (random) build costs milliseconds, whereas building on the meta
+        # device routes every initialiser through torch's reference kernels (≈1 s of imports)
         sam = build_sam(arch_name)
-    load_state_dict_strict(sam, state, what=f"{arch_name} SAM", assign=True)
+        load_state_dict_strict(sam, state, what=f"{arch_name} SAM")
+    else:
+        with torch.device("meta"):
+            sam = build_sam(arch_name)
+        load_state_dict_strict(sam, state, what=f"{arch_name} SAM", assign=True)
     sam.tie_weights()
     left = [n for n, t in [*sam.named_parameters(), *sam.named_buffers()] if t.is_meta]
     if left:  # pragma: no cover - a transformers change added state outside the state dict

@@ -1,7 +1,8 @@
 """The SAM backbone wrapper: encode images to embeddings, decode prompts to masks.
 
 :class:`SamscopeModel` holds a ``transformers.SamModel`` (image encoder, prompt encoder, mask
-decoder), its :class:`~samscope.models.card.ModelCard` and, when the checkpoint has one, an
+decoder) — or, for samscope's compact models, :class:`samscope.models.sam_lite.SamLite`, the
+same modules and state-dict keys without importing ``transformers`` — its :class:`~samscope.models.card.ModelCard` and, when the checkpoint has one, an
 instance-distance head for automatic segmentation. Coordinates here are in *encoder input* pixels
 (x, y order, as SAM expects); :mod:`samscope.prompting` maps user coordinates (y, x, original
 image) to them through :class:`samscope.image.Transform`.
@@ -25,7 +26,7 @@ class SamscopeModel:
 
     Parameters
     ----------
-    sam : transformers.SamModel
+    sam : transformers.SamModel or samscope.models.sam_lite.SamLite
         The network (eval mode).
     card : ModelCard
         What the model is.

@@ -562,8 +562,11 @@ class SamLite(nn.Module):
         self.vision_encoder = vision_encoder
         self.prompt_encoder = PromptEncoder(config.vision_config, config.prompt_encoder_config)
         self.mask_decoder = MaskDecoder(config.mask_decoder_config)
-        for part in (self.shared_image_embedding, self.prompt_encoder, self.mask_decoder):
-            part.apply(self._init_weights)
+        # on the meta device (loading weights) there is nothing to initialise, and random
+        # initialisation there would import torch's reference kernels (≈1.4 s)
+        if not self.shared_image_embedding.positional_embedding.is_meta:
+            for part in (self.shared_image_embedding, self.prompt_encoder, self.mask_decoder):
+                part.apply(self._init_weights)
         self.tie_weights()
 
     @torch.no_grad()
