@@ -95,7 +95,7 @@ def main() -> None:
         with torch.inference_mode():
             stock_s, _ = median_time(lambda: stock.get_image_embeddings(x), 1)
         print(f"embedding 1024²   transformers SDPA {stock_s:7.2f} s  (stock attention, 1 run)")
-        del stock
+        stock = None  # free the second ViT-B before the prompt timings
 
         emb = compute_embeddings(img, model)
         c = size // 2

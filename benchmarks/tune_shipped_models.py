@@ -82,7 +82,11 @@ def tune_mito(checkpoint: str | None, work: Path, n: int) -> None:
 
     from samscope.evaluation.metrics import MaskStack, dice_protocol
     from samscope.evaluation.search import grid_search
-    from samscope.instance.foreground import ForegroundConfig, foreground_postprocess, foreground_predict
+    from samscope.instance.foreground import (
+        ForegroundConfig,
+        foreground_postprocess,
+        foreground_predict,
+    )
     from samscope.models.registry import load_model
     from samscope.simulate.dataset import write_dataset
 

@@ -55,10 +55,9 @@ def test_altered_or_missing_weights_are_refused(tmp_path, monkeypatch):
 
 def test_lm_segments_the_example_nuclei():
     from samscope.evaluation.metrics import segmentation_accuracy
+    from samscope.instance.ais import AISConfig
     from samscope.instance.segment import segment
     from samscope.io import read_image, read_labels
-
-    from samscope.instance.ais import AISConfig
 
     image = read_image(EXAMPLES / "nuclei.tif")
     gt = read_labels(EXAMPLES / "nuclei_labels.tif")

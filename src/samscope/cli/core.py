@@ -74,7 +74,7 @@ def embed(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Embeddings cache to write (.zarr).")
     ],
-    model: ModelOpt = "vit_b",
+    model: ModelOpt = "samscope-lm",
     checkpoint: CheckpointOpt = None,
     tile_shape: TileOpt = None,
     halo: HaloOpt = None,
@@ -150,7 +150,7 @@ def prompt(
             help="Boxes 'y0,x0,y1,x1;...': one object per box (or one with --points).",
         ),
     ] = None,
-    model: ModelOpt = "vit_b",
+    model: ModelOpt = "samscope-lm",
     checkpoint: CheckpointOpt = None,
     embeddings: Annotated[
         Path | None,

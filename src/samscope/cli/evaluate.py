@@ -302,7 +302,7 @@ def evaluate_interactive(
     ],
     model: Annotated[
         str, typer.Option("--model", help="Registered model name or checkpoint file.")
-    ] = "vit_b",
+    ] = "samscope-lm",
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Weights for --model's architecture.")
     ] = None,

@@ -701,10 +701,8 @@ def _build_with_weights(arch_name: str, sam_state):
     """Build ``transformers.SamModel`` without a random init and load ``sam_state`` strictly."""
     import torch
 
-    from samscope.models.architectures import build_sam
+    from samscope.models.architectures import build_sam, get_architecture
     from samscope.models.checkpoint import load_state_dict_strict
-
-    from samscope.models.architectures import get_architecture
 
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in sam_state.items()}
     if get_architecture(arch_name).encoder == "compact":
