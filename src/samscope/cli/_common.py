@@ -1,4 +1,4 @@
-"""Small helpers shared by CLI commands (parsing prompt strings, loading models)."""
+"""Small helpers shared by CLI commands (prompt strings, models, output names, image planes)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,43 @@ def load(model: str, checkpoint: Path | None, device: str | None):
     from samscope.models.registry import load_model
 
     return load_model(model, checkpoint=checkpoint, device=device)
+
+
+def outputs_for(image: Path, outdir: Path) -> dict[str, Path]:
+    """Output paths of one input image."""
+    stem = image.name
+    for suffix in (
+        ".ome.tiff",
+        ".ome.tif",
+        ".tiff",
+        ".tif",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".zarr",
+        ".npy",
+        ".bmp",
+    ):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return {
+        "labels": outdir / f"{stem}_labels.tif",
+        "table": outdir / f"{stem}_objects.csv",
+        "masks": outdir / f"{stem}_masks.tif",
+        "overlay": outdir / f"{stem}_overlay.png",
+    }
+
+
+def planes_of(image) -> tuple[list, bool]:
+    """2-D planes of an ImageData: one for YX/YXC, one per slice/frame for stacks."""
+    axes = image.axes
+    data = image.data
+    if axes in ("YX", "YXC"):
+        return [data], False
+    if axes in ("ZYX", "TYX", "ZYXC", "TYXC"):
+        return [data[i] for i in range(data.shape[0])], True
+    raise InputError(
+        f"cannot segment an image with axes {axes} (shape {tuple(data.shape)}); "
+        "pass --axes, or select a channel / a single time point first"
+    )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samscope.cli.segment import _planes, outputs_for
+from samscope.cli._common import outputs_for, planes_of
 from samscope.errors import InputError
 
 #: Output suffixes that make ``-o`` a label file (one input) rather than a folder.
@@ -92,7 +92,7 @@ def baseline(
         todo, desc=f"baseline ({method})", unit="image", disable=quiet or len(todo) < 2
     ):
         image = read_image(f, axes=axes, channel=channel)
-        planes, stacked = _planes(image)
+        planes, stacked = planes_of(image)
         label_planes = []
         for plane in tqdm(
             planes, desc="planes", unit="plane", leave=False, disable=quiet or len(planes) < 2

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from samscope.cli._common import load, parse_shape
+from samscope.cli._common import load, outputs_for, parse_shape, planes_of
 from samscope.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -51,32 +51,6 @@ def _coerce(raw: str, key: str) -> Any:
         except ValueError:
             pass
     return raw
-
-
-def outputs_for(image: Path, outdir: Path) -> dict[str, Path]:
-    """Output paths of one input image."""
-    stem = image.name
-    for suffix in (
-        ".ome.tiff",
-        ".ome.tif",
-        ".tiff",
-        ".tif",
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".zarr",
-        ".npy",
-        ".bmp",
-    ):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return {
-        "labels": outdir / f"{stem}_labels.tif",
-        "table": outdir / f"{stem}_objects.csv",
-        "masks": outdir / f"{stem}_masks.tif",
-        "overlay": outdir / f"{stem}_overlay.png",
-    }
 
 
 def segment(
@@ -185,7 +159,7 @@ def segment(
         px = pixel_size
         if px is None and image.pixel_size is not None and np.isfinite(image.pixel_size[-1]):
             px = float(image.pixel_size[-1])
-        planes, stacked = _planes(image)
+        planes, stacked = planes_of(image)
         label_planes, rows, masks_2d = [], [], None
         for p, plane in enumerate(
             tqdm(planes, desc="planes", unit="plane", leave=False, disable=len(planes) < 2)
@@ -245,20 +219,6 @@ def segment(
         typer.echo(f"{f.name}: {len(rows)} object(s) → {outs['labels']}")
     typer.echo(
         f"done: {len(todo)} image(s) segmented with {net.name} ({chosen}), {total_objects} object(s)"
-    )
-
-
-def _planes(image) -> tuple[list, bool]:
-    """2-D planes of an ImageData: one for YX/YXC, one per slice/frame for stacks."""
-    axes = image.axes
-    data = image.data
-    if axes in ("YX", "YXC"):
-        return [data], False
-    if axes in ("ZYX", "TYX", "ZYXC", "TYXC"):
-        return [data[i] for i in range(data.shape[0])], True
-    raise InputError(
-        f"cannot segment an image with axes {axes} (shape {tuple(data.shape)}); "
-        "pass --axes, or select a channel / a single time point first"
     )
 
 
