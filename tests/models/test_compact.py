@@ -20,20 +20,7 @@ from samscope.models.compact import CompactEncoder, stem_channels
 from samscope.models.distance_head import DistanceMapHead
 from samscope.models.heads import InstanceDistanceHead, instance_head_from_state
 
-TINY = SamArchitecture(
-    "compact_test",
-    image_size=64,
-    patch_size=8,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    global_attn_indexes=(),
-    window_size=0,
-    embed_dim=32,
-    decoder_mlp_dim=64,
-    decoder_heads=2,
-    encoder="compact",
-)
+TINY = get_architecture("compact_test")
 
 
 @pytest.fixture(scope="module")

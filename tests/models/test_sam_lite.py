@@ -9,25 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from samscope.models.architectures import SamArchitecture, build_sam, register_architecture
+from samscope.models.architectures import (
+    SamArchitecture,
+    build_sam,
+    get_architecture,
+    register_architecture,
+)
 from samscope.models.compact import CompactEncoder
 from samscope.models.decoder import decode, prepare_decoder
 from samscope.models.sam_lite import SamLite
 
-TINY = SamArchitecture(
-    "compact_test",
-    image_size=64,
-    patch_size=8,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    global_attn_indexes=(),
-    window_size=0,
-    embed_dim=32,
-    decoder_mlp_dim=64,
-    decoder_heads=2,
-    encoder="compact",
-)
+TINY = get_architecture("compact_test")
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 
 

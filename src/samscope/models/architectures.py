@@ -87,6 +87,21 @@ ARCHITECTURES: dict[str, SamArchitecture] = {
         decoder_mlp_dim=64,
         decoder_heads=2,
     ),
+    # a tiny compact SAM (64² input) for fast tests of the compact path, as vit_test is for the ViT
+    "compact_test": SamArchitecture(
+        "compact_test",
+        image_size=64,
+        patch_size=8,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+        global_attn_indexes=(),
+        window_size=0,
+        embed_dim=32,
+        decoder_mlp_dim=64,
+        decoder_heads=2,
+        encoder="compact",
+    ),
     # samscope's own shipped models (samscope-lm, samscope-mito): a convolutional stem to stride 8
     # and four global-attention blocks of width 128 on 32² tokens (samscope.models.compact);
     # 2.0 M parameters with the light instance head, 45 ms per 256² tile on 2 CPU cores.
