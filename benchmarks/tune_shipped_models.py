@@ -23,34 +23,22 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 HELA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "hela"
-
-
-def ais_maps(model, image: np.ndarray) -> np.ndarray:
-    """Blended (3, H, W) instance-distance maps of one image (tiled when the card says so)."""
-    from samscope.embeddings import compute_embeddings
-    from samscope.instance.ais import predict_ais_maps
-    from samscope.instance.tiled import blend_tile_maps
-
-    emb = compute_embeddings(image, model)
-    maps = [predict_ais_maps(model, emb, tile=t.index) for t in emb.tiles]
-    return maps[0] if len(maps) == 1 else blend_tile_maps(emb.image_shape, emb.tiles, maps)
 
 
 def tune_lm(checkpoint: str | None) -> None:
     import tifffile
 
+    from samscope.embeddings import compute_embeddings
     from samscope.evaluation.metrics import segmentation_accuracy
     from samscope.evaluation.search import grid_search
-    from samscope.instance.ais import AISConfig, ais_from_maps
+    from samscope.instance.ais import AISConfig, ais_from_maps, predict_image_maps
     from samscope.models.registry import load_model
 
     model = load_model("samscope-lm", checkpoint=checkpoint, device="cpu")
     images = tifffile.imread(HELA / "images.tif")[12:14]
     gts = list(tifffile.imread(HELA / "masks.tif")[12:14])
-    preds = [ais_maps(model, im) for im in images]
+    preds = [predict_image_maps(model, compute_embeddings(im, model)) for im in images]
 
     def post(maps, prm):
         return ais_from_maps(maps, config=AISConfig(**prm)).labels

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from samscope.errors import InputError
+from samscope.image import normalize_percentile
 
 __all__ = ["label_colours", "overlay_rgb", "write_overlay"]
 
@@ -29,24 +30,10 @@ def label_colours(ids: np.ndarray) -> np.ndarray:
     -------
     ndarray of float, (..., 3)
     """
+    from matplotlib.colors import hsv_to_rgb
+
     hue = (np.asarray(ids, np.float64) * 0.618034) % 1.0
-    h6 = hue * 6.0
-    sector = np.floor(h6).astype(np.int64) % 6
-    f = h6 - np.floor(h6)
-    one, zero, falling, rising = np.ones_like(f), np.zeros_like(f), 1.0 - f, f
-    table = [
-        (one, rising, zero),
-        (falling, one, zero),
-        (zero, one, rising),
-        (zero, falling, one),
-        (rising, zero, one),
-        (one, zero, falling),
-    ]
-    rgb = np.zeros(f.shape + (3,), np.float64)
-    for s, (r, g, b) in enumerate(table):
-        sel = sector == s
-        rgb[sel] = np.stack([r[sel], g[sel], b[sel]], axis=-1)
-    return rgb
+    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.ones_like(hue)], axis=-1))
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -55,13 +42,11 @@ def _grey(image: np.ndarray) -> np.ndarray:
         arr = arr[..., :3].astype(np.float32).mean(axis=-1)
     if arr.ndim != 2:
         raise InputError(f"an overlay needs a 2-D image (y, x) or RGB, got shape {arr.shape}")
-    arr = arr.astype(np.float32)
-    finite = np.isfinite(arr)
+    finite = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
     if not finite.any():
         return np.zeros(arr.shape, np.float32)
-    lo, hi = np.percentile(arr[finite], (1.0, 99.8))
-    out = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    return np.clip(np.where(finite, out, 0.0), 0.0, 1.0)
+    out = normalize_percentile(arr, mask=finite)  # 1–99.8 %, as the models see it
+    return np.where(finite, out, 0.0)
 
 
 def overlay_rgb(

@@ -140,6 +140,7 @@ class ImageEmbeddings:
     signature: dict = field(default_factory=dict)
     path: Path | None = None
     source: Any = field(default=None, repr=False, compare=False)
+    value_ranges: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_planes(self) -> int:
@@ -370,10 +371,13 @@ def compute_embeddings(
         pending.clear()
 
     todo_set = set(todo)
+    value_ranges: dict[int, tuple[float, float]] = {}
     for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
         if not any((p, t) in todo_set for t in range(len(tiles))):
             continue
-        value_range = plane_value_range(plane, model) if grid is not None else None
+        value_range = None
+        if grid is not None:
+            value_range = value_ranges[p] = plane_value_range(plane, model)
         for t, tile in enumerate(tiles):
             if (p, t) not in todo_set:
                 continue
@@ -403,6 +407,7 @@ def compute_embeddings(
         model_name=model.name,
         signature=signature,
         path=path,
+        value_ranges=value_ranges,
     )
     result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
     return result
@@ -415,16 +420,17 @@ def plane_value_range(plane: Any, model: SamscopeModel) -> tuple[float, float]:
     tile of dim background is not stretched to full contrast — the models see what they were
     trained on (whole images normalised at once).
     """
-    from samscope.image import intensity_range, to_rgb
+    from samscope.image import intensity_range
 
     norm = model.card.normalisation
     arr = np.asarray(plane)
+    if arr.ndim == 3:  # RGB(A): channels share one range, as normalize_percentile does
+        arr = arr[..., :3]
     if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = int((~finite).sum())
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
             raise InputError(f"the image has {bad} NaN or infinite values; clean or mask them first")
-    return intensity_range(to_rgb(arr), low=norm.low_percentile, high=norm.high_percentile)
+    return intensity_range(arr, low=norm.low_percentile, high=norm.high_percentile)
 
 
 def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:

@@ -238,6 +238,9 @@ class _Router:
             norm = self.model.card.normalisation
             from samscope.embeddings import plane_value_range
 
+            ranges = self.emb.value_ranges  # the plane's tiles were normalised with this range
+            if self.plane not in ranges:
+                ranges[self.plane] = plane_value_range(plane, self.model)
             pixels, _ = prepare_input(
                 plane[y0:y1, x0:x1],
                 self.model.image_size,
@@ -245,7 +248,7 @@ class _Router:
                 high_percentile=norm.high_percentile,
                 mean=norm.mean,
                 std=norm.std,
-                value_range=plane_value_range(plane, self.model),
+                value_range=ranges[self.plane],
                 pad=norm.pad,
             )
             log.info("embedding an on-demand window %s for an object crossing tiles", window)

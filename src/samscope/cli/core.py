@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from samscope.cli._common import load, parse_ints, parse_rows, parse_shape
+from samscope.models.registry import DEFAULT_MODEL
 
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Registered model name or checkpoint file.")
@@ -74,7 +75,7 @@ def embed(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Embeddings cache to write (.zarr).")
     ],
-    model: ModelOpt = "samscope-lm",
+    model: ModelOpt = DEFAULT_MODEL,
     checkpoint: CheckpointOpt = None,
     tile_shape: TileOpt = None,
     halo: HaloOpt = None,
@@ -150,7 +151,7 @@ def prompt(
             help="Boxes 'y0,x0,y1,x1;...': one object per box (or one with --points).",
         ),
     ] = None,
-    model: ModelOpt = "samscope-lm",
+    model: ModelOpt = DEFAULT_MODEL,
     checkpoint: CheckpointOpt = None,
     embeddings: Annotated[
         Path | None,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from samscope.errors import InputError
+from samscope.models.registry import DEFAULT_MODEL
 
 METRIC_GROUPS = ("sa", "dice", "ctc")
 
@@ -302,7 +303,7 @@ def evaluate_interactive(
     ],
     model: Annotated[
         str, typer.Option("--model", help="Registered model name or checkpoint file.")
-    ] = "samscope-lm",
+    ] = DEFAULT_MODEL,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Weights for --model's architecture.")
     ] = None,

@@ -154,11 +154,7 @@ def export_command(
     from samscope.models.registry import file_hash, get_card
     from samscope.training.export import export_model
 
-    card = None
-    if as_registered:
-        from dataclasses import replace
-
-        card = replace(get_card(as_registered), known_hash=None, shipped=None, filename="")
+    card = get_card(as_registered) if as_registered else None
     path = export_model(checkpoint, output, format=format, name=name, half=half, card=card)  # type: ignore[arg-type]
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {file_hash(path)})")
 

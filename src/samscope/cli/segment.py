@@ -11,6 +11,7 @@ import typer
 
 from samscope.cli._common import load, outputs_for, parse_shape, planes_of
 from samscope.errors import InputError
+from samscope.models.registry import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def segment(
         typer.Option(
             "--model", "-m", help="Registered model name or checkpoint file (samscope models list)."
         ),
-    ] = "samscope-lm",
+    ] = DEFAULT_MODEL,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Weights file for --model.")
     ] = None,

@@ -27,7 +27,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from samscope.embeddings import ImageEmbeddings
     from samscope.models.sam import SamscopeModel
 
-__all__ = ["AISConfig", "ais_from_maps", "predict_ais_maps", "segment_ais"]
+__all__ = [
+    "AISConfig",
+    "ais_from_maps",
+    "drop_small_border_objects",
+    "predict_ais_maps",
+    "predict_image_maps",
+    "segment_ais",
+]
 
 
 @dataclass(frozen=True)
@@ -210,24 +217,31 @@ def drop_small_border_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
     >>> drop_small_border_objects(lab, 3).max(), drop_small_border_objects(lab, 3)[3, 3]
     (np.int64(2), np.int64(1))
     """
-    from scipy import ndimage as ndi
+    from skimage.segmentation import relabel_sequential
 
     labels = np.asarray(labels)
-    n = int(labels.max())
-    if n == 0 or min_size <= 0:
+    if min_size <= 0 or not labels.any():
         return labels.copy()
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge = edge[edge > 0]
-    sizes = ndi.sum_labels(np.ones(labels.shape, np.int64), labels, index=edge)
-    drop = np.zeros(n + 1, bool)
-    drop[edge[sizes < min_size]] = True
-    keep = np.flatnonzero(~drop[1:]) + 1
-    lut = np.zeros(n + 1, labels.dtype)
-    present = np.zeros(n + 1, bool)
-    present[np.unique(labels)] = True
-    kept = keep[present[keep]]
-    lut[kept] = np.arange(1, kept.size + 1, dtype=labels.dtype)
-    return lut[labels]
+    small = edge[np.bincount(labels.ravel())[edge] < min_size]
+    return relabel_sequential(np.where(np.isin(labels, small), 0, labels))[0]
+
+
+def predict_image_maps(
+    model: SamscopeModel, embeddings: ImageEmbeddings, *, plane: int = 0, progress: bool = False
+) -> np.ndarray:
+    """Instance-distance maps ``(3, H, W)`` of a whole plane: one tile, or tiles blended."""
+    from samscope.instance.tiled import blend_tile_maps
+
+    tiles = embeddings.tiles
+    if len(tiles) == 1:
+        return predict_ais_maps(model, embeddings, plane=plane, tile=0)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(tiles, desc="tiles", unit="tile", disable=not progress)
+    maps = [predict_ais_maps(model, embeddings, plane=plane, tile=t.index) for t in bar]
+    return blend_tile_maps(embeddings.image_shape, tiles, maps)
 
 
 def segment_ais(

@@ -140,22 +140,10 @@ def segment(
         )
     tiles = embeddings.tiles
     if chosen == "ais":
-        from samscope.instance.ais import AISConfig, ais_from_maps, predict_ais_maps
+        from samscope.instance.ais import AISConfig, ais_from_maps, predict_image_maps
 
         cfg = (config or AISConfig()).resolve(model.card.automatic)
-        if len(tiles) == 1:
-            maps = predict_ais_maps(model, embeddings, plane=0, tile=0)
-        else:
-            from samscope.instance.tiled import blend_tile_maps
-
-            maps = blend_tile_maps(
-                embeddings.image_shape,
-                tiles,
-                [
-                    predict_ais_maps(model, embeddings, plane=0, tile=t.index)
-                    for t in _progress(tiles, progress)
-                ],
-            )
+        maps = predict_image_maps(model, embeddings, progress=progress)
         return ais_from_maps(maps, config=cfg)
 
     if chosen == "amg":

@@ -34,6 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from samscope.models.sam_lite import LayerNorm2d
+
 __all__ = ["CompactEncoder", "stem_channels"]
 
 
@@ -93,21 +95,6 @@ class _Block(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
 
 
-class _LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of ``(B, C, H, W)`` (SAM's neck norm)."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps).permute(
-            0, 3, 1, 2
-        )
-
-
 class CompactEncoder(nn.Module):
     """Convolutional stem + global-attention blocks + SAM neck (see the module docstring).
 
@@ -145,9 +132,9 @@ class CompactEncoder(nn.Module):
         self.proj = nn.Conv2d(channels[-1], hidden_size, 1)
         self.layers = nn.ModuleList(_Block(hidden_size, num_heads, mlp_ratio) for _ in range(num_layers))
         self.neck_conv1 = nn.Conv2d(hidden_size, embed_dim, 1, bias=False)
-        self.neck_norm1 = _LayerNorm2d(embed_dim)
+        self.neck_norm1 = LayerNorm2d(embed_dim, eps=1e-6)
         self.neck_conv2 = nn.Conv2d(embed_dim, embed_dim, 3, padding=1, bias=False)
-        self.neck_norm2 = _LayerNorm2d(embed_dim)
+        self.neck_norm2 = LayerNorm2d(embed_dim, eps=1e-6)
 
     def forward(self, pixel_values: torch.Tensor, **_: object) -> SimpleNamespace:
         """Embeddings ``(B, embed_dim, S/p, S/p)`` as ``.last_hidden_state``."""

@@ -63,7 +63,8 @@ def export_model(
     card = card if card is not None else model.card
     if name:
         card = replace(card, name=name)
-    card = replace(card, known_hash=None, filename="", source="samscope" if card.source == "local" else card.source)
+    source = "samscope" if card.source == "local" else card.source
+    card = replace(card, known_hash=None, filename="", shipped=None, source=source)
     if format == "samscope":
         sam, instance, distance = model.sam, model.instance_head, model.distance_head
         if half:
