@@ -21,7 +21,8 @@ For every ``*.tif`` 2-D (YX) image in INPUT_DIR (for instance the float32 images
 
 If Nellie fails on an image, the error is logged, an all-zero label image is written in its
 place (so evaluation still covers every image, scored as all misses) and the failure is
-recorded in timing.json (``"ok": false`` plus the error text).
+recorded in timing.json (``"ok": false`` plus the error text); the run then exits 1 unless
+``--keep-going`` is given.
 
 Nellie's command line is broken in 1.0.4, hence the Python API. A 2-D YX OME-TIFF is accepted
 as is: ``FileInfo.save_ome_tiff`` / ``ImInfo`` add a singleton T axis internally and treat the
