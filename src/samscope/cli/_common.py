@@ -1,4 +1,4 @@
-"""Small helpers shared by CLI commands (prompt strings, models, output names, image planes)."""
+"""Small helpers shared by CLI commands (prompt strings, models, batch-run reports)."""
 
 from __future__ import annotations
 
@@ -58,41 +58,71 @@ def load(model: str, checkpoint: Path | None, device: str | None):
     return load_model(model, checkpoint=checkpoint, device=device)
 
 
-def outputs_for(image: Path, outdir: Path) -> dict[str, Path]:
-    """Output paths of one input image."""
-    stem = image.name
-    for suffix in (
-        ".ome.tiff",
-        ".ome.tif",
-        ".tiff",
-        ".tif",
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".zarr",
-        ".npy",
-        ".bmp",
-    ):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return {
-        "labels": outdir / f"{stem}_labels.tif",
-        "table": outdir / f"{stem}_objects.csv",
-        "masks": outdir / f"{stem}_masks.tif",
-        "overlay": outdir / f"{stem}_overlay.png",
-    }
+class RunReport:
+    """Listens to a batch run (:class:`samscope.pipeline.ProgressEvent`): tqdm bars and lines.
+
+    Says how many images were already done before the run starts, draws bars for two or more
+    images (planes: two or more planes) and prints one line per finished image (none when
+    ``quiet``). Use as a context manager so the bars close when the run ends or fails.
+    """
+
+    def __init__(self, desc: str, *, done_text: str, quiet: bool = False) -> None:
+        self.desc, self.done_text, self.quiet = desc, done_text, quiet
+        self.n_skipped = 0
+        self._images = self._planes = None
+
+    def __call__(self, event) -> None:
+        import typer
+        from tqdm.auto import tqdm
+
+        if event.stage == "skipped":
+            self.n_skipped += 1
+        elif event.stage == "start":
+            if self.n_skipped:
+                typer.echo(f"{self.n_skipped} of {self.n_skipped + event.n_images} image(s) "
+                           f"{self.done_text} (use --overwrite to redo)")  # fmt: skip
+            self._images = tqdm(total=event.n_images, desc=self.desc, unit="image",
+                                disable=self.quiet or event.n_images < 2)  # fmt: skip
+        elif event.stage == "image":
+            self._close_planes()
+            self._planes = tqdm(total=event.n_planes, desc="planes", unit="plane", leave=False,
+                                disable=self.quiet or event.n_planes < 2)  # fmt: skip
+        elif event.stage == "plane" and self._planes is not None:
+            self._planes.update(1)
+        elif event.stage == "done":
+            self._close_planes()
+            if self._images is not None:
+                self._images.update(1)
+            if not self.quiet:
+                typer.echo(image_line(event.record))
+
+    def _close_planes(self) -> None:
+        if self._planes is not None:
+            self._planes.close()
+            self._planes = None
+
+    def __enter__(self) -> RunReport:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close_planes()
+        if self._images is not None:
+            self._images.close()
 
 
-def planes_of(image) -> tuple[list, bool]:
-    """2-D planes of an ImageData: one for YX/YXC, one per slice/frame for stacks."""
-    axes = image.axes
-    data = image.data
-    if axes in ("YX", "YXC"):
-        return [data], False
-    if axes in ("ZYX", "TYX", "ZYXC", "TYXC"):
-        return [data[i] for i in range(data.shape[0])], True
-    raise InputError(
-        f"cannot segment an image with axes {axes} (shape {tuple(data.shape)}); "
-        "pass --axes, or select a channel / a single time point first"
-    )
+def image_line(record) -> str:
+    """``a.tif: 12 object(s), diameter 23.0 px → out/a_labels.tif``."""
+    size = "" if record.diameter is None else f", diameter {record.diameter:.1f} px"
+    return f"{record.input.name}: {record.n_objects} object(s){size} → {record.outputs.labels}"
+
+
+def summary_lines(result) -> list[str]:
+    """The last lines of a batch run: inputs left out, and what was done."""
+    lines = []
+    if result.dropped:
+        names = ", ".join(p.name for p in result.dropped[:5])
+        lines.append(f"left out {len(result.dropped)} file(s) that are outputs of other inputs: "
+                     f"{names}{' …' if len(result.dropped) > 5 else ''}")  # fmt: skip
+    lines.append(f"done: {len(result.done)} image(s) segmented with {result.method}, "
+                 f"{result.n_objects} object(s)")  # fmt: skip
+    return lines

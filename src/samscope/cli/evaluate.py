@@ -27,54 +27,6 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing result files.
 # --------------------------------------------------------------------------------------------
 
 
-def _stem(path: Path) -> str:
-    """File name without its image suffix (``a.ome.tif`` → ``a``, ``b.tif`` → ``b``)."""
-    name = path.name
-    lower = name.lower()
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
-        if lower.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem if path.suffix else name
-
-
-def pair_files(
-    first: Path, second: Path, *, names: tuple[str, str]
-) -> list[tuple[str, Path, Path]]:
-    """Pair two files, or the files of two folders by name (suffix ignored).
-
-    Returns ``(name, first_file, second_file)`` in natural order; a file without a partner is an
-    :class:`InputError` listing what is missing on each side.
-    """
-    from samscope.io import list_images
-
-    for path, what in ((first, names[0]), (second, names[1])):
-        if not path.exists():
-            raise InputError(f"{what} '{path}' does not exist")
-    first_dir = first.is_dir() and first.suffix.lower() != ".zarr"
-    second_dir = second.is_dir() and second.suffix.lower() != ".zarr"
-    if first_dir != second_dir:
-        raise InputError(
-            f"give two files or two folders: {names[0]} '{first}' is "
-            f"{'a folder' if first_dir else 'a file'}, {names[1]} '{second}' is "
-            f"{'a folder' if second_dir else 'a file'}"
-        )
-    if not first_dir:
-        return [(_stem(second), first, second)]
-    a = {_stem(p): p for p in list_images(first)}
-    b = {_stem(p): p for p in list_images(second)}
-    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
-    if only_a or only_b:
-        parts = []
-        if only_a:
-            parts.append(f"no {names[1]} file for {', '.join(only_a[:10])}")
-        if only_b:
-            parts.append(f"no {names[0]} file for {', '.join(only_b[:10])}")
-        raise InputError(
-            f"files in '{first}' and '{second}' do not pair up by name: " + "; ".join(parts)
-        )
-    return [(name, a[name], b[name]) for name in a]
-
-
 def _parse_metrics(text: str, overlapping: bool) -> list[str]:
     groups = [m.strip().lower() for m in text.replace(";", ",").split(",") if m.strip()]
     unknown = [m for m in groups if m not in METRIC_GROUPS]
@@ -221,6 +173,8 @@ def evaluate(
         for k, f in (("csv", "metrics.csv"), ("json", "metrics.json"), ("png", "sa_vs_iou.png"))
     }
     _check_outputs(list(files.values()), overwrite)
+    from samscope.pipeline.interactive import pair_files
+
     pairs = pair_files(prediction, ground_truth, names=("prediction", "ground-truth"))
     rows, curves = [], {}
     for name, pred_path, gt_path in tqdm(
@@ -348,116 +302,28 @@ def evaluate_interactive(
 
         samscope evaluate-interactive images/ labels/ --model vit_b --prompts results/prompts.json
     """
-    from tqdm.auto import tqdm
+    from samscope.cli._common import parse_shape
+    from samscope.evaluation.report import format_table
+    from samscope.pipeline import InteractiveRequest, interactive_batch
 
-    from samscope.cli._common import load, parse_shape
-    from samscope.embeddings import compute_embeddings
-    from samscope.evaluation.interactive import (
-        derive_prompts,
-        load_prompts,
-        model_segmenter,
-        prompts_digest,
-        run_interactive,
-        save_prompts,
-        save_run,
-        summarise,
-    )
-    from samscope.evaluation.report import format_table, plot_curves, write_csv, write_json
-    from samscope.io import read_image, read_labels
-
-    if mode not in ("point", "box"):
-        raise InputError(f"--mode must be 'point' or 'box', got {mode!r}")
-    if iterations < 0:
-        raise InputError("--iterations must be >= 0")
-    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(model).stem)
-    files = {
-        "csv": output / "interactive.csv",
-        "json": output / "interactive.json",
-        "png": output / "interactive.png",
-        "run": output / f"run_{tag}.json",
-    }
-    _check_outputs(list(files.values()), overwrite)
-    pairs = pair_files(images, ground_truth, names=("image", "ground-truth"))
-    prompts_path = prompts if prompts is not None else output / "prompts.json"
-    reuse = prompts is not None and prompts.exists()
-    if not reuse:
-        _check_outputs([prompts_path], overwrite)
-    stored = {p.name: p for p in load_prompts(prompts_path)} if reuse else {}
-    missing = [name for name, _, _ in pairs if reuse and name not in stored]
-    if missing:
-        raise InputError(
-            f"prompts file '{prompts_path}' has no prompts for {', '.join(missing[:10])}"
-        )
-
-    net = load(model, checkpoint, device)
-    results, used = [], []
-    for name, image_path, gt_path in tqdm(pairs, desc="images", unit="image"):
-        labels = read_labels(gt_path)
-        image = read_image(image_path)
-        if image.axes not in ("YX", "YXC"):
-            raise InputError(
-                f"'{image_path}': the protocol needs 2-D images, got axes {image.axes}"
-            )
-        if labels.shape != image.data.shape[:2]:
-            raise InputError(
-                f"'{image_path}' is {image.data.shape[:2]} but '{gt_path}' is {labels.shape}"
-            )
-        first = stored[name] if reuse else derive_prompts(labels, name=name)
-        used.append(first)
-        emb = compute_embeddings(
-            image.data,
-            net,
-            tile_shape=parse_shape(tile_shape, "tile shape"),
-            halo=parse_shape(halo, "halo"),
-            axes=image.axes,
-        )
-        results.append(
-            run_interactive(
-                model_segmenter(net, emb),
-                labels,
-                first,
-                mode=mode,
-                n_iterations=iterations,
-                feed_logits=feed_logits,
-                progress=True,
-            )
-        )
-    if not reuse:
-        save_prompts(prompts_path, used)
-    rows = summarise(results)
-    write_csv(files["csv"], rows)
-    write_json(
-        files["json"],
-        {
-            "model": model,
-            "mode": mode,
-            "iterations": iterations,
-            "feed_logits": feed_logits,
-            "prompts": str(prompts_path),
-            "summary": rows,
-            "images": [
-                {"name": r.name, "msa": r.msa, "sa50": r.sa50, "sa75": r.sa75} for r in results
-            ],
-        },
-    )
-    save_run(
-        files["run"],
-        results,
+    request = InteractiveRequest(
+        images,
+        ground_truth,
+        output=output,
         model=model,
-        prompts_sha256=prompts_digest(used),
+        checkpoint=checkpoint,
+        device=device,
+        mode=mode,
+        iterations=iterations,
+        prompts=prompts,
         feed_logits=feed_logits,
+        tile_shape=parse_shape(tile_shape, "tile shape"),
+        halo=parse_shape(halo, "halo"),
+        overwrite=overwrite,
     )
-    its = [r["iteration"] for r in rows]
-    plot_curves(
-        files["png"],
-        {"mSA": (its, [r["msa"] for r in rows]), "SA50": (its, [r["sa50"] for r in rows])},
-        xlabel="correction iteration",
-        ylabel="segmentation accuracy",
-        title=f"{model}, first prompt: {mode}",
-    )
-    typer.echo(format_table(rows))
-    written = [*files.values()] + ([] if reuse else [prompts_path])
-    typer.echo("wrote " + ", ".join(str(p) for p in written))
+    result = interactive_batch(request, bars=True)
+    typer.echo(format_table(result.rows))
+    typer.echo("wrote " + ", ".join(str(p) for p in result.files.values()))
 
 
 def register(app: typer.Typer) -> None:
