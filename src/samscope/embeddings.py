@@ -12,6 +12,17 @@ block and never holds a large array whole). Reusing a cache whose signature diff
 :class:`~samscope.errors.CacheMismatchError` that names what differs; a damaged cache raises it
 too. Planes and tiles are flagged done as they are written, so an interrupted volume resumes
 where it stopped.
+
+The cache verifies itself (format 2): every chunk carries a crc32c checksum (zarr's ``crc32c``
+codec), missing chunks read as NaN (the fill value; an encoder never outputs NaN), and the
+``done`` array is the completeness record — one chunk per plane, written after the features it
+flags. Opening a cache with the image (:func:`compute_embeddings`) reads every piece flagged
+done and recomputes the damaged, truncated or missing ones (reported in
+:attr:`ImageEmbeddings.repaired`); reading a piece of a cache opened without the image
+(:func:`load_embeddings`) raises :class:`~samscope.errors.CacheMismatchError` naming it. A cache
+created by a call that then fails (NaN in the image, a bad model) is removed; one left by an
+interruption (Ctrl-C) is kept and completed by the next call. A new cache appears atomically
+(built beside its path, then renamed), so no half-made cache ever has the right name.
 """
 
 from __future__ import annotations
@@ -33,12 +44,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from samscope.models.sam import SamscopeModel
 
-__all__ = ["ImageEmbeddings", "compute_embeddings", "data_hash", "load_embeddings"]
+__all__ = [
+    "ImageEmbeddings",
+    "cache_progress",
+    "check_cache_location",
+    "check_memory",
+    "compute_embeddings",
+    "data_hash",
+    "load_embeddings",
+]
 
 log = logging.getLogger(__name__)
 
 #: Bump when the stored layout or preprocessing changes; part of the cache signature.
-FORMAT_VERSION = 1
+#: 2: crc32c checksums on every chunk, NaN fill for features, one ``done`` chunk per plane.
+FORMAT_VERSION = 2
 _HASH_BLOCK_BYTES = 64 * 2**20
 
 
@@ -141,6 +161,7 @@ class ImageEmbeddings:
     path: Path | None = None
     source: Any = field(default=None, repr=False, compare=False)
     value_ranges: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
+    repaired: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def n_planes(self) -> int:
@@ -165,7 +186,16 @@ class ImageEmbeddings:
 
         if not 0 <= plane < self.n_planes:
             raise InputError(f"plane {plane} out of range: the image has {self.n_planes} plane(s)")
-        return torch.from_numpy(np.array(self.features[plane, tile], dtype=np.float32))[None]
+        if self.path is None:
+            values = np.array(self.features[plane, tile], dtype=np.float32)
+        else:
+            values, problem = _read_piece(self.features, plane, tile)
+            if problem is not None:
+                raise CacheMismatchError(
+                    f"embeddings cache {self.path}: {_piece_name(plane, tile)} is {problem}; run "
+                    f"`samscope embed IMAGE -o {self.path}` with its image to recompute it"
+                )
+        return torch.from_numpy(values)[None]
 
 
 def _signature(model: SamscopeModel, data: Any, axes: str, grid: TileGrid | None) -> dict:
@@ -211,48 +241,258 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _open_cache(path: Path, signature: dict, shape: tuple[int, ...]):
-    """Open or create the zarr cache; returns (features array, done array)."""
+def _piece_name(plane: int, tile: int) -> str:
+    return f"the piece of plane {plane}, tile {tile} (chunk features/c/{plane}/{tile}/0/0/0)"
+
+
+def _read_piece(features: Any, plane: int, tile: int) -> tuple[np.ndarray | None, str | None]:
+    """One stored embedding, or None and what is wrong with it (damaged, missing)."""
+    try:
+        values = np.array(features[plane, tile], dtype=np.float32)
+    except Exception as err:  # noqa: BLE001 - crc32c mismatch, truncated or unreadable chunk
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "checksum" in first.lower():
+            first = "crc32c checksum mismatch"
+        return None, f"damaged ({first[:120]})"
+    if not np.isfinite(values).all():
+        return None, "missing" if np.isnan(values).all() else "damaged (non-finite values)"
+    return values, None
+
+
+def _read_flags(done: Any, plane: int) -> np.ndarray | None:
+    try:
+        return np.asarray(done[plane]).astype(bool)
+    except Exception:  # noqa: BLE001 - a damaged completeness chunk
+        return None
+
+
+def _verify(path: Path, features: Any, done: Any) -> tuple[np.ndarray, list[str]]:
+    """Which pieces of an open cache are stored intact; what was found damaged or missing.
+
+    Reads every piece the completeness record flags done. A damaged record of a plane is rebuilt
+    from its pieces (an intact, finite chunk was written whole: zarr writes chunks atomically).
+    """
+    n_planes, n_tiles = done.shape
+    valid = np.zeros((n_planes, n_tiles), bool)
+    problems: list[str] = []
+    for p in range(n_planes):
+        flags = _read_flags(done, p)
+        for t in range(n_tiles):
+            if flags is not None and not flags[t]:
+                continue
+            _, problem = _read_piece(features, p, t)
+            valid[p, t] = problem is None
+            if problem is not None and flags is not None:
+                problems.append(f"{_piece_name(p, t)} was {problem}")
+        if flags is None:
+            problems.append(f"the completeness record of plane {p} (chunk done/c/{p}/0) was damaged")
+            done[p] = valid[p].astype(np.uint8)
+    return valid, problems
+
+
+def _new_cache(path: Path, signature: dict, shape: tuple[int, ...]) -> None:
+    """Create an empty cache atomically: built beside ``path``, then renamed onto it."""
+    import shutil
+    import uuid
+
+    import zarr
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:10]}.tmp"
+    try:
+        group = zarr.open_group(str(tmp), mode="w-", attributes={"samscope_signature": signature})
+        group.create_array(
+            "features",
+            shape=shape,
+            chunks=(1, 1) + shape[2:],
+            dtype="float32",
+            fill_value=float("nan"),  # a missing chunk reads as NaN, never as plausible zeros
+            compressors=(ZstdCodec(level=0), Crc32cCodec()),
+        )
+        group.create_array(
+            "done",
+            shape=shape[:2],
+            chunks=(1, shape[1]),
+            dtype="uint8",
+            fill_value=0,
+            compressors=(Crc32cCodec(),),
+        )
+        import os
+
+        os.rename(tmp, path)  # fails (nothing lost) if another process created path meanwhile
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _stored_signature(path: Path) -> dict:
+    """The signature of an existing cache (CacheMismatchError: not a samscope cache)."""
     import zarr
 
-    if path.exists():
+    if not path.is_dir():
+        raise CacheMismatchError(
+            f"{path} exists and is not an embeddings cache (a zarr folder); choose another path"
+        )
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        stored = dict(group.attrs.get("samscope_signature", {}))
+    except Exception as err:  # noqa: BLE001
+        raise CacheMismatchError(
+            f"embeddings cache {path} is damaged or not a samscope cache ({err}); "
+            "delete it or choose another path"
+        ) from err
+    if not stored:
+        raise CacheMismatchError(
+            f"{path} is not a samscope embeddings cache (no samscope signature); "
+            "delete it or choose another path"
+        )
+    return stored
+
+
+def check_cache_location(path: str | Path) -> bool:
+    """Check, before anything is computed, that ``path`` can hold an embeddings cache.
+
+    Returns
+    -------
+    bool
+        Whether a samscope cache is already there.
+
+    Raises
+    ------
+    CacheMismatchError
+        ``path`` exists but is a file or another kind of folder.
+    """
+    path = Path(path)
+    if not path.exists():
+        return False
+    _stored_signature(path)
+    return True
+
+
+def cache_progress(path: str | Path) -> tuple[int, int] | None:
+    """``(pieces done, pieces in all)`` of a cache from its completeness record; None if unreadable."""
+    import zarr
+
+    try:
+        done = zarr.open_group(str(path), mode="r")["done"]
+        total = 0
+        for p in range(done.shape[0]):
+            flags = _read_flags(done, p)
+            total += int(flags.sum()) if flags is not None else 0
+        return total, int(np.prod(done.shape))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _open_cache(path: Path, signature: dict, shape: tuple[int, ...]):
+    """Open (verifying it) or create the zarr cache.
+
+    Returns ``(features, done, valid, problems, created)``: the arrays, which pieces are stored
+    intact, what was damaged or missing, and whether this call created the cache.
+    """
+    import zarr
+
+    created = False
+    if not path.exists():
         try:
-            group = zarr.open_group(str(path), mode="r+")
-            stored = dict(group.attrs.get("samscope_signature", {}))
-            features = group["features"]
-            done = group["done"]
-        except Exception as err:
-            raise CacheMismatchError(
-                f"embeddings cache {path} is damaged or not a samscope cache ({err}); "
-                "delete it or choose another path"
-            ) from err
-        if not stored:
-            raise CacheMismatchError(
-                f"{path} has no samscope signature; delete it or choose another path"
-            )
-        diffs = _differences(stored, signature)
-        if diffs:
-            raise CacheMismatchError(
-                f"embeddings cache {path} was made for other data or settings:\n  "
-                + "\n  ".join(diffs)
-                + "\ndelete it or choose another path"
-            )
-        if tuple(features.shape) != shape or tuple(done.shape) != shape[:2]:
-            raise CacheMismatchError(
-                f"embeddings cache {path} has features of shape {tuple(features.shape)}, expected {shape}; "
-                "delete it or choose another path"
-            )
-        return features, done
-    path.parent.mkdir(parents=True, exist_ok=True)
-    group = zarr.open_group(str(path), mode="w-")
-    features = group.create_array(
-        "features", shape=shape, chunks=(1, 1) + shape[2:], dtype="float32", fill_value=0.0
-    )
-    done = group.create_array(
-        "done", shape=shape[:2], chunks=shape[:2], dtype="uint8", fill_value=0
-    )
-    group.attrs["samscope_signature"] = signature
-    return features, done
+            _new_cache(path, signature, shape)
+            created = True
+        except FileExistsError:  # another process created it meanwhile: open theirs
+            pass
+        except OSError:
+            if not path.exists():
+                raise
+    stored = _stored_signature(path)
+    if stored.get("format_version") != FORMAT_VERSION:
+        raise CacheMismatchError(
+            f"embeddings cache {path} was written by another samscope cache format "
+            f"({stored.get('format_version')!r}, this samscope writes {FORMAT_VERSION}, with "
+            "checksums); delete it and run again"
+        )
+    diffs = _differences(stored, signature)
+    if diffs:
+        raise CacheMismatchError(
+            f"embeddings cache {path} was made for other data or settings:\n  "
+            + "\n  ".join(diffs)
+            + "\ndelete it or choose another path"
+        )
+    try:
+        group = zarr.open_group(str(path), mode="r+")
+        features = group["features"]
+        done = group["done"]
+    except Exception as err:  # noqa: BLE001
+        raise CacheMismatchError(
+            f"embeddings cache {path} is damaged ({type(err).__name__}: {err}); "
+            "delete it and run again"
+        ) from err
+    if tuple(features.shape) != shape or tuple(done.shape) != shape[:2]:
+        raise CacheMismatchError(
+            f"embeddings cache {path} has features of shape {tuple(features.shape)}, expected {shape}; "
+            "delete it or choose another path"
+        )
+    if created:
+        valid, problems = np.zeros(shape[:2], bool), []
+    else:
+        valid, problems = _verify(path, features, done)
+    return features, done, valid, problems, created
+
+
+def _memory_available() -> int | None:
+    """Bytes of memory this process may still use: MemAvailable, capped by a cgroup limit."""
+    import os
+
+    limit = os.environ.get("SAMSCOPE_MEMORY_LIMIT")
+    if limit:
+        units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+        text = limit.strip().lower().rstrip("b").rstrip("i")
+        try:
+            if text and text[-1] in units:
+                return int(float(text[:-1]) * units[text[-1]])
+            return int(float(text))
+        except ValueError:
+            raise InputError(
+                f"SAMSCOPE_MEMORY_LIMIT={limit!r} is not a size (e.g. 8G, 512M, 1000000)"
+            ) from None
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            cap = f.read().strip()
+        if cap != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                used = int(f.read().strip())
+            room = int(cap) - used
+            available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def check_memory(needed: int, what: str, advice: str) -> None:
+    """Fail early, with ``advice``, when ``needed`` bytes cannot fit in the memory left.
+
+    The limit is the system's available memory (capped by a cgroup limit), or
+    ``$SAMSCOPE_MEMORY_LIMIT`` (e.g. ``8G``) when set.
+
+    Raises
+    ------
+    InputError
+        Naming the need and what is available.
+    """
+    available = _memory_available()
+    if available is not None and needed > available:
+        raise InputError(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory but only "
+            f"{available / 2**30:.1f} GiB are available; {advice}"
+        )
 
 
 def _plane_iter(data: Any, axes: str) -> Iterator[np.ndarray]:
@@ -305,10 +545,10 @@ def compute_embeddings(
     InputError
         Unsupported axes, empty image, NaN values.
     CacheMismatchError
-        ``cache`` holds embeddings of other data, model or settings, or is damaged.
+        ``cache`` holds embeddings of other data, model or settings, or is not a samscope cache
+        (damaged or missing pieces of a samscope cache are recomputed and listed in
+        :attr:`ImageEmbeddings.repaired`).
     """
-    from tqdm.auto import tqdm
-
     data = image
     if hasattr(image, "data") and hasattr(image, "axes"):  # samscope.io.ImageData
         data, axes = image.data, axes or image.axes
@@ -338,18 +578,80 @@ def compute_embeddings(
 
     arch = model.arch
     shape = (n_planes, len(tiles), arch.embed_dim, arch.grid_size, arch.grid_size)
+    _check_embedding_memory(data, axes, plane_shape, shape, grid, cache)
     signature = _signature(model, data, axes, grid)
+    problems: list[str] = []
+    created = False
     if cache is not None:
         path = Path(cache)
-        features, done = _open_cache(path, signature, shape)
-        done_now = np.asarray(done[:]).astype(bool)
+        features, done, done_now, problems, created = _open_cache(path, signature, shape)
+        if problems:
+            log.warning(
+                "embeddings cache %s: recomputing %d damaged or missing piece(s): %s",
+                path, len(problems), "; ".join(problems[:5]) + (" …" if len(problems) > 5 else ""),
+            )  # fmt: skip
     else:
         path = None
         features = np.zeros(shape, np.float32)
         done = None
         done_now = np.zeros(shape[:2], bool)
+    try:
+        value_ranges = _fill(
+            data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress
+        )
+    except Exception:
+        if created:  # a cache this call made and could not finish holds nothing worth keeping
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    result = ImageEmbeddings(
+        features=features,
+        image_shape=plane_shape,
+        axes=axes,
+        input_size=model.image_size,
+        tiling=grid,
+        model_name=model.name,
+        signature=signature,
+        path=path,
+        value_ranges=value_ranges,
+        repaired=tuple(problems),
+    )
+    result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
+    return result
+
+
+def _check_embedding_memory(
+    data: Any,
+    axes: str,
+    plane_shape: tuple[int, int],
+    shape: tuple[int, ...],
+    grid: TileGrid | None,
+    cache: Any,
+) -> None:
+    """Fail before any work when the embeddings (in memory) and one plane cannot fit."""
+    itemsize = np.dtype(data.dtype).itemsize
+    channels = int(data.shape[-1]) if axes.endswith("C") else 1
+    plane_pixels = int(np.prod(plane_shape, dtype=np.int64)) * channels
+    # the plane as read, plus float32 working copies of it (whole-image input) or of one tile
+    working = plane_pixels * (itemsize + (8 if grid is None else 0))
+    features = 0 if cache is not None else int(np.prod(shape, dtype=np.int64)) * 4
+    needed = working + features
+    check_memory(
+        needed,
+        f"embedding an image of shape {tuple(int(s) for s in data.shape)} "
+        f"({shape[0]} plane(s) × {shape[1]} tile(s))",
+        "give an embeddings cache (samscope embed IMAGE -o CACHE.zarr, or --embeddings) so the "
+        "embeddings stay on disk, use tiles (--tile-shape), or crop or bin the image",
+    )
+
+
+def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress):
+    """Compute the pieces not yet stored; returns the per-plane intensity ranges used."""
+    from tqdm.auto import tqdm
 
     norm = model.card.normalisation
+    n_planes = features.shape[0]
     todo = [(p, t) for p in range(n_planes) for t in range(len(tiles)) if not done_now[p, t]]
     if todo and path is not None and done_now.any():
         log.info("resuming %s: %d of %d embeddings left", path, len(todo), done_now.size)
@@ -363,6 +665,14 @@ def compute_embeddings(
             return
         batch = torch.from_numpy(np.stack([px for _, _, px in pending]))
         out = model.encode(batch).cpu().numpy()
+        if not np.isfinite(out).all():
+            from samscope.errors import CheckpointError
+
+            p, t, _ = pending[0]
+            raise CheckpointError(
+                f"model {model.name!r} produced NaN or infinite embeddings (plane {p}, tile {t}); "
+                "its weights are probably damaged"
+            )
         for (p, t, _), emb in zip(pending, out, strict=True):
             features[p, t] = emb
             if done is not None:
@@ -372,45 +682,43 @@ def compute_embeddings(
 
     todo_set = set(todo)
     value_ranges: dict[int, tuple[float, float]] = {}
-    for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
-        if not any((p, t) in todo_set for t in range(len(tiles))):
-            continue
-        value_range = None
-        if grid is not None:
-            value_range = value_ranges[p] = plane_value_range(plane, model)
-        for t, tile in enumerate(tiles):
-            if (p, t) not in todo_set:
+    try:
+        for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
+            if not any((p, t) in todo_set for t in range(len(tiles))):
                 continue
-            region = plane[tile.outer_slices]
-            _check_values(region, p, tile)
-            pixels, _ = prepare_input(
-                region,
-                model.image_size,
-                low_percentile=norm.low_percentile,
-                high_percentile=norm.high_percentile,
-                mean=norm.mean,
-                std=norm.std,
-                value_range=value_range,
-                pad=norm.pad,
-            )
-            pending.append((p, t, pixels))
-            if len(pending) >= batch_size:
-                flush()
-    flush()
-    bar.close()
-    result = ImageEmbeddings(
-        features=features,
-        image_shape=plane_shape,
-        axes=axes,
-        input_size=model.image_size,
-        tiling=grid,
-        model_name=model.name,
-        signature=signature,
-        path=path,
-        value_ranges=value_ranges,
-    )
-    result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
-    return result
+            value_range = None
+            if grid is not None:
+                value_range = value_ranges[p] = plane_value_range(plane, model)
+            for t, tile in enumerate(tiles):
+                if (p, t) not in todo_set:
+                    continue
+                region = plane[tile.outer_slices]
+                _check_values(region, p, tile)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    pixels, _ = prepare_input(
+                        region,
+                        model.image_size,
+                        low_percentile=norm.low_percentile,
+                        high_percentile=norm.high_percentile,
+                        mean=norm.mean,
+                        std=norm.std,
+                        value_range=value_range,
+                        pad=norm.pad,
+                    )
+                if not np.isfinite(pixels).all():
+                    top = float(np.nanmax(np.abs(np.asarray(region, dtype=np.float64))))
+                    raise InputError(
+                        f"plane {p}, region {tile.outer}: normalising the intensities overflowed "
+                        f"(values up to {top:.3g}, beyond what float32 holds); rescale the image "
+                        "(e.g. divide it by a large power of ten) or save it as float32"
+                    )
+                pending.append((p, t, pixels))
+                if len(pending) >= batch_size:
+                    flush()
+        flush()
+    finally:
+        bar.close()
+    return value_ranges
 
 
 def plane_value_range(plane: Any, model: SamscopeModel) -> tuple[float, float]:
@@ -441,30 +749,58 @@ def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:
         )
     if region.dtype.kind not in "buif":
         raise InputError(f"cannot embed an image of dtype {region.dtype}")
+    if region.dtype.kind == "f" and region.dtype.itemsize > 4 and region.size:
+        top = float(np.abs(region).max())
+        if top > float(np.finfo(np.float32).max):
+            raise InputError(
+                f"plane {plane}, region {tile.outer}: values up to {top:.3g} overflow the float32 "
+                "intensity normalisation; rescale the image (e.g. divide it by a large power of "
+                "ten) first"
+            )
 
 
 def load_embeddings(path: str | Path) -> ImageEmbeddings:
     """Open an embeddings cache without the image (e.g. to prompt from a saved cache).
 
     The signature is not checked against data here; use :func:`compute_embeddings` with
-    ``cache=`` to check it.
+    ``cache=`` to check it (and to recompute damaged pieces). Each piece is checked when read
+    (:meth:`ImageEmbeddings.get`): a damaged or missing one raises
+    :class:`~samscope.errors.CacheMismatchError` naming it.
+
+    Raises
+    ------
+    CacheMismatchError
+        Not a samscope cache, a cache of an older format, or an incomplete one (an interrupted
+        run: finish it with :func:`compute_embeddings` and the image).
     """
     import zarr
 
     path = Path(path)
+    sig = _stored_signature(path)
+    if sig.get("format_version") != FORMAT_VERSION:
+        raise CacheMismatchError(
+            f"embeddings cache {path} has format {sig.get('format_version')!r}; this samscope "
+            f"reads format {FORMAT_VERSION}: compute it again"
+        )
     try:
         group = zarr.open_group(str(path), mode="r")
-        sig = dict(group.attrs["samscope_signature"])
         features = group["features"]
-        done = np.asarray(group["done"][:]).astype(bool)
-    except Exception as err:
+        done_arr = group["done"]
+    except Exception as err:  # noqa: BLE001
+        raise CacheMismatchError(f"{path} is not a readable samscope embeddings cache ({err})") from err
+    n_done = 0
+    for p in range(done_arr.shape[0]):
+        flags = _read_flags(done_arr, p)
+        if flags is None:
+            raise CacheMismatchError(
+                f"embeddings cache {path}: the completeness record of plane {p} (chunk done/c/{p}/0) "
+                "is damaged; run compute_embeddings (samscope embed) with the image to repair it"
+            )
+        n_done += int(flags.sum())
+    if n_done < int(np.prod(done_arr.shape)):
         raise CacheMismatchError(
-            f"{path} is not a readable samscope embeddings cache ({err})"
-        ) from err
-    if not done.all():
-        raise CacheMismatchError(
-            f"embeddings cache {path} is incomplete ({int(done.sum())} of {done.size} done); "
-            "run compute_embeddings with the image to finish it"
+            f"embeddings cache {path} is incomplete ({n_done} of {int(np.prod(done_arr.shape))} "
+            "done); run compute_embeddings (samscope embed) with the image to finish it"
         )
     axes = sig["axes"]
     shape = sig["data_shape"]

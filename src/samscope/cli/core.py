@@ -97,27 +97,76 @@ def embed(
     """
     import time
 
-    from samscope.embeddings import compute_embeddings
+    from samscope.cli import _interrupt
+    from samscope.cli._paths import check_not_input, check_output_dir
+    from samscope.embeddings import cache_progress, check_cache_location
     from samscope.io import read_image
 
+    inputs = _inputs(image, model, checkpoint)
+    check_not_input(output, inputs, "embeddings cache")
+    if not check_cache_location(output):  # an existing samscope cache is checked on opening
+        check_output_dir(output, inputs=inputs, what="embeddings cache")
     data = read_image(image, axes=axes, lazy=True)
+    emb_axes = _embedding_axes(data.axes)
     net = load(model, checkpoint, device)
+
+    def finished() -> str | None:
+        progress = cache_progress(output) if output.exists() else None
+        if progress is None:
+            return None
+        return f"{progress[0]} of {progress[1]} embedding(s) stored in {output}"
+
+    _interrupt.report(finished)
     start = time.perf_counter()
-    emb = compute_embeddings(
+    emb = _embed(
+        image,
         data.data,
         net,
         tile_shape=parse_shape(tile_shape, "tile shape"),
         halo=parse_shape(halo, "halo"),
-        axes=_embedding_axes(data.axes),
+        axes=emb_axes,
         cache=output,
         batch_size=batch_size,
         progress=True,
     )
     planes, tiles = emb.features.shape[:2]
+    if emb.repaired:
+        typer.echo(
+            f"repaired {output}: recomputed {len(emb.repaired)} damaged or missing piece(s): "
+            + "; ".join(emb.repaired[:3])
+            + (" …" if len(emb.repaired) > 3 else "")
+        )
     typer.echo(
         f"wrote {output}: {planes} plane(s) × {tiles} tile(s) with {net.name} "
         f"in {time.perf_counter() - start:.1f} s"
     )
+
+
+def _inputs(image: Path, model: str, checkpoint: Path | None) -> list[Path]:
+    """The files a command reads: never one of its outputs."""
+    from samscope.models.registry import get_card
+
+    inputs = [image]
+    if checkpoint is not None:
+        inputs.append(checkpoint)
+    try:
+        get_card(model)
+    except Exception:  # noqa: BLE001 - not a registered name: a model file
+        inputs.append(Path(model))
+    return inputs
+
+
+def _embed(image: Path, data, net, **kwargs):
+    """compute_embeddings, with the image file named in its input errors."""
+    from samscope.embeddings import compute_embeddings
+    from samscope.errors import InputError
+
+    try:
+        return compute_embeddings(data, net, **kwargs)
+    except InputError as err:
+        if str(image) in str(err):
+            raise
+        raise InputError(f"{image}: {err}") from None
 
 
 def _embedding_axes(axes: str) -> str:
@@ -183,29 +232,47 @@ def prompt(
     """
     import numpy as np
 
-    from samscope.embeddings import compute_embeddings
+    from samscope.cli._paths import check_not_input, check_output_dir, check_output_file
+    from samscope.embeddings import check_cache_location
     from samscope.errors import InputError
     from samscope.io import read_image, write_labels
     from samscope.prompting import segment_from_boxes, segment_from_prompts
 
-    if output.exists() and not overwrite:
-        raise InputError(f"{output} exists; pass --overwrite to replace it")
     pts = parse_rows(points, 2, "point")
     lab = parse_ints(labels, "labels")
     bxs = parse_rows(boxes, 4, "box")
     if pts is None and bxs is None:
         raise InputError("give --points and/or --boxes")
+    if bxs is not None and pts is not None and len(bxs) > 1:
+        raise InputError("points can refine a single box only; give one box with --points")
+    inputs = _inputs(image, model, checkpoint)
+    check_output_file(output, inputs=[*inputs, embeddings], overwrite=overwrite, what="output")
+    _check_label_format(output)
+    if embeddings is not None:
+        check_not_input(embeddings, inputs, "embeddings cache")
+        if not check_cache_location(embeddings):
+            check_output_dir(embeddings, inputs=inputs, what="embeddings cache")
     data = read_image(image, axes=axes, lazy=True)
+    emb_axes = _embedding_axes(data.axes)
+    n_planes = 1 if emb_axes in ("YX", "YXC") else int(data.data.shape[0])
+    if not 0 <= plane < n_planes:
+        raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
     net = load(model, checkpoint, device)
-    emb = compute_embeddings(
+    emb = _embed(
+        image,
         data.data,
         net,
         tile_shape=parse_shape(tile_shape, "tile shape"),
         halo=parse_shape(halo, "halo"),
-        axes=_embedding_axes(data.axes),
+        axes=emb_axes,
         cache=embeddings,
         progress=True,
     )
+    if emb.repaired:
+        typer.echo(
+            f"repaired {embeddings}: recomputed {len(emb.repaired)} damaged or missing piece(s)",
+            err=True,
+        )
     h, w = emb.image_shape
     labels_out = np.zeros((h, w), np.uint32)
     if bxs is not None and (pts is None or len(bxs) > 1):
@@ -234,6 +301,18 @@ def prompt(
         for i, s in enumerate(scores, 1)
     )
     typer.echo(f"wrote {output} — {summary}")
+
+
+def _check_label_format(output: Path) -> None:
+    """The output's suffix names a format labels can be written in (checked before any work)."""
+    from samscope.errors import InputError
+
+    name = output.name.lower()
+    if not name.endswith((".tif", ".tiff", ".png", ".npy", ".zarr")):
+        raise InputError(
+            f"cannot write labels to {output}: unknown format {output.suffix or '(none)'!r}; "
+            "use .tif (or .ome.tif), .png, .npy or .zarr"
+        )
 
 
 def register(app: typer.Typer) -> None:
