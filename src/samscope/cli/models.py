@@ -44,16 +44,36 @@ def list_models_command() -> None:
         typer.echo("  ".join([*cells, row[-1]]))
 
 
-def info_command(name: str = typer.Argument(..., help="A registered model name.")) -> None:
+def info_command(
+    name: str = typer.Argument(..., help="A registered model name or a checkpoint file."),
+) -> None:
     """Show a model's card: architecture, files (URLs, hashes, cache paths), licence, defaults.
 
-    Example:
+    Examples:
 
       samscope models info vit_b_lm
-    """
-    from samscope.models.registry import cache_dir, cached_path, get_card, model_files
 
+      samscope models info runs/a/model.pt
+    """
+    from samscope.models.registry import (
+        _looks_like_path,
+        cache_dir,
+        get_card,
+        resolve_checkpoint,
+    )
+
+    if _looks_like_path(name):
+        card, path = resolve_checkpoint(name)
+        _print_card(card)
+        typer.echo(f"file:           {path} ({path.stat().st_size / 1e6:.1f} MB, {card.known_hash})")
+        return
     card = get_card(name)
+    _print_card(card)
+    _print_files(name, card)
+    typer.echo(f"cache dir:      {cache_dir()} (set SAMSCOPE_CACHE_DIR to move it)")
+
+
+def _print_card(card) -> None:
     typer.echo(f"name:           {card.name}")
     typer.echo(f"description:    {card.description}")
     typer.echo(f"architecture:   {card.architecture}")
@@ -69,6 +89,11 @@ def info_command(name: str = typer.Argument(..., help="A registered model name."
         typer.echo(f"default mode:   {card.default_mode}")
     if card.tile_shape:
         typer.echo(f"tiling:         {card.tile_shape} px tiles, {card.halo or 0} px halo (native resolution)")
+
+
+def _print_files(name: str, card) -> None:
+    from samscope.models.registry import cached_path, model_files
+
     files = model_files(name)
     if card.shipped:
         from samscope.models.registry import shipped_path
@@ -90,7 +115,6 @@ def info_command(name: str = typer.Argument(..., help="A registered model name."
             typer.echo(f"  url:          {url}")
         typer.echo(f"  hash:         {f.known_hash or '-'}")
         typer.echo(f"  cache:        {path} ({'present' if path.is_file() else 'missing'})")
-    typer.echo(f"cache dir:      {cache_dir()} (set SAMSCOPE_CACHE_DIR to move it)")
 
 
 def fetch_command(
@@ -113,20 +137,35 @@ def fetch_command(
 
 
 def import_command(
-    file: Path = typer.Argument(..., help="The downloaded checkpoint file."),
-    name: str = typer.Option(..., "--name", "-n", help="The registered model it belongs to."),
+    file: Path = typer.Argument(..., help="The downloaded (or your own) checkpoint file."),
+    name: str = typer.Option(
+        ..., "--name", "-n", help="The registered model it belongs to, or a new name for yours."
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Replace a model you imported before."),
 ) -> None:
-    """Put a downloaded model file into the cache after checking its hash (works offline).
+    """Put a model file into the cache (works offline).
 
-    µSAM models have two files (weights, decoder): import each; the hash tells which is which.
+    With a registered name the file's hash must match a file of that model (µSAM models have
+    two files, weights and decoder: import each; the hash tells which is which). With a new
+    name the file becomes a model of that name: copied into the cache with its hash recorded,
+    so `--model NAME` works offline from then on.
 
-    Example:
+    Examples:
 
       samscope models import ~/Downloads/vit_b.pt --name vit_b_lm
-    """
-    from samscope.models.registry import cached_path, import_model, model_files
 
-    dest = import_model(file, name)
+      samscope models import runs/a/model.pt --name my-nuclei
+    """
+    from samscope.models.registry import cached_path, get_card, import_model, model_files
+
+    dest = import_model(file, name, replace=replace)
+    card = get_card(name)
+    if card.source == "user":
+        typer.echo(
+            f"registered {file} as model {name} ({card.architecture}, {card.known_hash}): {dest}; "
+            f"use it with --model {name}"
+        )
+        return
     role = next((f.role for f in model_files(name) if cached_path(f) == dest), "model")
     typer.echo(f"imported {file} as the {role} file of {name}: {dest}")
 

@@ -96,6 +96,28 @@ def _placeholders(names: list[str]) -> list[tuple[type, str]]:
     return out
 
 
+def _looks_like_torch_file(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a legacy pickle stream (protocol 2+)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def _torch_reason(err: Exception) -> str:
+    """torch's error without its advice to retry with ``weights_only=False`` (never the fix here)."""
+    text = str(err).strip()
+    if "Weights only load failed" in text:
+        for line in text.splitlines():
+            if line.strip().startswith(("WeightsUnpickler error:", "Unsupported operand")):
+                return line.strip()
+        return f"{type(err).__name__} while unpickling"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first.split(". ")[0][:200]
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint file without executing anything in it.
 
@@ -139,7 +161,17 @@ def read_checkpoint(path: str | Path) -> dict:
                 return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
             failure = err
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(
+            f"cannot read {path}: it is not a model checkpoint (neither a torch file nor "
+            "safetensors; damaged, incomplete or another kind of file). Download or export it again"
+        ) from None
     first_line = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+    if not names:  # a torch file that is damaged: re-saving it would not help
+        raise CheckpointError(
+            f"cannot read {path} as a torch checkpoint: {_torch_reason(failure)}; the file is "
+            "damaged or incomplete. Download or export it again"
+        ) from None
     raise CheckpointError(
         f"cannot read {path} as a torch checkpoint (weights_only=True): {first_line}. "
         "samscope never unpickles arbitrary code; if you trust the file, re-save its weights "

@@ -24,6 +24,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, replace
+from dataclasses import replace as replace_card
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -297,6 +298,7 @@ def get_card(name: str) -> ModelCard:
     ModelNotFoundError
         With the registered names.
     """
+    _load_user_models()
     try:
         return _CARDS[name]
     except KeyError:
@@ -307,7 +309,8 @@ def get_card(name: str) -> ModelCard:
 
 
 def list_models() -> list[ModelCard]:
-    """All registered cards, in registration order."""
+    """All registered cards, in registration order (models imported with ``--name`` last)."""
+    _load_user_models()
     return list(_CARDS.values())
 
 
@@ -480,8 +483,11 @@ def fetch_model(name: str, *, progress: bool = True) -> Path:
     return paths[0]
 
 
-def import_model(file: str | Path, name: str) -> Path:
+def import_model(file: str | Path, name: str, *, replace: bool = False) -> Path:
     """Put a manually downloaded model file into the cache, after checking its hash.
+
+    For a ``name`` that is not registered, the file is registered as a new model of that name
+    (:func:`import_user_model`; ``replace`` allows re-importing one).
 
     The file is hashed while it is copied to a temporary file next to its destination, which then
     replaces the destination atomically. It may be either of a model's files (µSAM's weights or
@@ -507,6 +513,9 @@ def import_model(file: str | Path, name: str) -> Path:
     file = Path(file)
     if not file.is_file():
         raise InputError(f"no such file: {file}")
+    _load_user_models()
+    if name not in _CARDS or name in _USER_STATE["names"]:  # a new name: the user's own model
+        return cached_path_of(import_user_model(file, name, replace=replace))
     candidates = [f for f in model_files(name) if f.known_hash]
     if not candidates:
         raise CheckpointError(
@@ -537,10 +546,218 @@ def import_model(file: str | Path, name: str) -> Path:
         raise CheckpointError(
             f"{file} is not a file of model {name!r}: its hash is {got}, expected {expected}. "
             "Check that you downloaded the right URL completely (`samscope models info "
-            f"{name}` lists them)."
+            f"{name}` lists them); to register a checkpoint of your own, give it a new name "
+            "(--name my-model)."
         )
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# models imported under a new name (samscope models import FILE --name NEW)
+# --------------------------------------------------------------------------------------------
+
+#: The record of the models a user imported under their own names, in :func:`models_dir`.
+USER_MODELS_FILE = "user-models.json"
+
+_USER_STATE: dict = {"key": None, "names": set()}
+
+
+def user_models_path() -> Path:
+    """Where the cards of models imported with ``--name`` are recorded."""
+    return models_dir() / USER_MODELS_FILE
+
+
+def _card_to_json(card: ModelCard) -> dict:
+    from dataclasses import asdict
+
+    return asdict(card)
+
+
+def _card_from_json(values: dict) -> ModelCard:
+    from dataclasses import fields
+
+    def build(cls, data: dict):
+        names = {f.name for f in fields(cls)}
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+
+    data = build(ModelCard, values)
+    data["normalisation"] = Normalisation(**build(Normalisation, values.get("normalisation", {})))
+    data["automatic"] = AutomaticDefaults(**build(AutomaticDefaults, values.get("automatic", {})))
+    return ModelCard(**data)
+
+
+def _read_user_models(path: Path) -> dict:
+    import json
+
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(records, dict) or not isinstance(records.get("models"), dict):
+            raise ValueError("no 'models' table")
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(
+            f"the record of imported models {path} is damaged ({err}); delete it and import "
+            "your models again (samscope models import FILE --name NAME)"
+        ) from None
+    return records
+
+
+def _load_user_models() -> None:
+    """Register the cards of :func:`user_models_path` (re-read when the file or cache moves)."""
+    path = user_models_path()
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        key = (str(path), None)
+    if key == _USER_STATE["key"]:
+        return
+    for name in _USER_STATE["names"]:
+        _CARDS.pop(name, None)
+    _USER_STATE["names"] = set()
+    _USER_STATE["key"] = key
+    if key[1] is None:
+        return
+    records = _read_user_models(path)
+    for name, entry in records["models"].items():
+        try:
+            arch = entry.get("architecture_spec")
+            if arch is not None and arch.get("name") not in _known_architectures():
+                from samscope.models.architectures import (
+                    architecture_from_dict,
+                    register_architecture,
+                )
+
+                register_architecture(architecture_from_dict(dict(arch)))
+            card = _card_from_json(entry["card"])
+        except Exception as err:  # noqa: BLE001 - one bad record must not hide the others
+            import logging
+
+            logging.getLogger(__name__).warning("skipping imported model %r in %s: %s", name, path, err)
+            continue
+        if name in _CARDS:  # a built-in name always wins
+            continue
+        _CARDS[name] = card
+        _USER_STATE["names"].add(name)
+
+
+def _known_architectures() -> set[str]:
+    from samscope.models.architectures import ARCHITECTURES
+
+    return set(ARCHITECTURES)
+
+
+def _valid_new_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}", name) or name.endswith((".pt", ".pth")):
+        raise InputError(
+            f"cannot register a model called {name!r}: use letters, digits and . _ + - "
+            "(no path, no .pt ending), e.g. --name my-nuclei"
+        )
+
+
+def _copy_hashed(file: Path, dest: Path) -> str:
+    """Copy ``file`` onto ``dest`` atomically; returns the copy's xxh128 hash."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".import-", dir=dest.parent)
+    tmp = Path(tmp_name)
+    h = _hasher("xxh128")
+    try:
+        with os.fdopen(fd, "wb") as out, open(file, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return f"xxh128:{h.hexdigest()}"
+
+
+def import_user_model(file: str | Path, name: str, *, replace: bool = False) -> ModelCard:
+    """Register your own checkpoint under a new model name, recorded in the cache (offline).
+
+    The file is read (any format :func:`load_model` reads; the architecture is inferred or taken
+    from a samscope file), copied into :func:`models_dir` as ``NAME<suffix>`` and its xxh128
+    hash recorded with its card in :func:`user_models_path`; every later
+    ``load_model(NAME)`` / ``--model NAME`` (in any process) loads the copy after checking
+    that hash.
+
+    Parameters
+    ----------
+    file : path
+        The checkpoint.
+    name : str
+        The new model name (letters, digits, ``._+-``); not a built-in model's name.
+    replace : bool
+        Replace a model imported earlier under ``name``.
+
+    Returns
+    -------
+    ModelCard
+        The registered card (``source="user"``).
+
+    Raises
+    ------
+    InputError
+        Bad name, name taken, file missing.
+    CheckpointError
+        The file is not a SAM checkpoint samscope can read.
+    """
+    import json
+
+    from samscope.models.architectures import architecture_to_dict
+    from samscope.models.checkpoint import load_checkpoint
+
+    file = Path(file)
+    _valid_new_name(name)
+    if not file.is_file():
+        raise InputError(f"no such file: {file}")
+    _load_user_models()
+    if name in _CARDS and name not in _USER_STATE["names"]:
+        raise InputError(f"{name!r} is a built-in model; register your checkpoint under another name")
+    if name in _CARDS and not replace:
+        raise InputError(
+            f"a model called {name!r} was already imported ({cached_path_of(_CARDS[name])}); pass "
+            "--replace to replace it, or choose another name"
+        )
+    converted = load_checkpoint(file)
+    base = _card_for_file(file, converted)
+    suffix = ".safetensors" if file.suffix == ".safetensors" else ".pt"
+    filename = f"{name}{suffix}"
+    records_path = user_models_path()
+    records = _read_user_models(records_path) if records_path.is_file() else {"models": {}}
+    digest = _copy_hashed(file, models_dir() / filename)
+    card = replace_card(
+        base,
+        name=name,
+        description=f"imported from {file.name} ({converted.format})",
+        urls=(),
+        known_hash=digest,
+        filename=filename,
+        source="user",
+        shipped=None,
+    )
+    from samscope.models.architectures import get_architecture
+
+    records["models"][name] = {
+        "card": _card_to_json(card),
+        "architecture_spec": architecture_to_dict(get_architecture(card.architecture)),
+        "imported_from": str(file.resolve()),
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=".user-models-", dir=records_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(records, out, indent=1)
+        os.replace(tmp_name, records_path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    _load_user_models()
+    return get_card(name)
+
+
+def cached_path_of(card: ModelCard) -> Path:
+    """Where the weights of a registered, downloadable or imported card live in the cache."""
+    return models_dir() / (card.filename or f"{card.name}.pt")
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,12 +768,23 @@ def import_model(file: str | Path, name: str) -> Path:
 def _verified(name: str, file: RemoteFile, *, download: bool) -> Path:
     path = cached_path(file)
     if not path.is_file():
+        if name in _USER_STATE["names"]:
+            raise ModelNotFoundError(
+                f"model {name!r} was imported by you, but its file {path} is gone; import it "
+                f"again: samscope models import FILE --name {name} --replace"
+            )
         if not download:
             raise ModelNotFoundError(_missing_message(name, file))
         fetch_model(name)
         return path
     if file.known_hash:
         ok, actual = _hash_matches(path, file.known_hash)
+        if not ok and name in _USER_STATE["names"]:
+            raise CheckpointError(
+                f"the file {path} of model {name!r} (imported by you) is damaged or was replaced: "
+                f"its hash is {actual}, expected {file.known_hash}; import it again: samscope "
+                f"models import FILE --name {name} --replace"
+            )
         if not ok:
             raise CheckpointError(
                 f"the cached file {path} of model {name!r} is corrupt or incomplete: its hash is "
@@ -569,6 +797,7 @@ def _verified(name: str, file: RemoteFile, *, download: bool) -> Path:
 def _looks_like_path(name_or_path: str | Path) -> bool:
     if isinstance(name_or_path, Path):
         return True
+    _load_user_models()
     return name_or_path not in _CARDS and (
         os.path.exists(name_or_path) or os.sep in name_or_path or "." in name_or_path
     )

@@ -14,6 +14,9 @@
                           nuclei and cells plus HeLa frames 0–11 (12–13 validate), light head
 ``samscope_mito``         the shipped ``samscope-mito``: compact encoder from scratch on the
                           seed-000 simulator, overlap-aware loss, patches zoomed to 40 nm
+``samscope_generalist``   the default ``samscope-generalist``: samscope-lm continued on the
+                          domain-randomised generalist corpus plus HeLa and CHO at the working
+                          scale, light instance head and distance-map head
 ========================  ======================================================================
 
 Each file names its data as placeholders; give yours with flags (``--train-images …``) or
@@ -37,6 +40,7 @@ RECIPES: dict[str, str] = {
     "tiny_nuclei_cpu": "tiny_nuclei_cpu.toml",
     "samscope_lm": "samscope_lm.toml",
     "samscope_mito": "samscope_mito.toml",
+    "samscope_generalist": "samscope_generalist.toml",
 }
 
 
@@ -57,7 +61,7 @@ def describe(name: str) -> str:
     return ""
 
 
-def load_recipe(name: str, **overrides: Any):
+def load_recipe(name: str, /, **overrides: Any):
     """The recipe's :class:`~samscope.training.config.TrainConfig`, with flat ``overrides``."""
     from samscope.training.config import load_config
 
