@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "samscope.cli.core",  # info, embed, prompt
     "samscope.cli.segment",  # segment
     "samscope.cli.baseline",  # baseline (classical, no model)
+    "samscope.cli.analyze",  # analyze (tables, plots, report from segment's outputs)
     "samscope.cli.models",  # models list|info|fetch|import
     "samscope.cli.simulate",  # simulate mitochondria|nuclei|cells
     "samscope.cli.evaluate",  # evaluate, evaluate-interactive
