@@ -69,7 +69,15 @@ class RunReport:
     def __init__(self, desc: str, *, done_text: str, quiet: bool = False) -> None:
         self.desc, self.done_text, self.quiet = desc, done_text, quiet
         self.n_skipped = 0
+        self.n_todo = self.n_finished = 0
         self._images = self._planes = None
+        from samscope.cli import _interrupt
+
+        _interrupt.report(self._finished)  # what an interruption message says was finished
+
+    def _finished(self) -> str:
+        before = f" ({self.n_skipped} done before this run)" if self.n_skipped else ""
+        return f"{self.desc}: {self.n_finished} of {self.n_todo} image(s) finished and written{before}"
 
     def __call__(self, event) -> None:
         import typer
@@ -78,6 +86,7 @@ class RunReport:
         if event.stage == "skipped":
             self.n_skipped += 1
         elif event.stage == "start":
+            self.n_todo = event.n_images
             if self.n_skipped:
                 typer.echo(f"{self.n_skipped} of {self.n_skipped + event.n_images} image(s) "
                            f"{self.done_text} (use --overwrite to redo)")  # fmt: skip
@@ -90,6 +99,7 @@ class RunReport:
         elif event.stage == "plane" and self._planes is not None:
             self._planes.update(1)
         elif event.stage == "done":
+            self.n_finished += 1
             self._close_planes()
             if self._images is not None:
                 self._images.update(1)
