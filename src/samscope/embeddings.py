@@ -85,7 +85,7 @@ def data_hash(data: Any) -> str:
     dtype = np.dtype(data.dtype)
     digest.update(f"{shape}|{dtype.str}".encode())
     if len(shape) == 0:
-        digest.update(np.ascontiguousarray(np.asarray(data)).tobytes())
+        digest.update(np.ascontiguousarray(_read(data)).tobytes())
         return digest.hexdigest()
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     if row_bytes > _HASH_BLOCK_BYTES and len(shape) > 1:
@@ -94,7 +94,7 @@ def data_hash(data: Any) -> str:
         return digest.hexdigest()
     step = max(1, _HASH_BLOCK_BYTES // max(row_bytes, 1))
     for start in range(0, shape[0], step):
-        block = np.ascontiguousarray(np.asarray(data[start : start + step]))
+        block = np.ascontiguousarray(_read(data, slice(start, start + step)))
         digest.update(block.tobytes())
     return digest.hexdigest()
 
@@ -497,10 +497,10 @@ def check_memory(needed: int, what: str, advice: str) -> None:
 
 def _plane_iter(data: Any, axes: str) -> Iterator[np.ndarray]:
     if axes in _AXES_2D:
-        yield np.asarray(data)
+        yield _read(data)
     else:
         for i in range(data.shape[0]):
-            yield np.asarray(data[i])
+            yield _read(data, i)
 
 
 def compute_embeddings(
@@ -692,8 +692,9 @@ def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_
             for t, tile in enumerate(tiles):
                 if (p, t) not in todo_set:
                     continue
-                region = plane[tile.outer_slices]
+                region = _read(plane, tile.outer_slices)
                 _check_values(region, p, tile)
+                region, tile_range = _wide_float_to_unit(region, value_range, norm)
                 with np.errstate(over="ignore", invalid="ignore"):
                     pixels, _ = prepare_input(
                         region,
@@ -702,15 +703,15 @@ def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_
                         high_percentile=norm.high_percentile,
                         mean=norm.mean,
                         std=norm.std,
-                        value_range=value_range,
+                        value_range=tile_range,
                         pad=norm.pad,
                     )
                 if not np.isfinite(pixels).all():
-                    top = float(np.nanmax(np.abs(np.asarray(region, dtype=np.float64))))
+                    arr = np.asarray(region, dtype=np.float64)
                     raise InputError(
-                        f"plane {p}, region {tile.outer}: normalising the intensities overflowed "
-                        f"(values up to {top:.3g}, beyond what float32 holds); rescale the image "
-                        "(e.g. divide it by a large power of ten) or save it as float32"
+                        f"plane {p}, region {tile.outer}: normalising the intensities (values "
+                        f"{np.nanmin(arr):.3g} to {np.nanmax(arr):.3g}) overflowed float32; "
+                        "rescale the image (e.g. divide it by a large power of ten) first"
                     )
                 pending.append((p, t, pixels))
                 if len(pending) >= batch_size:
@@ -741,6 +742,49 @@ def plane_value_range(plane: Any, model: SamscopeModel) -> tuple[float, float]:
     return intensity_range(arr, low=norm.low_percentile, high=norm.high_percentile)
 
 
+def _read(data: Any, index: Any = None) -> np.ndarray:
+    """``data[index]`` as numpy; a file failing while its pixels are read is an InputError."""
+    from samscope.errors import SamscopeError
+
+    try:
+        return np.asarray(data if index is None else data[index])
+    except (SamscopeError, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001 - tifffile, zarr, numpy memmap errors
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise InputError(
+            f"cannot read the image's pixels ({type(err).__name__}: {first[:200]}); the file is "
+            "probably damaged or truncated"
+        ) from None
+
+
+def _wide_float_to_unit(
+    region: np.ndarray, value_range: tuple[float, float] | None, norm: Any
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Normalise a float64 plane region in float64, exactly as the float32 normalisation would.
+
+    float32 holds neither 1e300 nor 1e-300, so float64 data (any finite values) are mapped to
+    their ``[low, high]``-percentile range here and handed on with the range ``(0, 1)``; the
+    result is the same affine map and clip, without overflow or underflow.
+    """
+    if region.dtype.kind != "f" or region.dtype.itemsize <= 4 or region.ndim != 2:
+        return region, value_range
+    from samscope.image import intensity_range
+
+    arr = np.asarray(region, dtype=np.float64)
+    if value_range is None:
+        lo, hi = intensity_range(arr, low=norm.low_percentile, high=norm.high_percentile)
+    else:
+        lo, hi = (float(v) for v in value_range)
+    if not hi > lo:
+        return np.zeros(arr.shape, np.float32), (0.0, 1.0)
+    scale = max(abs(lo), abs(hi))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        low, high = lo / scale, hi / scale
+        unit = (arr / scale - low) / (high - low)
+    return np.clip(unit, 0.0, 1.0).astype(np.float32), (0.0, 1.0)
+
+
 def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:
     if region.dtype.kind == "f" and not np.isfinite(region).all():
         bad = int((~np.isfinite(region)).sum())
@@ -749,14 +793,6 @@ def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:
         )
     if region.dtype.kind not in "buif":
         raise InputError(f"cannot embed an image of dtype {region.dtype}")
-    if region.dtype.kind == "f" and region.dtype.itemsize > 4 and region.size:
-        top = float(np.abs(region).max())
-        if top > float(np.finfo(np.float32).max):
-            raise InputError(
-                f"plane {plane}, region {tile.outer}: values up to {top:.3g} overflow the float32 "
-                "intensity normalisation; rescale the image (e.g. divide it by a large power of "
-                "ten) first"
-            )
 
 
 def load_embeddings(path: str | Path) -> ImageEmbeddings:

@@ -107,7 +107,7 @@ def embed(
     if not check_cache_location(output):  # an existing samscope cache is checked on opening
         check_output_dir(output, inputs=inputs, what="embeddings cache")
     data = read_image(image, axes=axes, lazy=True)
-    emb_axes = _embedding_axes(data.axes)
+    emb_axes = _embedding_axes(data.axes, tuple(data.data.shape))
     net = load(model, checkpoint, device)
 
     def finished() -> str | None:
@@ -169,10 +169,15 @@ def _embed(image: Path, data, net, **kwargs):
         raise InputError(f"{image}: {err}") from None
 
 
-def _embedding_axes(axes: str) -> str:
+def _embedding_axes(axes: str, shape: tuple[int, ...] | None = None) -> str:
     from samscope.errors import InputError
 
     if axes in ("YX", "YXC", "ZYX", "TYX", "ZYXC", "TYXC"):
+        if axes.endswith("C") and shape is not None and shape[-1] not in (1, 3, 4):
+            raise InputError(
+                f"an image with {shape[-1]} channels (shape {tuple(shape)}) cannot be embedded: "
+                "the models take grey, RGB or RGBA; pick one channel with --axes or convert it"
+            )
         return axes
     raise InputError(
         f"image axes {axes!r} cannot be embedded directly; supported: YX, YXC, ZYX, TYX "
@@ -253,7 +258,7 @@ def prompt(
         if not check_cache_location(embeddings):
             check_output_dir(embeddings, inputs=inputs, what="embeddings cache")
     data = read_image(image, axes=axes, lazy=True)
-    emb_axes = _embedding_axes(data.axes)
+    emb_axes = _embedding_axes(data.axes, tuple(data.data.shape))
     n_planes = 1 if emb_axes in ("YX", "YXC") else int(data.data.shape[0])
     if not 0 <= plane < n_planes:
         raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
