@@ -278,6 +278,7 @@ def main() -> None:
     from samscope.embeddings import compute_embeddings
     from samscope.instance import amg
     from samscope.models.architectures import build_sam
+    from samscope.models.decoder import decode
     from samscope.models.registry import get_card, load_model
     from samscope.models.sam import SamscopeModel
 
@@ -304,7 +305,7 @@ def main() -> None:
     t0 = time.perf_counter()
     emb = compute_embeddings(img, model)
     t_emb = time.perf_counter() - t0
-    decoder = amg._PointDecoder(model, emb.get(0, 0), emb.transform(0))
+    decoder = amg.PointDecoder(model, emb.get(0, 0), emb.transform(0))
     pts = np.random.default_rng(0).uniform(0, 1024, (64, 2))
     per = []
     for _ in range(max(3, args.reps)):
@@ -317,14 +318,15 @@ def main() -> None:
     ref = []
     for _ in range(max(3, args.reps)):
         t0 = time.perf_counter()
-        model.decode(decoder.cache, sparse, None, multimask=True)
+        with torch.inference_mode():  # transformers' order of operations, for comparison
+            decode(model.sam, decoder.cache, sparse, multimask=True, method="reference")
         ref.append((time.perf_counter() - t0) / 64 * 1e3)
     floor_sam = 2 * sam_macs / (peak * 1e9) * 1e3
     floor_ours = 2 * our_macs / (peak * 1e9) * 1e3
     print(f"embedding 1024²: {t_emb:.1f} s; fp32 matmul peak now: {peak:.0f} GFLOP/s")
     print(
         f"decoder per point prompt (multimask, batch 64): samscope {statistics.median(per):.1f} ms "
-        f"(runs {', '.join(f'{v:.1f}' for v in per)}); model.decode {statistics.median(ref):.1f} ms"
+        f"(runs {', '.join(f'{v:.1f}' for v in per)}); reference order {statistics.median(ref):.1f} ms"
     )
     print(
         f"  SAM's decoder: {sam_macs / 1e9:.2f} GMAC/prompt -> floor {floor_sam:.1f} ms at the "

@@ -42,8 +42,9 @@ def test_fast_attention_has_gradients(random_pair):
     assert grad is not None and grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("method", ["reference", "reassociated"])
 @pytest.mark.parametrize("multimask", [True, False])
-def test_cached_decoder_matches_samodel(random_pair, multimask):
+def test_cached_decoder_matches_samodel(random_pair, multimask, method):
     ref, _ = random_pair
     emb = torch.randn(1, 32, 16, 16)
     pts = torch.rand(1, 4, 2, 2) * 256
@@ -51,12 +52,13 @@ def test_cached_decoder_matches_samodel(random_pair, multimask):
     with torch.inference_mode():
         want = ref(image_embeddings=emb, input_points=pts, input_labels=lab, multimask_output=multimask)
         sparse, _ = ref.prompt_encoder(input_points=pts, input_labels=lab, input_boxes=None, input_masks=None)
-        logits, iou = decode(ref, prepare_decoder(ref, emb), sparse[0], multimask=multimask)
+        logits, iou = decode(ref, prepare_decoder(ref, emb), sparse[0], multimask=multimask, method=method)
     np.testing.assert_allclose(logits.numpy(), want.pred_masks[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(iou.numpy(), want.iou_scores[0].numpy(), atol=1e-5)
 
 
-def test_cached_decoder_boxes_with_mask_prompts(random_pair):
+@pytest.mark.parametrize("method", ["reference", "reassociated"])
+def test_cached_decoder_boxes_with_mask_prompts(random_pair, method):
     ref, _ = random_pair
     emb = torch.randn(1, 32, 16, 16)
     boxes = torch.tensor([[[10.0, 20.0, 90.0, 120.0]], [[100.0, 5.0, 250.0, 60.0]]])
@@ -64,6 +66,6 @@ def test_cached_decoder_boxes_with_mask_prompts(random_pair):
     with torch.inference_mode():
         want = ref(image_embeddings=emb.expand(2, -1, -1, -1), input_boxes=boxes, input_masks=masks, multimask_output=False)
         sparse, dense = ref.prompt_encoder(input_points=None, input_labels=None, input_boxes=boxes, input_masks=masks)
-        logits, iou = decode(ref, prepare_decoder(ref, emb), sparse[:, 0], dense=dense)
+        logits, iou = decode(ref, prepare_decoder(ref, emb), sparse[:, 0], dense=dense, method=method)
     np.testing.assert_allclose(logits.numpy(), want.pred_masks[:, 0].numpy(), atol=1e-5)
     np.testing.assert_allclose(iou.numpy(), want.iou_scores[:, 0].numpy(), atol=1e-5)

@@ -136,14 +136,18 @@ def test_crop_layers_and_tiles(model, image):
 def test_point_decoder_matches_model_decode(model, multimask):
     torch.manual_seed(0)
     emb = torch.randn(1, model.arch.embed_dim, model.arch.grid_size, model.arch.grid_size)
-    dec = amg._PointDecoder(model, emb, Transform((256, 256), 256))
+    dec = amg.PointDecoder(model, emb, Transform((256, 256), 256))
     assert dec.fast
     pts = np.random.default_rng(1).uniform(0, 256, (5, 2))
     logits, iou = dec(pts, multimask)
     sparse, _ = model.embed_prompts(
         points=torch.as_tensor(pts, dtype=torch.float32)[:, None], labels=torch.ones(5, 1)
     )
-    ref_logits, ref_iou = model.decode(dec.cache, sparse, None, multimask=multimask)
+    from samscope.models.decoder import decode
+
+    with torch.inference_mode():  # the transformers-order evaluation
+        ref_logits, ref_iou = decode(model.sam, dec.cache, sparse, multimask=multimask,
+                                     method="reference")  # fmt: skip
     assert logits.shape == ref_logits.shape == (5, 3 if multimask else 1, 64, 64)
     scale = float(ref_logits.abs().max())
     assert float((logits - ref_logits).abs().max()) <= 1e-5 * scale
@@ -160,7 +164,7 @@ def test_compact_candidates_keep_masks_and_stability_exact(shape, offset):
     bumps = 3 - np.hypot(*np.mgrid[:64, :64] - np.array([5.0, 9.0])[:, None, None]) / 2
     logits = torch.from_numpy(np.concatenate([smooth, bumps[None].astype(np.float32)]))[:, None]
     iou = torch.full((7, 1), 0.9)
-    valid = amg._valid_nodes(t, 64)
+    valid = amg.valid_nodes(t, 64)
     cands = amg._Candidates(offset)
     cands.add(logits, iou, np.zeros((7, 2)), 0, valid)
     pred = cands.finish(image_shape=shape, crop_boxes=np.array([[0, 0, *shape]]), input_size=256, low_res=64)
@@ -224,7 +228,7 @@ def _oracle_setup(monkeypatch, gt, input_size=256, low_res=64):
         iou = np.array([[0.95 if lab else 0.3] * 3 for lab in labs], np.float32)
         return torch.from_numpy(logits), torch.from_numpy(iou)
 
-    monkeypatch.setattr(amg, "_PointDecoder", Decoder)
+    monkeypatch.setattr(amg, "PointDecoder", Decoder)
     monkeypatch.setattr(amg, "_decode_batch", decode)
     return model, emb, calls
 

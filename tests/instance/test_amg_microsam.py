@@ -61,7 +61,7 @@ def oracle_amg(monkeypatch):
         logits, iou = FX.oracle(gt[y0 : y0 + h, x0 : x0 + w], pts, (fy, fx))
         return torch.from_numpy(logits), torch.from_numpy(iou)
 
-    monkeypatch.setattr(amg, "_PointDecoder", Decoder)
+    monkeypatch.setattr(amg, "PointDecoder", Decoder)
     monkeypatch.setattr(amg, "_decode_batch", decode)
     monkeypatch.setattr(amg, "_embed_crop", lambda m, r: (None, Transform(r.shape[:2], FX.INPUT_SIZE)))
     return model, emb, image, calls

@@ -8,7 +8,6 @@ import torch
 from scipy import ndimage as ndi
 
 from samscope.errors import InputError
-from samscope.instance import amg
 from samscope.instance.foreground import (
     ForegroundConfig,
     foreground_postprocess,
@@ -69,7 +68,9 @@ def _oracle(monkeypatch, objects, *, pixel_size_nm, target=80.0):
         logits = np.repeat(np.stack(out)[:, None], k, axis=1).astype(np.float32)
         return torch.from_numpy(logits), torch.full((len(out), k), 0.9)
 
-    monkeypatch.setattr(amg, "_decode_batch", decode)
+    from samscope.models.decoder import PointDecoder
+
+    monkeypatch.setattr(PointDecoder, "__call__", decode)
     return calls
 
 

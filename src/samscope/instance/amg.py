@@ -39,13 +39,11 @@ decoder outputs.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from samscope.errors import InputError
 from samscope.instance.instances import CroppedMasks, Instances
@@ -57,6 +55,7 @@ from samscope.instance.postprocess import (
     upsample_logit_values,
 )
 from samscope.models.card import AutomaticDefaults
+from samscope.models.decoder import PointDecoder, valid_nodes
 
 __all__ = ["AMGConfig", "AMGPrediction", "amg_postprocess", "amg_predict", "segment_amg"]
 
@@ -293,193 +292,9 @@ def crop_boxes(shape: tuple[int, int], n_layers: int, overlap_ratio: float):
     return np.array(boxes, np.int64), layers
 
 
-def _valid_nodes(transform, low_res: int) -> tuple[int, int]:
-    """Low-resolution rows and columns whose values reach the region (the rest is padding)."""
-    fy, fx = transform.factors
-    h, w = transform.original_shape
-    sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
-    return min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
-
-
 # -------------------------------------------------------------------------------------------
 # decoding
 # -------------------------------------------------------------------------------------------
-
-
-class _PointDecoder:
-    """Decode single-point prompts on one image embedding, as fast as this CPU allows.
-
-    SAM's mask decoder repeats work on the ``N = g²`` image tokens for every prompt. Besides what
-    :meth:`SamscopeModel.prepare_decoder` caches per image, this decoder reassociates the
-    products that touch the image tokens so no ``(P, N, I)`` projection is ever formed: with
-    ``T`` prompt tokens and ``H`` heads, ``H·T`` (= 56 for a point) is less than the attention
-    width ``I`` (= 128), so e.g. the token→image scores ``q_h·W_k,h(x_n + p_n)`` are computed as
-    ``(W_k,hᵀ q_h)·(x_n + p_n)``, the values as ``W_v,h(Σ_n a_n x_n)``, and the image→token output
-    as ``Σ_h A_h (V_h W_o,hᵀ)`` (softmax rows sum to one, so biases fold into small matrices). The
-    image-token tensors are processed a few prompts at a time so they stay in cache, and the
-    up-scaling runs channels-last as two matrix products.
-
-    How many prompts per pass is tuned while decoding: two candidates (8 MB and 32 MB of image
-    tokens per pass: 2 and 8 prompts for ViT-B at 1024²) are timed and the faster is used, tried
-    again every few passes. On a quiet 2-core CPU the small passes are fastest (cache); when other
-    processes compete for the cores, the many short parallel regions of small passes stall on
-    their barriers and larger passes win by 2–3×. Same arithmetic as
-    :func:`samscope.models.decoder.decode` up to float rounding (tested to 1e-5 relative); models
-    whose decoder differs from SAM's two-block layout fall back to ``model.decode``.
-    """
-
-    #: floats of one ``(chunk, N, C)`` image-token tensor per pass, the candidates tuned between
-    chunk_floats = (2 * 2**20, 8 * 2**20)
-    #: passes between re-trying the slower candidate
-    retry = 16
-
-    def __init__(self, model, embedding: torch.Tensor, transform, origin=(0, 0)) -> None:
-        self.model = model
-        self.transform = transform  # where the embedding lies: crop geometry and offset
-        self.origin = origin
-        self.cache = model.prepare_decoder(embedding)
-        per = self.cache.tokens[0].numel()
-        self.chunks = sorted({max(1, f // per) for f in self.chunk_floats})
-        self._cost = dict.fromkeys(self.chunks, 0.0)  # seconds per prompt, smoothed; 0 = untried
-        self._passes = 0
-        dec = model.sam.mask_decoder
-        layers = dec.transformer.layers
-        self.fast = (
-            len(layers) == 2
-            and layers[0].skip_first_layer_pe
-            and not layers[1].skip_first_layer_pe
-            and isinstance(dec.upscale_conv1, torch.nn.ConvTranspose2d)
-            and tuple(dec.upscale_conv1.kernel_size) == (2, 2)
-            and tuple(dec.upscale_conv2.kernel_size) == (2, 2)
-        )
-        if self.fast:
-            self._prepare(dec)
-
-    def _prepare(self, dec) -> None:
-        with torch.inference_mode():
-            self.dec, self.tw = dec, dec.transformer
-            self.C = self.cache.tokens.shape[-1]
-            self.H = self.tw.layers[0].cross_attn_image_to_token.num_attention_heads
-            self.pos = self.cache.pos[0]  # (N, C)
-            w1 = dec.upscale_conv1.weight  # (C, C4, 2, 2) -> (C, 2·2·C4), channels last
-            self.c4, self.c8 = w1.shape[1], dec.upscale_conv2.weight.shape[1]
-            self.w1 = w1.permute(0, 2, 3, 1).reshape(self.C, -1).contiguous()
-            self.b1 = dec.upscale_conv1.bias.repeat(4)
-            self.w2 = dec.upscale_conv2.weight.permute(0, 2, 3, 1).reshape(self.c4, -1).contiguous()
-            self.b2 = dec.upscale_conv2.bias.repeat(4)
-
-    def __call__(self, points_xy: np.ndarray, multimask: bool):
-        pts = torch.as_tensor(np.asarray(points_xy, np.float32)).reshape(-1, 1, 2)
-        labels = torch.ones(pts.shape[0], 1, dtype=torch.long)
-        sparse, _ = self.model.embed_prompts(points=pts, labels=labels)
-        if not self.fast:
-            return self.model.decode(self.cache, sparse, None, multimask=multimask)
-        outs, start = [], 0
-        with torch.inference_mode():
-            while start < sparse.shape[0]:
-                chunk = self._next_chunk()
-                part = sparse[start : start + chunk]
-                t0 = time.perf_counter()
-                outs.append(self._decode(part, multimask))
-                if len(part) == chunk:  # only full passes are comparable
-                    cost = (time.perf_counter() - t0) / chunk
-                    old = self._cost[chunk]
-                    self._cost[chunk] = cost if old == 0 else 0.5 * old + 0.5 * cost
-                start += len(part)
-        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-
-    def _next_chunk(self) -> int:
-        self._passes += 1
-        untried = [c for c in self.chunks if self._cost[c] == 0]
-        if untried:
-            return untried[0]
-        ranked = sorted(self.chunks, key=self._cost.__getitem__)
-        return ranked[-1] if self._passes % self.retry == 0 else ranked[0]
-
-    # -- attention, reassociated ----------------------------------------------------------
-    def _split(self, x):  # (P, T, I) -> (P, H, T, d)
-        p, t, i = x.shape
-        return x.reshape(p, t, self.H, i // self.H).transpose(1, 2)
-
-    def _image_to_tokens(self, attn, image, tok_key, tok_value, residual, shared_q=None):
-        """``residual + out_proj(attention of image rows over prompt tokens)``, (P, N, C)."""
-        h, c = self.H, self.C
-        k = self._split(attn.k_proj(tok_key))  # (P, H, T, d)
-        v = self._split(attn.v_proj(tok_value))
-        p, _, t, d = k.shape
-        # U[p, (h, t)] = v[p, h, t] W_o,hᵀ + b_o / H  (each head's softmax row sums to one)
-        u = torch.einsum("phtd,chd->phtc", v, attn.out_proj.weight.reshape(c, h, d))
-        u = (u + attn.out_proj.bias / h).reshape(p, h * t, c)
-        if shared_q is not None:  # first block: image queries cached, (H, N, d)
-            kk = (k * attn.scaling).transpose(0, 1).reshape(h, p * t, d)
-            s = torch.bmm(kk, shared_q.transpose(1, 2)).reshape(h, p, t, -1)
-            s = s.transpose(0, 1).contiguous()  # (P, H, T, N)
-        else:  # scores = (x_n + p_n)·(W_q,hᵀ k) + b_q,h·k
-            wq = attn.q_proj.weight.reshape(h, d, c)
-            kq = torch.einsum("phtd,hdc->phtc", k, wq).reshape(p, h * t, c) * attn.scaling
-            const = torch.einsum("phtd,hd->pht", k, attn.q_proj.bias.reshape(h, d))
-            base = (kq.reshape(p * h * t, c) @ self.pos.T).reshape(p, h * t, -1)
-            base += const.reshape(p, h * t, 1) * attn.scaling
-            s = torch.baddbmm(base, kq, image.transpose(1, 2)).reshape(p, h, t, -1)
-        s -= s.amax(dim=2, keepdim=True)  # softmax over the T tokens of each head
-        s.exp_()
-        s /= s.sum(dim=2, keepdim=True)
-        return torch.baddbmm(residual, s.reshape(p, h * t, -1).transpose(1, 2), u)
-
-    def _tokens_to_image(self, attn, query, image):
-        """out_proj(attention of prompt tokens over image rows ``image + pos``), (P, T, C)."""
-        h, c = self.H, self.C
-        q = self._split(attn.q_proj(query))  # (P, H, T, d)
-        p, _, t, d = q.shape
-        qk = torch.einsum("phtd,hdc->phtc", q, attn.k_proj.weight.reshape(h, d, c))
-        qk = qk.reshape(p, h * t, c) * attn.scaling  # b_k·q is constant per row: drops out
-        base = (qk.reshape(p * h * t, c) @ self.pos.T).reshape(p, h * t, -1)
-        a = torch.baddbmm(base, qk, image.transpose(1, 2)).softmax(dim=-1)  # (P, HT, N)
-        z = torch.bmm(a, image).reshape(p, h, t, c)  # Σ_n a_n x_n
-        out = torch.einsum("phtc,hdc->phtd", z, attn.v_proj.weight.reshape(h, d, c))
-        out = out + attn.v_proj.bias.reshape(h, 1, d)
-        return attn.out_proj(out.transpose(1, 2).reshape(p, t, h * d))
-
-    def _decode(self, sparse, multimask: bool):
-        from samscope.models.decoder import _self_attention, _tokens_to_image
-
-        dec, tw, cache = self.dec, self.tw, self.cache
-        b0, b1 = tw.layers
-        p = sparse.shape[0]
-        out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
-        prompt = torch.cat([out_tokens.expand(p, -1, -1), sparse.to(out_tokens.dtype)], dim=1)
-        # block 0 (image keys/values/queries cached per image)
-        q = b0.layer_norm1(_self_attention(b0.self_attn, prompt, prompt))
-        attn = _tokens_to_image(b0.cross_attn_token_to_image, q + prompt, k=cache.key1, v=cache.value1)
-        q = b0.layer_norm2(q + attn)
-        q = b0.layer_norm3(q + b0.mlp(q))
-        keys = self._image_to_tokens(
-            b0.cross_attn_image_to_token, None, q + prompt, q,
-            cache.tokens.expand(p, -1, -1), shared_q=cache.query1[0],
-        )  # fmt: skip
-        keys = b0.layer_norm4(keys)
-        # block 1
-        q = b1.layer_norm1(q + _self_attention(b1.self_attn, q + prompt, q))
-        q = b1.layer_norm2(q + self._tokens_to_image(b1.cross_attn_token_to_image, q + prompt, keys))
-        q = b1.layer_norm3(q + b1.mlp(q))
-        keys = self._image_to_tokens(b1.cross_attn_image_to_token, keys, q + prompt, q, keys)
-        keys = b1.layer_norm4(keys)
-        # final attention, heads
-        attn = self._tokens_to_image(tw.final_attn_token_to_image, q + prompt, keys)
-        q = tw.layer_norm_final_attn(q + attn)
-        iou = dec.iou_prediction_head(q[:, 0, :])
-        selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
-        hyper = torch.stack([dec.output_hypernetworks_mlps[i](q[:, 1 + i, :]) for i in selected], 1)
-        # up-scaling: two 2×2 stride-2 transposed convolutions = per-pixel products, channels last
-        ln = dec.upscale_layer_norm
-        up = torch.addmm(self.b1, keys.reshape(-1, self.C), self.w1).reshape(-1, self.c4)
-        up = dec.activation(F.layer_norm(up, (self.c4,), ln.weight, ln.bias, ln.eps))
-        up = dec.activation(torch.addmm(self.b2, up, self.w2)).reshape(p, -1, self.c8)
-        logits = torch.bmm(up, hyper.transpose(1, 2))  # (P, pixels, K), pixels (i, j, a, b, a', b')
-        g, k = cache.grid, len(selected)
-        logits = logits.reshape(p, g, g, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
-        iou = iou[:, 1:] if multimask else iou[:, :1]
-        return logits.reshape(p, k, 4 * g, 4 * g), iou
 
 
 def _embed_crop(model, region: np.ndarray):
@@ -671,8 +486,8 @@ def amg_predict(
             emb, transform = embeddings.get(plane, tile), embeddings.transform(tile)
         else:
             emb, transform = _embed_crop(model, region[y0:y1, x0:x1])
-        decoder = _PointDecoder(model, emb, transform, (y0, x0))
-        valid = _valid_nodes(transform, low_res)
+        decoder = PointDecoder(model, emb, transform, (y0, x0))
+        valid = valid_nodes(transform, low_res)
         per_side = config.points_per_side
         if config.schedule == "foreground":
             per_side = config.foreground_points_per_side or 2 * config.points_per_side

@@ -290,7 +290,7 @@ def foreground_predict(
     from skimage.transform import rescale
 
     from samscope.embeddings import compute_embeddings
-    from samscope.instance.amg import _decode_batch, _PointDecoder, _valid_nodes
+    from samscope.models.decoder import PointDecoder, valid_nodes
 
     config = (config or ForegroundConfig()).resolve(model.card)
     grey = _grey(image)
@@ -328,13 +328,13 @@ def foreground_predict(
             continue
         oy, ox = tile.outer[:2]
         transform = emb.transform(t)
-        decoder = _PointDecoder(model, emb.get(0, t), transform, (oy, ox))
+        decoder = PointDecoder(model, emb.get(0, t), transform, (oy, ox))
         ay, ax = transform.interpolation_matrices(low_res)
-        ny, nx = _valid_nodes(transform, low_res)  # the nodes that reach the image
+        ny, nx = valid_nodes(transform, low_res)  # the nodes that reach the image
         for s in range(0, len(pts), config.batch):
             batch = pts[s : s + config.batch]
             local = batch - (oy, ox)  # pixel coordinates, as SAM and samscope.prompting take them
-            logits, iou = _decode_batch(decoder, transform.points_to_input(local), config.multimask)
+            logits, iou = decoder(transform.points_to_input(local), config.multimask)
             best = iou.argmax(dim=1)
             rows = np.arange(len(batch))
             lg = logits[rows, best.numpy()][:, :ny, :nx].float().numpy()

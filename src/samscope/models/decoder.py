@@ -1,6 +1,9 @@
-"""Prompt decoding with per-image caching: SAM's mask decoder, evaluated for many prompts at once.
+"""SAM's mask decoder for many prompts on one cached image: the one decoder every caller uses.
 
-The mask decoder's cost is dominated by work on the ``g × g`` image tokens (4096 for a 64×64
+Interactive prompting, AMG, APG, the foreground mode and training all decode through
+:func:`decode` (``SamscopeModel.decode``) or, for many single-point prompts, :class:`PointDecoder`.
+
+The decoder's cost is dominated by work on the ``g × g`` image tokens (4096 for a 64×64
 embedding), repeated for every prompt. Part of it does not depend on the prompt: the image tokens
 plus the "no mask" embedding, their positional encoding, and — in the first two-way block, before
 the image tokens are updated — the key/value projections of the token→image attention and the
@@ -8,15 +11,30 @@ query projection of the image→token attention. :func:`prepare_decoder` compute
 image embedding; :func:`decode` then runs only the prompt-dependent rest, for ``P`` prompts in one
 batch, without materialising ``P`` copies of the shared tensors.
 
-The arithmetic is that of ``transformers.SamMaskDecoder`` (same weights, same operations in the
-same order up to float rounding); ``tests/core/test_decoder.py`` checks it against
-``SamModel.forward`` to 1e-5.
+Two evaluations of the same arithmetic (``transformers.SamMaskDecoder``: same weights, same
+operations up to float rounding):
+
+- *reassociated* (inference, SAM's two-block layout, ``heads × tokens`` at most the attention
+  width — every point or box prompt): the products that touch the image tokens are reordered so
+  no ``(P, N, I)`` projection is ever formed. With ``T`` prompt tokens and ``H`` heads, ``H·T``
+  (= 56 for a point) is less than the attention width ``I`` (= 128), so the token→image scores
+  ``q_h·W_k,h(x_n + p_n)`` are computed as ``(W_k,hᵀ q_h)·(x_n + p_n)``, the values as
+  ``W_v,h(Σ_n a_n x_n)``, and the image→token output as ``Σ_h A_h (V_h W_o,hᵀ)`` (softmax rows sum
+  to one, so biases fold into small matrices); prompts go a few at a time so the image-token
+  tensors stay in cache; the up-scaling runs channels-last as two matrix products;
+- *reference* (under autograd — training —, other layouts, prompts with many tokens): the
+  operations in ``transformers``' order.
+
+``tests/core/test_attention_decoder.py`` checks both against ``SamModel.forward`` to 1e-5.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -181,35 +199,15 @@ def _upscale_and_predict(
     return masks.reshape(p, k, 4 * grid, 4 * grid)
 
 
-def decode(
-    sam: nn.Module,
+def _decode_reference(
+    dec: nn.Module,
     cache: DecoderCache,
     sparse: torch.Tensor,
     *,
     dense: torch.Tensor | None = None,
     multimask: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the mask decoder for ``P`` prompts on one cached image.
-
-    Parameters
-    ----------
-    sam : transformers.SamModel
-    cache : DecoderCache
-    sparse : torch.Tensor
-        ``(P, T, C)`` sparse prompt embeddings (points and box corners), one row per prompt.
-    dense : torch.Tensor, optional
-        ``(P, C, g, g)`` dense embeddings of mask prompts; None = no mask prompt.
-    multimask : bool
-        Return the three ambiguity-aware masks (else the single-mask output).
-
-    Returns
-    -------
-    logits : torch.Tensor
-        ``(P, K, 4g, 4g)`` low-resolution mask logits, ``K`` = 3 or 1.
-    iou : torch.Tensor
-        ``(P, K)`` predicted IoU.
-    """
-    dec = sam.mask_decoder
+    """The decoder in ``transformers``' order of operations (autograd, any layout)."""
     two_way = dec.transformer
     p = sparse.shape[0]
     out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
@@ -272,3 +270,283 @@ def decode(
     iou = dec.iou_prediction_head(iou_out)
     iou = iou[:, 1:] if multimask else iou[:, :1]
     return logits, iou
+
+
+# -------------------------------------------------------------------------------------------
+# the public decoder
+# -------------------------------------------------------------------------------------------
+
+#: Floats of one ``(chunk, N, C)`` image-token tensor per pass of the reassociated decoder
+#: (8 prompts for ViT-B at 1024²): large enough to amortise the parallel regions under load.
+CHUNK_FLOATS = 8 * 2**20
+
+
+def decode(
+    sam: nn.Module,
+    cache: DecoderCache,
+    sparse: torch.Tensor,
+    *,
+    dense: torch.Tensor | None = None,
+    multimask: bool = False,
+    method: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the mask decoder for ``P`` prompts on one cached image.
+
+    Parameters
+    ----------
+    sam : transformers.SamModel or samscope.models.sam_lite.SamLite
+    cache : DecoderCache
+    sparse : torch.Tensor
+        ``(P, T, C)`` sparse prompt embeddings (points and box corners), one row per prompt.
+    dense : torch.Tensor, optional
+        ``(P, C, g, g)`` dense embeddings of mask prompts; None = no mask prompt.
+    multimask : bool
+        Return the three ambiguity-aware masks (else the single-mask output).
+    method : {"auto", "reference", "reassociated"}
+        ``auto``: reassociated when it applies (no autograd, SAM's layout, few prompt tokens),
+        else reference. ``reassociated`` raises ValueError where it does not apply.
+
+    Returns
+    -------
+    logits : torch.Tensor
+        ``(P, K, 4g, 4g)`` low-resolution mask logits, ``K`` = 3 or 1.
+    iou : torch.Tensor
+        ``(P, K)`` predicted IoU.
+    """
+    dec = sam.mask_decoder
+    p = sparse.shape[0]
+    if method not in ("auto", "reference", "reassociated"):
+        raise ValueError(f"method must be auto, reference or reassociated, got {method!r}")
+    usable = p > 0 and not torch.is_grad_enabled() and reassociable(dec, sparse.shape[1])
+    if method == "reassociated" and not usable:
+        raise ValueError("the reassociated decoder needs inference mode and SAM's layout")
+    if method == "reference" or not usable:
+        return _decode_reference(dec, cache, sparse, dense=dense, multimask=multimask)
+    step = max(1, CHUNK_FLOATS // cache.tokens[0].numel())
+    parts = [
+        _decode_fast(dec, cache, sparse[s : s + step],
+                     None if dense is None else dense[s : s + step], multimask)
+        for s in range(0, p, step)
+    ]  # fmt: skip
+    return torch.cat([a for a, _ in parts]), torch.cat([b for _, b in parts])
+
+
+def reassociable(dec: nn.Module, n_sparse: int | None = None) -> bool:
+    """Whether the reassociated evaluation applies to ``dec``: SAM's two-block layout and, for
+    ``n_sparse`` prompt tokens, ``heads × tokens`` at most the attention width (where it pays)."""
+    layers = dec.transformer.layers
+    if not (
+        len(layers) == 2
+        and layers[0].skip_first_layer_pe
+        and not layers[1].skip_first_layer_pe
+        and isinstance(dec.upscale_conv1, nn.ConvTranspose2d)
+        and tuple(dec.upscale_conv1.kernel_size) == (2, 2)
+        and tuple(dec.upscale_conv2.kernel_size) == (2, 2)
+    ):
+        return False
+    if n_sparse is None:
+        return True
+    attn = layers[0].cross_attn_image_to_token
+    tokens = 1 + dec.num_mask_tokens + n_sparse
+    return attn.num_attention_heads * tokens <= attn.q_proj.out_features
+
+
+def _heads(x: torch.Tensor, h: int) -> torch.Tensor:  # (P, T, I) -> (P, H, T, d)
+    p, t, i = x.shape
+    return x.reshape(p, t, h, i // h).transpose(1, 2)
+
+
+def _image_to_tokens_fast(attn, image, pos, tok_key, tok_value, residual, shared_q=None):
+    """``residual + out_proj(attention of image rows over prompt tokens)``, (P, N, C)."""
+    h, c = attn.num_attention_heads, residual.shape[-1]
+    k = _heads(attn.k_proj(tok_key), h)  # (P, H, T, d)
+    v = _heads(attn.v_proj(tok_value), h)
+    p, _, t, d = k.shape
+    # U[p, (h, t)] = v[p, h, t] W_o,hᵀ + b_o / H  (each head's softmax row sums to one)
+    u = torch.einsum("phtd,chd->phtc", v, attn.out_proj.weight.reshape(c, h, d))
+    u = (u + attn.out_proj.bias / h).reshape(p, h * t, c)
+    if shared_q is not None:  # first block: image queries cached, (H, N, d)
+        kk = (k * attn.scaling).transpose(0, 1).reshape(h, p * t, d)
+        s = torch.bmm(kk, shared_q.transpose(1, 2)).reshape(h, p, t, -1)
+        s = s.transpose(0, 1).contiguous()  # (P, H, T, N)
+    else:  # scores = (x_n + p_n)·(W_q,hᵀ k) + b_q,h·k
+        wq = attn.q_proj.weight.reshape(h, d, c)
+        kq = torch.einsum("phtd,hdc->phtc", k, wq).reshape(p, h * t, c) * attn.scaling
+        const = torch.einsum("phtd,hd->pht", k, attn.q_proj.bias.reshape(h, d))
+        base = (kq.reshape(p * h * t, c) @ pos.T).reshape(p, h * t, -1)
+        base += const.reshape(p, h * t, 1) * attn.scaling
+        s = torch.baddbmm(base, kq, image.transpose(1, 2)).reshape(p, h, t, -1)
+    s -= s.amax(dim=2, keepdim=True)  # softmax over the T tokens of each head
+    s.exp_()
+    s /= s.sum(dim=2, keepdim=True)
+    return torch.baddbmm(residual, s.reshape(p, h * t, -1).transpose(1, 2), u)
+
+
+def _tokens_to_image_fast(attn, query, image, pos):
+    """out_proj(attention of prompt tokens over image rows ``image + pos``), (P, T, C)."""
+    h, c = attn.num_attention_heads, image.shape[-1]
+    q = _heads(attn.q_proj(query), h)  # (P, H, T, d)
+    p, _, t, d = q.shape
+    qk = torch.einsum("phtd,hdc->phtc", q, attn.k_proj.weight.reshape(h, d, c))
+    qk = qk.reshape(p, h * t, c) * attn.scaling  # b_k·q is constant per row: drops out
+    base = (qk.reshape(p * h * t, c) @ pos.T).reshape(p, h * t, -1)
+    if image.shape[0] == 1 and p > 1:
+        image = image.expand(p, -1, -1)
+    a = torch.baddbmm(base, qk, image.transpose(1, 2)).softmax(dim=-1)  # (P, HT, N)
+    z = torch.bmm(a, image).reshape(p, h, t, c)  # Σ_n a_n x_n
+    out = torch.einsum("phtc,hdc->phtd", z, attn.v_proj.weight.reshape(h, d, c))
+    out = out + attn.v_proj.bias.reshape(h, 1, d)
+    return attn.out_proj(out.transpose(1, 2).reshape(p, t, h * d))
+
+
+def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool):
+    """The reassociated decoder for ``P`` prompts (inference; see the module docstring)."""
+    tw = dec.transformer
+    b0, b1 = tw.layers
+    p = sparse.shape[0]
+    pos = cache.pos[0]  # (N, C)
+    out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+    prompt = torch.cat([out_tokens.expand(p, -1, -1), sparse.to(out_tokens.dtype)], dim=1)
+    # block 0 (without a mask prompt, the image keys/values/queries are cached per image)
+    q = b0.layer_norm1(_self_attention(b0.self_attn, prompt, prompt))
+    if dense is None:
+        attn = _tokens_to_image(b0.cross_attn_token_to_image, q + prompt, k=cache.key1,
+                                v=cache.value1)  # fmt: skip
+    else:
+        image = (cache.raw + dense).flatten(2).transpose(1, 2)  # (P, N, C)
+        attn = _tokens_to_image_fast(b0.cross_attn_token_to_image, q + prompt, image, pos)
+    q = b0.layer_norm2(q + attn)
+    q = b0.layer_norm3(q + b0.mlp(q))
+    if dense is None:
+        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, None, pos, q + prompt, q,
+                                     cache.tokens.expand(p, -1, -1), shared_q=cache.query1[0])
+    else:
+        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, image, pos, q + prompt, q,
+                                     image)  # fmt: skip
+    keys = b0.layer_norm4(keys)
+    # block 1
+    q = b1.layer_norm1(q + _self_attention(b1.self_attn, q + prompt, q))
+    q = b1.layer_norm2(q + _tokens_to_image_fast(b1.cross_attn_token_to_image, q + prompt, keys,
+                                                 pos))  # fmt: skip
+    q = b1.layer_norm3(q + b1.mlp(q))
+    keys = _image_to_tokens_fast(b1.cross_attn_image_to_token, keys, pos, q + prompt, q, keys)
+    keys = b1.layer_norm4(keys)
+    # final attention, heads, up-scaling
+    attn = _tokens_to_image_fast(tw.final_attn_token_to_image, q + prompt, keys, pos)
+    q = tw.layer_norm_final_attn(q + attn)
+    iou = dec.iou_prediction_head(q[:, 0, :])
+    selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
+    hyper = torch.stack([dec.output_hypernetworks_mlps[i](q[:, 1 + i, :]) for i in selected], 1)
+    logits = _upscale_and_predict(dec, keys, hyper, cache.grid)
+    return logits, (iou[:, 1:] if multimask else iou[:, :1])
+
+
+class PointDecoder:
+    """Decode single-point prompts on one image embedding (AMG, the foreground mode).
+
+    The reassociated :func:`decode` with the number of prompts per pass tuned while decoding:
+    two candidates (8 MB and 32 MB of image tokens per pass: 2 and 8 prompts for ViT-B at 1024²)
+    are timed and the faster is used, tried again every few passes. On a quiet 2-core CPU the
+    small passes are fastest (cache); when other processes compete for the cores, the many short
+    parallel regions of small passes stall on their barriers and larger passes win by 2–3×.
+
+    Parameters
+    ----------
+    model : SamscopeModel
+    embedding : torch.Tensor
+        ``(1, C, g, g)``.
+    transform : samscope.image.Transform
+        Where the embedding lies (crop geometry), kept for callers.
+    origin : (int, int)
+        Offset of the embedded region in the image, kept for callers.
+    """
+
+    #: floats of one ``(chunk, N, C)`` image-token tensor per pass, the candidates tuned between
+    chunk_floats = (2 * 2**20, CHUNK_FLOATS)
+    #: passes between re-trying the slower candidate
+    retry = 16
+
+    def __init__(self, model, embedding: torch.Tensor, transform, origin=(0, 0)) -> None:
+        self.model = model
+        self.transform = transform
+        self.origin = origin
+        self.cache = model.prepare_decoder(embedding)
+        per = self.cache.tokens[0].numel()
+        self.chunks = sorted({max(1, f // per) for f in self.chunk_floats})
+        self._cost = dict.fromkeys(self.chunks, 0.0)  # seconds per prompt, smoothed; 0 = untried
+        self._passes = 0
+        self.fast = reassociable(model.sam.mask_decoder)  # as fast as it gets for points
+
+    def __call__(self, points_xy: np.ndarray, multimask: bool):
+        """Logits ``(P, K, 4g, 4g)`` and IoU ``(P, K)`` of ``(P, 2)`` points ``(x, y)`` (input px)."""
+        pts = torch.as_tensor(np.asarray(points_xy, np.float32)).reshape(-1, 1, 2)
+        labels = torch.ones(pts.shape[0], 1, dtype=torch.long)
+        sparse, _ = self.model.embed_prompts(points=pts, labels=labels)
+        if not self.fast:
+            return self.model.decode(self.cache, sparse, None, multimask=multimask)
+        dec = self.model.sam.mask_decoder
+        outs, start = [], 0
+        with torch.inference_mode():
+            while start < sparse.shape[0]:
+                chunk = self._next_chunk()
+                part = sparse[start : start + chunk]
+                t0 = time.perf_counter()
+                outs.append(_decode_fast(dec, self.cache, part, None, multimask))
+                if len(part) == chunk:  # only full passes are comparable
+                    cost = (time.perf_counter() - t0) / chunk
+                    old = self._cost[chunk]
+                    self._cost[chunk] = cost if old == 0 else 0.5 * old + 0.5 * cost
+                start += len(part)
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def _next_chunk(self) -> int:
+        self._passes += 1
+        untried = [c for c in self.chunks if self._cost[c] == 0]
+        if untried:
+            return untried[0]
+        ranked = sorted(self.chunks, key=self._cost.__getitem__)
+        return ranked[-1] if self._passes % self.retry == 0 else ranked[0]
+
+
+def valid_nodes(transform, low_res: int) -> tuple[int, int]:
+    """Low-resolution rows and columns whose values reach the region (the rest is padding)."""
+    fy, fx = transform.factors
+    h, w = transform.original_shape
+    sy, sx = fy * low_res / transform.target_size, fx * low_res / transform.target_size
+    return min(low_res, math.ceil(h * sy) + 1), min(low_res, math.ceil(w * sx) + 1)
+
+
+def decode_uncached(
+    dec: nn.Module,
+    embedding: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+    *,
+    multimask: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder on one image without a cache (the ``MaskDecoder.forward`` of compact models).
+
+    Parameters
+    ----------
+    dec : mask decoder module
+    embedding, image_pe : torch.Tensor
+        ``(1, C, g, g)`` image embedding and positional encoding.
+    sparse : torch.Tensor
+        ``(P, T, C)``.
+    dense : torch.Tensor
+        ``(P or 1, C, g, g)`` dense prompt embeddings (the "no mask" embedding without one).
+    multimask : bool
+
+    Returns
+    -------
+    logits ``(P, K, 4g, 4g)`` and IoU ``(P, K)``, in the reference order of operations.
+    """
+    grid = embedding.shape[-1]
+    p = sparse.shape[0]
+    cache = DecoderCache(
+        tokens=embedding.flatten(2).transpose(1, 2), raw=embedding,
+        pos=image_pe.flatten(2).transpose(1, 2), key1=None, value1=None, query1=None, grid=grid,
+    )  # fmt: skip
+    return _decode_reference(dec, cache, sparse, dense=dense.expand(p, -1, -1, -1),
+                             multimask=multimask)  # fmt: skip

@@ -340,7 +340,10 @@ class MLPBlock(nn.Module):
 
 
 class TwoWayAttentionBlock(nn.Module):
-    """Token self-attention, tokens → image, token MLP, image → tokens; post-norm."""
+    """Token self-attention, tokens → image, token MLP, image → tokens; post-norm.
+
+    Parameters only: :mod:`samscope.models.decoder` evaluates the block (one decoder).
+    """
 
     def __init__(
         self, config: MaskDecoderConfig, attention_downsample_rate: int = 2,
@@ -360,30 +363,12 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_image_to_token = Attention(config, attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(
-        self,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        query_pe: torch.Tensor,
-        key_pe: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Updated ``(B, P, T, C)`` prompt tokens and ``(B·P, 1, N, C)`` image tokens."""
-        if self.skip_first_layer_pe:
-            queries = self.self_attn(queries, queries, queries)
-        else:
-            q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
-        queries = self.layer_norm1(queries)
-        q, k = queries + query_pe, keys + key_pe
-        queries = self.layer_norm2(queries + self.cross_attn_token_to_image(q, k, keys))
-        queries = self.layer_norm3(queries + self.mlp(queries))
-        q = queries + query_pe
-        keys = self.layer_norm4(keys + self.cross_attn_image_to_token(k, q, queries))
-        return queries, keys
-
 
 class TwoWayTransformer(nn.Module):
-    """``num_hidden_layers`` two-way blocks and a final tokens → image attention."""
+    """``num_hidden_layers`` two-way blocks and a final tokens → image attention.
+
+    Parameters only: :mod:`samscope.models.decoder` evaluates it (one decoder).
+    """
 
     def __init__(self, config: MaskDecoderConfig) -> None:
         super().__init__()
@@ -394,19 +379,6 @@ class TwoWayTransformer(nn.Module):
         )
         self.final_attn_token_to_image = Attention(config)
         self.layer_norm_final_attn = nn.LayerNorm(config.hidden_size)  # eps 1e-5, as transformers
-
-    def forward(
-        self, point_embeddings: torch.Tensor, image_embeddings: torch.Tensor,
-        image_positional_embeddings: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-        """Prompt tokens ``(B, P, T, C)`` and image ``(B·P, C, g, g)`` → both updated."""
-        keys = image_embeddings.flatten(2).transpose(1, 2).unsqueeze(1)
-        key_pe = image_positional_embeddings.flatten(2).transpose(1, 2).unsqueeze(1)
-        queries = point_embeddings
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, point_embeddings, key_pe)
-        attn = self.final_attn_token_to_image(queries + point_embeddings, keys + key_pe, keys)
-        return self.layer_norm_final_attn(queries + attn), keys
 
 
 class FeedForward(nn.Module):
@@ -485,35 +457,22 @@ class MaskDecoder(nn.Module):
         iou_pred : torch.Tensor
             ``(B, P, K)``.
         """
-        b, c, h, w = image_embeddings.shape
-        p = sparse_prompt_embeddings.shape[1] if sparse_prompt_embeddings is not None else 1
-        tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        tokens = tokens.repeat(b, p, 1, 1)
-        if sparse_prompt_embeddings is not None:
-            tokens = torch.cat((tokens, sparse_prompt_embeddings), dim=2)
-        point_embeddings = tokens.to(self.iou_token.weight.dtype)
+        from samscope.models.decoder import decode_uncached
 
-        image = (image_embeddings + dense_prompt_embeddings).repeat_interleave(p, 0)
-        image_pe = image_positional_embeddings.repeat_interleave(p, 0)
-        queries, keys = self.transformer(point_embeddings, image, image_pe)
-        iou_token_out = queries[:, :, 0, :]
-        mask_tokens_out = queries[:, :, 1 : 1 + self.num_mask_tokens, :]
-
-        image = keys.transpose(2, 3).reshape(b * p, c, h, w)
-        up = self.activation(self.upscale_layer_norm(self.upscale_conv1(image)))
-        up = self.activation(self.upscale_conv2(up))
-        hyper = torch.stack(
-            [
-                mlp(mask_tokens_out[:, :, i, :])
-                for i, mlp in enumerate(self.output_hypernetworks_mlps)
-            ],
-            dim=2,
-        )
-        _, cu, hu, wu = up.shape
-        masks = (hyper @ up.reshape(b, p, cu, hu * wu)).reshape(b, p, -1, hu, wu)
-        iou_pred = self.iou_prediction_head(iou_token_out)
-        keep = slice(1, None) if multimask_output else slice(0, 1)
-        return masks[:, :, keep], iou_pred[:, :, keep]
+        b, c = image_embeddings.shape[:2]
+        if sparse_prompt_embeddings is None:
+            sparse_prompt_embeddings = image_embeddings.new_zeros((b, 1, 0, c))
+        dense = dense_prompt_embeddings.expand(b, -1, -1, -1)
+        masks, iou = [], []
+        for i in range(b):  # the arithmetic lives in samscope.models.decoder (one decoder)
+            m, s = decode_uncached(
+                self, image_embeddings[i : i + 1], image_positional_embeddings[i : i + 1],
+                sparse_prompt_embeddings[i].to(self.iou_token.weight.dtype), dense[i : i + 1],
+                multimask=multimask_output,
+            )  # fmt: skip
+            masks.append(m)
+            iou.append(s)
+        return torch.stack(masks), torch.stack(iou)
 
 
 # ---------------------------------------------------------------------------------- the model
