@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Names of the simulators, as used by :func:`stream`, :func:`write_dataset` and the CLI.
-KINDS = ("mitochondria", "nuclei", "cells")
+KINDS = ("mitochondria", "nuclei", "cells", "generalist")
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,6 +221,7 @@ def _registry() -> dict[str, tuple[type, Callable[..., SimulatedSample]]]:
         "mitochondria": (mods["mitochondria"].MitochondriaConfig, mods["mitochondria"].simulate_one),
         "nuclei": (mods["nuclei"].NucleiConfig, mods["nuclei"].simulate_one),
         "cells": (mods["cells"].CellsConfig, mods["cells"].simulate_one),
+        "generalist": (mods["generalist"].GeneralistConfig, mods["generalist"].simulate_one),
     }
 
 
