@@ -107,12 +107,19 @@ class Instances:
         shows the object with the higher score.
     mode : str
         The mode that produced it.
+    diameter : float or None
+        Typical object diameter (px of this image) the segmentation worked with: estimated or
+        given (see :mod:`samscope.instance.scale`); None when the model works at one scale.
+    scale : float
+        Factor the image was resized by before segmenting (1.0: not resized).
     """
 
     labels: np.ndarray
     scores: np.ndarray
     masks: CroppedMasks | None = None
     mode: str = ""
+    diameter: float | None = None
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.labels.ndim != 2:

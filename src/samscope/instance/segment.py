@@ -73,6 +73,7 @@ def segment(
     pixel_size_nm: float | None = None,
     config: Any = None,
     progress: bool = False,
+    diameter: float | None = None,
 ) -> Instances:
     """Segment every object of a 2-D image automatically.
 
@@ -96,11 +97,18 @@ def segment(
         Thresholds of the chosen mode (the model card's defaults otherwise).
     progress : bool
         Progress bars for embeddings and tiles.
+    diameter : float, optional
+        Typical object diameter in pixels of ``image``. For a scale-aware model (its card has a
+        ``working_diameter``) the image is resized so that objects of this diameter reach the
+        working size, segmented, and the result mapped back; None estimates it
+        (:func:`samscope.instance.scale.estimate_diameter`). The foreground mode rescales by pixel
+        size instead and ignores it.
 
     Returns
     -------
     Instances
-        Empty (no error) for an empty or constant image.
+        Empty (no error) for an empty or constant image. ``diameter`` and ``scale`` record the
+        object size used and the resize factor.
 
     Raises
     ------
@@ -118,7 +126,126 @@ def segment(
         return Instances.empty(
             plane.shape[:2], mode=chosen, overlapping=chosen in ("amg", "apg", "foreground")
         )
+    used, scale = _object_scale(plane, model, chosen, diameter)
+    if scale == 1.0:
+        result = _segment_plane(
+            plane, model, chosen, embeddings=embeddings, tile_shape=tile_shape, halo=halo,
+            pixel_size_nm=pixel_size_nm, config=config, progress=progress,
+        )
+    else:
+        from samscope.instance.scale import resize_plane
 
+        if embeddings is not None:
+            log.info("embeddings given for the unresized image are not used (image resized ×%.3g)", scale)
+        resized = resize_plane(plane, scale)
+        log.info(
+            "objects of %.1f px: image resized ×%.3g to %s for the model's working size",
+            used, scale, resized.shape[:2],
+        )
+        result = _segment_plane(
+            resized, model, chosen, embeddings=None, tile_shape=tile_shape, halo=halo,
+            pixel_size_nm=pixel_size_nm, config=config, progress=progress,
+            native_shape=plane.shape[:2],
+        )
+    from dataclasses import replace
+
+    return replace(result, diameter=used, scale=float(scale))
+
+
+def _object_scale(plane: np.ndarray, model: Any, mode: str, diameter: float | None):
+    """(diameter used or None, resize factor) for this image, model and mode."""
+    from samscope.instance.scale import estimate_diameter, scale_for
+
+    working = getattr(getattr(model, "card", None), "working_diameter", None)
+    if diameter is not None:
+        try:
+            d = float(diameter)
+        except (TypeError, ValueError):
+            raise InputError(f"diameter must be a number of pixels, got {diameter!r}") from None
+        if not np.isfinite(d) or d <= 0:
+            raise InputError(f"diameter must be a positive number of pixels, got {diameter!r}")
+        if mode == "foreground":
+            return None, 1.0
+        if not working:
+            raise InputError(
+                f"model {model.card.name!r} works at one scale (its card has no working "
+                "diameter), so a diameter cannot be applied; resize the image yourself or use "
+                "a scale-aware model such as samscope-generalist"
+            )
+        return d, scale_for(d, working)
+    if not working or mode == "foreground" or getattr(model, "instance_head", None) is None:
+        return None, 1.0
+    est = estimate_diameter(plane, model)
+    if est.diameter is None:
+        return None, 1.0
+    return est.diameter, scale_for(est.diameter, working)
+
+
+def _segment_plane(
+    plane: np.ndarray,
+    model: Any,
+    chosen: str,
+    *,
+    embeddings: Any,
+    tile_shape: Any,
+    halo: Any,
+    pixel_size_nm: float | None,
+    config: Any,
+    progress: bool,
+    native_shape: tuple[int, int] | None = None,
+) -> Instances:
+    """Segment ``plane`` as it is; map the result to ``native_shape`` when given."""
+    if native_shape is not None and chosen == "ais":
+        return _ais_resized(plane, model, native_shape, tile_shape, halo, config, progress)
+    result = _segment_native(
+        plane, model, chosen, embeddings=embeddings, tile_shape=tile_shape, halo=halo,
+        pixel_size_nm=pixel_size_nm, config=config, progress=progress,
+    )
+    if native_shape is not None:
+        from samscope.instance.scale import rescale_instances
+
+        result = rescale_instances(result, native_shape)
+    return result
+
+
+def _ais_resized(plane, model, native_shape, tile_shape, halo, config, progress) -> Instances:
+    """AIS on a resized plane; the maps go back to the input's grid before the watershed when
+    that grid is finer, so borders keep the input's resolution (sizes scale with the area)."""
+    from dataclasses import replace
+
+    from samscope.embeddings import compute_embeddings
+    from samscope.instance.ais import AISConfig, ais_from_maps, predict_image_maps
+    from samscope.instance.scale import rescale_instances
+
+    cfg = (config or AISConfig()).resolve(model.card.automatic)
+    emb = compute_embeddings(plane, model, tile_shape=tile_shape, halo=halo, progress=progress)
+    maps = predict_image_maps(model, emb, progress=progress)
+    area = (native_shape[0] * native_shape[1]) / float(plane.shape[0] * plane.shape[1])
+    if area <= 1.0:
+        return rescale_instances(ais_from_maps(maps, config=cfg), native_shape)
+    from skimage.transform import resize
+
+    up = resize(maps, (maps.shape[0], *native_shape), order=1, preserve_range=True).astype(np.float32)
+    cfg = replace(
+        cfg,
+        min_size=int(round((cfg.min_size or 0) * area)),
+        border_min_size=int(round((cfg.border_min_size or 0) * area)),
+    )
+    return ais_from_maps(up, config=cfg)
+
+
+def _segment_native(
+    plane: np.ndarray,
+    model: Any,
+    chosen: str,
+    *,
+    embeddings: Any,
+    tile_shape: Any,
+    halo: Any,
+    pixel_size_nm: float | None,
+    config: Any,
+    progress: bool,
+) -> Instances:
     if chosen == "distance":
         from samscope.instance.distance import segment_distance
 

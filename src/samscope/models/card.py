@@ -87,6 +87,10 @@ class ModelCard:
         Default tiling for images larger than ``tile_shape + 2 * halo``: a model with a small
         encoder input (samscope's compact models) works at the image's own resolution, tile by
         tile, instead of shrinking the image into one input. None: no tiling unless asked.
+    working_diameter : float or None
+        Object diameter (px) the model segments best. When set, automatic segmentation estimates
+        each image's object size and rescales the image to it
+        (:mod:`samscope.instance.scale`); None: images are segmented as they are.
     """
 
     name: str
@@ -105,6 +109,7 @@ class ModelCard:
     default_mode: str | None = None
     tile_shape: int | None = None
     halo: int | None = None
+    working_diameter: float | None = None
 
     def default_tiling(self, plane_shape: tuple[int, ...]) -> tuple[int | None, int | None]:
         """``(tile_shape, halo)`` for an image plane of this shape (``(None, None)``: untiled)."""
