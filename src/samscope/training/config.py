@@ -75,6 +75,10 @@ class DataConfig:
         instead of (or besides) labels; objects then come from the masks.
     val_images, val_labels, val_masks : tuple of str
         Explicit validation data; when empty, ``val_fraction`` of the training samples is held out.
+    train_weights : tuple of float
+        Optional share of the training patches drawn from each ``train_images`` entry (one
+        weight per entry, normalised to sum 1; samples within an entry are equally likely).
+        Empty: every sample is equally likely, so large entries dominate.
     slices, val_slices : str
         Python-style slice of stack samples to use (``"0:14"``); empty = all.
     simulate : str
@@ -103,6 +107,7 @@ class DataConfig:
     train_images: tuple[str, ...] = ()
     train_labels: tuple[str, ...] = ()
     train_masks: tuple[str, ...] = ()
+    train_weights: tuple[float, ...] = ()
     val_images: tuple[str, ...] = ()
     val_labels: tuple[str, ...] = ()
     val_masks: tuple[str, ...] = ()
@@ -441,6 +446,11 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     if origin is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
+        item = (typing.get_args(kind) or (str,))[0]
+        if item is float:
+            if not isinstance(value, list | tuple):
+                raise InputError(f"{where} must be a list of numbers, got {value!r}")
+            return tuple(_coerce(v, float, where) for v in value)
         if not isinstance(value, list | tuple):
             raise InputError(f"{where} must be a list of strings, got {value!r}")
         if not all(isinstance(v, str) for v in value):

@@ -37,6 +37,7 @@ __all__ = [
     "LabelledImage",
     "PatchDataset",
     "SimulatedSource",
+    "WeightedSamples",
     "collate",
     "from_arrays",
     "load_labelled",
@@ -345,6 +346,32 @@ class SimulatedSource:
         return from_arrays(s.image, s.labels, s.masks, name=f"{self.kind}#{i}")
 
 
+class WeightedSamples(Sequence):
+    """Groups of samples drawn with given weights (a group is e.g. one dataset).
+
+    Behaves as the flat sequence of all samples; :attr:`probabilities` gives each sample's
+    chance of being drawn (its group's weight shared equally among the group's samples).
+    """
+
+    def __init__(self, groups: Sequence[Sequence[LabelledImage]], weights: Sequence[float]) -> None:
+        if len(groups) != len(weights):
+            raise InputError("one weight per group of samples is needed")
+        self._items = [s for g in groups for s in g]
+        total = float(sum(w for g, w in zip(groups, weights, strict=True) if len(g)))
+        if not self._items or total <= 0:
+            raise InputError("weighted training data: no sample has a weight above 0")
+        p = np.concatenate(
+            [np.full(len(g), w / total / len(g)) for g, w in zip(groups, weights, strict=True) if len(g)]
+        )
+        self.probabilities = p / p.sum()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):
+        return self._items[index]
+
+
 Source = Sequence[LabelledImage] | SimulatedSource
 
 
@@ -412,6 +439,8 @@ class PatchDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(int(index),)))
         if isinstance(self.source, SimulatedSource):
             sample = self.source.sample(int(index))
+        elif isinstance(self.source, WeightedSamples):
+            sample = self.source[int(rng.choice(len(self.source), p=self.source.probabilities))]
         else:
             sample = self.source[int(rng.integers(len(self.source)))]
         patch = sample_patch(

@@ -17,7 +17,13 @@ from samscope.models.architectures import SamArchitecture
 from samscope.models.card import ModelCard
 from samscope.models.lora import LoraSettings
 from samscope.training.config import TrainConfig
-from samscope.training.data import LabelledImage, SimulatedSource, load_labelled, split_samples
+from samscope.training.data import (
+    LabelledImage,
+    SimulatedSource,
+    WeightedSamples,
+    load_labelled,
+    split_samples,
+)
 
 __all__ = [
     "DataSources",
@@ -260,6 +266,35 @@ class DataSources:
     n_val: int
 
 
+def _weighted_samples(d) -> WeightedSamples:
+    """Read each ``train_images`` entry on its own and weight it by ``train_weights``."""
+    n = len(d.train_images)
+    if len(d.train_weights) != n:
+        raise InputError(
+            f"data.train_weights has {len(d.train_weights)} weight(s) for {n} train_images "
+            "entries; give one weight per entry (or none)"
+        )
+    if any(not float(w) >= 0 for w in d.train_weights) or not sum(d.train_weights) > 0:
+        raise InputError(f"data.train_weights must be >= 0 and not all 0, got {list(d.train_weights)}")
+    for what, paths in (("train_labels", d.train_labels), ("train_masks", d.train_masks)):
+        if paths and len(paths) != n:
+            raise InputError(
+                f"with data.train_weights, {what} must have one entry per train_images entry "
+                f"({n}), got {len(paths)}"
+            )
+    groups = []
+    for i in range(n):
+        groups.append(
+            load_labelled(
+                [d.train_images[i]],
+                [d.train_labels[i]] if d.train_labels else (),
+                [d.train_masks[i]] if d.train_masks else (),
+                slices=d.slices,
+            )
+        )
+    return WeightedSamples(groups, [float(w) for w in d.train_weights])
+
+
 def build_sources(config: TrainConfig) -> DataSources:
     """Read and check the data (every bad input is reported here, before training)."""
     d = config.data
@@ -283,7 +318,10 @@ def build_sources(config: TrainConfig) -> DataSources:
             "no training data: set data.train_images and data.train_labels (or train_masks), "
             "or data.simulate"
         )
-    samples = load_labelled(d.train_images, d.train_labels, d.train_masks, slices=d.slices)
+    if d.train_weights:
+        samples = _weighted_samples(d)
+    else:
+        samples = load_labelled(d.train_images, d.train_labels, d.train_masks, slices=d.slices)
     if d.val_images:
         val = load_labelled(d.val_images, d.val_labels, d.val_masks, slices=d.val_slices)
         train = samples
