@@ -13,15 +13,14 @@ The target encoding the head is trained on and its decoder live in :mod:`samscop
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from samscope.errors import InputError
 from samscope.instance.instances import Instances
-from samscope.instance.targets import check_count, check_sigma, check_unit
-from samscope.models.card import AutomaticDefaults
+from samscope.instance.settings import check_count, check_sigma, check_unit, resolve_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.embeddings import ImageEmbeddings
@@ -84,17 +83,10 @@ class AISConfig:
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))
 
-    def resolve(self, defaults: AutomaticDefaults | None) -> AISConfig:
-        """This config with every None field taken from ``defaults`` (µSAM's when None)."""
-        defaults = defaults if defaults is not None else AutomaticDefaults()
-        return replace(
-            self,
-            **{
-                f.name: getattr(defaults, f.name)
-                for f in fields(self)
-                if getattr(self, f.name) is None
-            },
-        )
+    def resolve(self, defaults: Any = None) -> AISConfig:
+        """This config with every None field taken from ``defaults`` (a card or its automatic
+        defaults; µSAM's when None): :func:`samscope.instance.settings.resolve_settings`."""
+        return resolve_settings(self, defaults)
 
 
 def _require_head(model: SamscopeModel, mode: str, attribute: str):

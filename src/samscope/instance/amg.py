@@ -161,15 +161,26 @@ class AMGConfig:
         if self.foreground not in _FOREGROUND:
             raise InputError(f"foreground must be one of {_FOREGROUND}, got {self.foreground!r}")
 
+    def card_defaults(self, card=None) -> dict:
+        """The card's mask thresholds (``pred_iou_thresh``, ``stability_score_thresh``,
+        ``box_nms_thresh``); the foreground options are not calibrated per card."""
+        from samscope.instance.settings import automatic_defaults
+
+        auto = automatic_defaults(card)
+        names = ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh")
+        return {name: getattr(auto, name) for name in names}
+
+    def resolve(self, defaults=None) -> AMGConfig:
+        """This config with the None thresholds taken from a card (or its automatic defaults;
+        µSAM's when None): :func:`samscope.instance.settings.resolve_settings`."""
+        from samscope.instance.settings import resolve_settings
+
+        return resolve_settings(self, defaults)
+
     def thresholds(self, defaults: AutomaticDefaults) -> tuple[float, float, float]:
         """``(pred_iou, stability, box_nms)`` thresholds, None replaced by ``defaults``."""
-        return (
-            defaults.pred_iou_thresh if self.pred_iou_thresh is None else self.pred_iou_thresh,
-            defaults.stability_score_thresh
-            if self.stability_score_thresh is None
-            else self.stability_score_thresh,
-            defaults.box_nms_thresh if self.box_nms_thresh is None else self.box_nms_thresh,
-        )
+        cfg = self.resolve(defaults)
+        return cfg.pred_iou_thresh, cfg.stability_score_thresh, cfg.box_nms_thresh
 
 
 @dataclass(frozen=True)

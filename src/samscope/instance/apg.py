@@ -19,16 +19,16 @@ reports) and keeps ``area >= min_size``, as every other size filter in samscope.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from samscope.errors import InputError
 from samscope.instance.instances import CroppedMasks, Instances
-from samscope.instance.targets import check_count, check_sigma, check_unit, instance_seeds
-from samscope.models.card import AutomaticDefaults
+from samscope.instance.settings import check_count, check_sigma, check_unit, resolve_settings
+from samscope.instance.targets import instance_seeds
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.embeddings import ImageEmbeddings
@@ -89,17 +89,10 @@ class APGConfig:
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
-    def resolve(self, defaults: AutomaticDefaults | None) -> APGConfig:
-        """This config with the None seed thresholds taken from ``defaults`` (µSAM's when None)."""
-        defaults = defaults if defaults is not None else AutomaticDefaults()
-        return replace(
-            self,
-            **{
-                f.name: getattr(defaults, f.name)
-                for f in fields(self)
-                if getattr(self, f.name) is None
-            },
-        )
+    def resolve(self, defaults: Any = None) -> APGConfig:
+        """This config with every None field taken from ``defaults`` (a card or its automatic
+        defaults; µSAM's when None): :func:`samscope.instance.settings.resolve_settings`."""
+        return resolve_settings(self, defaults)
 
 
 def seed_points(seeds: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 
 from samscope.errors import InputError
 from samscope.image import normalize_percentile
-from samscope.instance.targets import check_count, check_sigma
+from samscope.instance.settings import check_count, check_sigma
 
 __all__ = [
     "BASELINES",

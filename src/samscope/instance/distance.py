@@ -20,11 +20,8 @@ import numpy as np
 
 from samscope.errors import InputError
 from samscope.instance.instances import Instances
-from samscope.instance.targets import (
-    check_count,
-    check_distance_thresholds,
-    watershed_from_distance_map,
-)
+from samscope.instance.settings import check_count
+from samscope.instance.targets import check_distance_thresholds, watershed_from_distance_map
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.models.sam import SamscopeModel

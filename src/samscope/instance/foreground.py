@@ -26,7 +26,7 @@ pixel size and :func:`foreground_postprocess` applies steps 5–6.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -121,39 +121,46 @@ class ForegroundConfig:
         if self.min_size is not None and self.min_size < 0:
             raise InputError(f"min_size must be >= 0, got {self.min_size}")
 
+    def card_defaults(self, card=None) -> dict:
+        """Values for the None fields, from a model card (or the published defaults).
+
+        The card's pixel size sets the target scale, and the point spacing and minimum size
+        follow it (6 px and 10 px² at 80 nm); the card's native tiling sets the patch and halo;
+        its automatic defaults give the overlap and IoU thresholds.
+        """
+        from samscope.instance.settings import automatic_defaults
+
+        auto = automatic_defaults(card)
+        target = self.target_pixel_size_nm or getattr(card, "pixel_size_nm", None)
+        target = float(target or DEFAULT_PIXEL_SIZE_NM)
+        ratio = DEFAULT_PIXEL_SIZE_NM / target
+        card_tile = getattr(card, "tile_shape", None)
+        patch = self.patch_size or card_tile or 512
+        use_card = self.patch_size is None and card_tile is not None
+        halo = int(getattr(card, "halo", None) or 0) if use_card else patch // 8
+        return {
+            "target_pixel_size_nm": target,
+            "patch_size": int(patch),
+            "halo": int(halo),
+            "min_spacing": max(1, round(6 * ratio)),
+            "min_size": round(10 * ratio**2),
+            "overlap_thresh": auto.mask_overlap_thresh if card is not None else 0.5,
+            "pred_iou_thresh": auto.point_iou_thresh if card is not None else 0.0,
+        }
+
     def resolve(self, card=None) -> ForegroundConfig:
-        """This config with every None field filled from a model card (or the seed's defaults).
+        """This config with every None field filled from a model card (or the seed's defaults):
+        :func:`samscope.instance.settings.resolve_settings`.
 
         Parameters
         ----------
         card : samscope.models.card.ModelCard, optional
             Supplies the target pixel size and the native tiling.
         """
-        from dataclasses import replace
+        from samscope.instance.settings import resolve_settings
 
-        target = self.target_pixel_size_nm or getattr(card, "pixel_size_nm", None)
-        target = float(target or DEFAULT_PIXEL_SIZE_NM)
-        ratio = DEFAULT_PIXEL_SIZE_NM / target
-        card_tile = getattr(card, "tile_shape", None)
-        patch = self.patch_size or card_tile or 512
-        halo = self.halo
-        if halo is None:
-            use_card = self.patch_size is None and card_tile is not None
-            halo = int(getattr(card, "halo", None) or 0) if use_card else patch // 8
-        return replace(
-            self,
-            target_pixel_size_nm=target,
-            patch_size=int(patch),
-            halo=int(halo),
-            min_spacing=self.min_spacing or max(1, round(6 * ratio)),
-            min_size=self.min_size if self.min_size is not None else round(10 * ratio**2),
-            overlap_thresh=self.overlap_thresh
-            if self.overlap_thresh is not None
-            else (card.automatic.mask_overlap_thresh if card is not None else 0.5),
-            pred_iou_thresh=self.pred_iou_thresh
-            if self.pred_iou_thresh is not None
-            else (card.automatic.point_iou_thresh if card is not None else 0.0),
-        )
+        resolved = resolve_settings(self, card)
+        return replace(resolved, patch_size=int(resolved.patch_size), halo=int(resolved.halo))
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,13 @@ Pure numpy / scipy / scikit-image (no torch). 2-D only; axes ``(y, x)``.
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from samscope.errors import InputError
+from samscope.instance.settings import check_count, check_sigma, check_unit, resolve_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.instance.ais import AISConfig
@@ -275,9 +274,9 @@ def watershed_from_instance_distances(
     """
     from skimage.segmentation import watershed
 
-    from samscope.instance.ais import AISConfig
+    from samscope.models.card import AutomaticDefaults
 
-    cfg = (config if config is not None else AISConfig()).resolve(None)
+    cfg = resolve_settings(config) if config is not None else AutomaticDefaults()
     seeds, foreground, surface = instance_seeds(
         maps,
         center_distance_thresh=cfg.center_distance_thresh,
@@ -395,29 +394,3 @@ def check_distance_thresholds(*, peak_thresh: float, fill_thresh: float, min_siz
     if fill_thresh > peak_thresh:
         raise InputError(f"fill_thresh ({fill_thresh}) must not exceed peak_thresh ({peak_thresh})")
     check_count("min_size", min_size)
-
-
-# -- validation shared by the automatic modes' configs ---------------------------------------
-
-
-def check_unit(name: str, value: object) -> None:
-    """Raise :class:`InputError` unless ``value`` is a real number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= float(value) <= 1.0:
-        raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
-
-
-def check_sigma(name: str, value: object) -> None:
-    """Raise :class:`InputError` unless ``value`` is a finite real number >= 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, Real)
-        or not math.isfinite(float(value))
-        or float(value) < 0
-    ):
-        raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def check_count(name: str, value: object, *, minimum: int = 0) -> None:
-    """Raise :class:`InputError` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -331,16 +331,21 @@ def _write(
 
 
 def _record(run: _Run, item, outs, image, results, stacked) -> dict[str, Any]:
+    from samscope.instance.segment import config_class
+    from samscope.instance.settings import resolve_settings
     from samscope.pipeline.engine import median_or_none
 
-    settings = dataclasses.asdict(run.config) if run.config is not None else {}
+    given = dataclasses.asdict(run.config) if run.config is not None else {}
+    config = run.config if run.config is not None else config_class(run.mode)()
+    effective = dataclasses.asdict(resolve_settings(config, getattr(run.net, "card", None)))
     doc: dict[str, Any] = {
         "input": str(item.path),
         "labels": outs.labels.name,
         "table": outs.table.name,
         "model": getattr(run.net, "name", str(run.request.model)),
         "mode": run.mode,
-        "settings": settings,
+        "settings": {k: v for k, v in given.items() if v is not None},
+        "effective_settings": effective,
         "axes": image.axes,
         "pixel_size_nm": pixel_size_nm(image, run.request.pixel_size_nm),
         "diameter_px": median_or_none([r.diameter for r in results]),
