@@ -128,7 +128,7 @@ def _number(value: Any, kind: type, what: str, where: str) -> Any:
 
 def _tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple:
     if isinstance(value, str):
-        value = [v.strip() for v in value.replace(" ", "").split(",") if v.strip()]
+        value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list | tuple):
         raise InputError(f"{where} takes comma-separated values, got {value!r}")
     if len(args) == 2 and args[1] is Ellipsis:

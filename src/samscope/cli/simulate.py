@@ -7,13 +7,10 @@ field, ``--set optics.na=1.4`` the nested optics of the mitochondria simulator.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from samscope.errors import InputError
 
 _Out = Annotated[Path, typer.Option("--output", "-o", help="Output folder (created; resumed if it holds this run).")]
 _N = Annotated[int, typer.Option("-n", "--n", help="Number of images.")]
@@ -26,79 +23,15 @@ _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 _Set = Annotated[list[str] | None, typer.Option("--set", "-s", help="Any configuration field FIELD=VALUE; ranges as MIN,MAX (repeatable).")]
 
 
-def _parse_range(text: str, name: str) -> tuple[float, float]:
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise InputError(f"--{name.replace('_', '-')} takes MIN,MAX numbers, got {text!r}") from None
-    if len(values) not in (1, 2):
-        raise InputError(f"--{name.replace('_', '-')} takes MIN,MAX (or one number), got {text!r}")
-    return (values[0], values[-1])
-
-
-def _coerce(raw: str, default: Any, name: str) -> Any:
-    """Convert ``raw`` to the type of the field's default value."""
-    if isinstance(default, tuple) and default and isinstance(default[0], str):
-        return tuple(p for p in raw.replace(" ", "").split(",") if p)
-    if isinstance(default, tuple) and len(default) != 2:
-        try:
-            return tuple(float(p) for p in raw.replace(" ", "").split(",") if p)
-        except ValueError:
-            raise InputError(f"{name} takes comma-separated numbers, got {raw!r}") from None
-    if isinstance(default, tuple):
-        lo, hi = _parse_range(raw, name)
-        if default and isinstance(default[0], int):
-            if lo != int(lo) or hi != int(hi):
-                raise InputError(f"{name} takes integers, got {raw!r}")
-            return (int(lo), int(hi))
-        return (lo, hi)
-    if isinstance(default, bool):
-        low = raw.lower()
-        if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-            raise InputError(f"{name} takes true or false, got {raw!r}")
-        return low in ("true", "yes", "1", "on")
-    if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise InputError(f"{name} takes an integer, got {raw!r}") from None
-    if isinstance(default, float):
-        try:
-            return float(raw)
-        except ValueError:
-            raise InputError(f"{name} takes a number, got {raw!r}") from None
-    return raw
-
-
 def build_config(kind: str, options: dict[str, str | None], settings: list[str] | None) -> Any:
     """The simulator's config from named options (``None`` = default) and ``FIELD=VALUE`` strings."""
+    from samscope.settings import build_settings, parse_assignments
     from samscope.simulate.dataset import config_for
 
     base = config_for(kind)
     raw: dict[str, str] = {k: v for k, v in options.items() if v is not None}
-    for item in settings or []:
-        if "=" not in item:
-            raise InputError(f"--set takes FIELD=VALUE, got {item!r}")
-        key, value = (s.strip() for s in item.split("=", 1))
-        raw[key.replace("-", "_")] = value
-    top: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    for key, value in raw.items():
-        head, _, sub = key.partition(".")
-        if not hasattr(base, head) or head.startswith("_"):
-            known = ", ".join(f.name for f in dataclasses.fields(base))
-            raise InputError(f"{type(base).__name__} has no field {head!r}; fields: {known}")
-        current = getattr(base, head)
-        if sub:
-            if not dataclasses.is_dataclass(current) or not hasattr(current, sub):
-                raise InputError(f"{key!r} names no field of {type(base).__name__}")
-            nested.setdefault(head, {})[sub] = _coerce(value, getattr(current, sub), key)
-        else:
-            top[key] = _coerce(value, current, key)
-    for head, values in nested.items():
-        top[head] = dataclasses.replace(getattr(base, head), **values)
-    return config_for(kind, base, **top)
+    raw.update(parse_assignments(settings))
+    return config_for(kind, build_settings(type(base), raw, base=base))
 
 
 def _run(

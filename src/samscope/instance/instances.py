@@ -12,17 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from samscope.errors import InputError
+from samscope.labels import label_dtype
 
 __all__ = ["CroppedMasks", "Instances", "label_dtype_for", "object_table"]
 
 
 def label_dtype_for(n: int) -> np.dtype:
-    """Smallest unsigned dtype (uint16 or uint32, uint64 beyond) that holds labels ``0..n``."""
-    if n <= np.iinfo(np.uint16).max:
-        return np.dtype(np.uint16)
-    if n <= np.iinfo(np.uint32).max:
-        return np.dtype(np.uint32)
-    return np.dtype(np.uint64)
+    """Smallest unsigned dtype (uint16 or uint32, uint64 beyond) that holds labels ``0..n``
+    (:func:`samscope.labels.label_dtype`, the one rule)."""
+    return label_dtype(n)
 
 
 @dataclass(frozen=True)

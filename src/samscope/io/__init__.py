@@ -15,6 +15,7 @@ Importing this package loads numpy only; tifffile, zarr and Pillow load on first
 
 from __future__ import annotations
 
+from samscope.io._atomic import atomic_target
 from samscope.io._core import (
     AXES,
     ImageData,
@@ -46,6 +47,7 @@ __all__ = [
     "ImageData",
     "LazyView",
     "as_float",
+    "atomic_target",
     "canonical_axes",
     "check_axes",
     "check_labels",

@@ -24,6 +24,7 @@ from samscope.io._core import (
     default_axes,
     fill_unknown_axes,
 )
+from samscope.labels import label_dtype
 
 logger = logging.getLogger("samscope.io")
 
@@ -180,14 +181,6 @@ def read_image(path: str | os.PathLike, *, axes: str | None = None, key: str | N
         data = LazyView(data, perm, fixed)
     return ImageData(data=data, axes=canon, pixel_size=_pixel_tuple(raw.pixel_size, canon),
                      path=path, rgb=rgb)
-
-
-def label_dtype(max_label: int) -> np.dtype:
-    """Smallest unsigned dtype samscope stores labels in: uint16, else uint32, else uint64."""
-    for dt in (np.uint16, np.uint32, np.uint64):
-        if max_label <= np.iinfo(dt).max:
-            return np.dtype(dt)
-    raise InputError(f"label {max_label} does not fit uint64")
 
 
 def check_labels(labels: np.ndarray, *, source: Any) -> np.ndarray:

@@ -703,9 +703,6 @@ def card_from_dict(values: Mapping):
 def _save_samscope(
     path: Path, sam: nn.Module, *, instance_head, distance_head, architecture, card, training
 ) -> Path:
-    import os
-    import tempfile
-
     from samscope.models.architectures import architecture_to_dict, get_architecture
     from samscope.models.lora import lora_settings_of, split_lora_state
 
@@ -740,13 +737,9 @@ def _save_samscope(
         "lora": lora,
         "training": training,
     }
+    from samscope.io import atomic_target
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path, overwrite=True) as tmp:
         torch.save(out, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

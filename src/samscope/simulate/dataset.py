@@ -203,8 +203,10 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def labels_dtype(n: int) -> type:
-    """uint16 for up to 65,535 objects, else uint32."""
-    return np.uint16 if n < 65536 else np.uint32
+    """uint16 for up to 65,535 objects, else uint32 (:func:`samscope.labels.label_dtype`)."""
+    from samscope.labels import label_dtype
+
+    return label_dtype(n).type
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,33 +319,20 @@ def stream(
 _SUBDIRS = ("images", "labels", "masks", "params", "images.zarr")
 
 
-def _temporary(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` (created later with the usual permissions)."""
-    import uuid
-
-    return path.parent / f".{path.name}.{uuid.uuid4().hex[:10]}.tmp"
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = _temporary(path)
-    try:
+    from samscope.io import atomic_target
+
+    with atomic_target(path, overwrite=True) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _atomic_write_tiff(path: Path, array: np.ndarray, **kwargs: Any) -> None:
     import tifffile
 
-    tmp = _temporary(path)
-    try:
+    from samscope.io import atomic_target
+
+    with atomic_target(path, overwrite=True) as tmp:
         tifffile.imwrite(tmp, array, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -664,11 +653,8 @@ def preview_grid(
         ax.set_axis_off()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
+    from samscope.io import atomic_target
+
+    with atomic_target(path, overwrite=True) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

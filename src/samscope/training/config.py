@@ -441,50 +441,11 @@ def _field_type(cls: type, f: dataclasses.Field) -> Any:
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
-    """Check/convert one value to its field's type (strings from the CLI are parsed)."""
-    origin = typing.get_origin(kind)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        item = (typing.get_args(kind) or (str,))[0]
-        if item is float:
-            if not isinstance(value, list | tuple):
-                raise InputError(f"{where} must be a list of numbers, got {value!r}")
-            return tuple(_coerce(v, float, where) for v in value)
-        if not isinstance(value, list | tuple):
-            raise InputError(f"{where} must be a list of strings, got {value!r}")
-        if not all(isinstance(v, str) for v in value):
-            raise InputError(f"{where} must be a list of strings, got {value!r}")
-        return tuple(value)
-    if kind is bool:
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false, got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, str):
-            try:
-                value = int(value)
-            except ValueError:
-                raise InputError(f"{where} must be an integer, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where} must be an integer, got {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise InputError(f"{where} must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported field type {kind!r}")  # pragma: no cover
+    """Check/convert one value to its field's type (strings from the CLI are parsed), with the
+    one settings parser every ``--set`` uses (:func:`samscope.settings.coerce_value`)."""
+    from samscope.settings import coerce_value
+
+    return coerce_value(value, kind, where)
 
 
 def _build_section(cls: type, values: dict, where: str) -> Any:
