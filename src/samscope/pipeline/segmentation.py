@@ -317,10 +317,7 @@ def _write(
         written.append(write_image(outs.masks, masks, axes="ZYX", pixel_size=mask_pixel,
                                    overwrite=True))  # fmt: skip
     if request.overlay and not stacked:
-        try:
-            from samscope.analysis import write_overlay
-        except ImportError:  # pragma: no cover - while samscope.analysis becomes a package
-            from samscope.analysis.overlay import write_overlay
+        from samscope.analysis import write_overlay
 
         written.append(write_overlay(outs.overlay, planes[0], labels, masks=masks, overwrite=True))
     rows = [{"plane": p, **row} if stacked else row for p, r in enumerate(results) for row in r.rows]
