@@ -31,6 +31,7 @@ __all__ = [
     "mask_to_logits",
     "segment_from_boxes",
     "segment_from_prompts",
+    "segment_objects",
     "upscale_logits",
 ]
 
@@ -169,6 +170,10 @@ def _mask_box(mask: np.ndarray) -> np.ndarray | None:
     return np.array([ys[0], xs[0], ys[-1] + 1, xs[-1] + 1], dtype=np.float64)
 
 
+#: Boxes larger than this many working diameters are decoded in a zoomed-out window.
+_ZOOM_ABOVE = 3.0
+
+
 class _Router:
     """Finds the embedding (tile or on-demand window) to decode a prompt with."""
 
@@ -199,8 +204,24 @@ class _Router:
     def choose(self, box: np.ndarray) -> tuple[int, int, int, int]:
         if self.emb.tiling is None:
             return self.whole()
+        zoomed = self.zoomed_window(box)
+        if zoomed is not None:
+            return zoomed
         best = self.emb.tiling.best_tile_for_box(box)
         return best.outer
+
+    def zoomed_window(self, box: np.ndarray) -> tuple[int, int, int, int] | None:
+        """For a scale-aware model and an object far larger than its working size, a window
+        around ``box`` that the encoder input shrinks so the object appears at about twice the
+        working diameter (None: the tiles are fine, or no image to embed a window from)."""
+        working = getattr(self.model.card, "working_diameter", None)
+        if not working or getattr(self.emb, "source", None) is None:
+            return None
+        side = float(max(box[2] - box[0], box[3] - box[1]))
+        if side <= _ZOOM_ABOVE * working:
+            return None
+        extent = int(np.ceil(side * self.model.image_size / (2.0 * working)))
+        return window_around(box, self.emb.image_shape, (extent, extent), pad=0.0)
 
     def decoder_for(self, window: tuple[int, int, int, int]):
         # Prompt-independent decoder state lives on the embeddings object (a few most recent
@@ -475,6 +496,156 @@ def segment_from_boxes(
             out_masks[chunk] = masks[rows, pick]
             out_iou[chunk] = iou[rows, pick]
             out_logits[chunk] = logits[rows, pick]
+    return PromptResult(
+        out_masks, out_iou, out_logits, np.array(windows, dtype=np.int64).reshape(-1, 4)
+    )
+
+
+def segment_objects(
+    model: SamscopeModel,
+    embeddings: ImageEmbeddings,
+    *,
+    boxes: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    multimask: bool = False,
+    plane: int = 0,
+    batch_size: int = 32,
+) -> PromptResult:
+    """Segment ``N`` objects at once, each from a box plus optional points and a mask prompt.
+
+    The batched form of :func:`segment_from_prompts` (used by volume propagation and tracking):
+    every object has the same kinds of prompt (boxes and/or points, optionally masks); objects
+    that route to the same window share decoder calls; on tiled embeddings an object whose mask
+    reaches a cut tile border is decoded again in a window that holds it.
+
+    Parameters
+    ----------
+    boxes : ndarray, (N, 4), optional
+        ``(y0, x0, y1, x1)`` per object, ends exclusive. Boxes or points (or both) are needed.
+    points : ndarray, (N, M, 2), optional
+        ``(y, x)`` points per object; rows with label -1 are padding (objects with fewer points).
+    labels : ndarray, (N, M), optional
+        1 positive, 0 negative, -1 padding; all 1 when None.
+    masks : ndarray of bool or float, (N, H, W), optional
+        Dense mask prompts at the plane's resolution (e.g. the object on the neighbouring plane),
+        converted to confident logits in each object's window.
+    multimask : bool
+        Decode three candidates per object and keep the one with the highest predicted IoU.
+    plane : int
+        Slice or frame of a stack.
+    batch_size : int
+        Objects per decoder call.
+
+    Returns
+    -------
+    PromptResult
+        ``K = N``: mask ``i`` belongs to object ``i``.
+
+    Raises
+    ------
+    InputError
+        Shapes that do not match ``N``, points outside the plane, labels not in {1, 0, -1}, a box
+        of zero area or outside the plane.
+    """
+    _check_model(model, embeddings)
+    shape = embeddings.image_shape
+    if boxes is None and points is None:
+        raise InputError("give boxes or points (one row per object)")
+    valid = None
+    if boxes is not None:
+        arr = np.asarray(boxes, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise InputError(
+                f"boxes must be an (N, 4) array of (y0, x0, y1, x1), got shape {arr.shape}"
+            )
+        valid = np.stack([_validate_box(b, shape) for b in arr]) if len(arr) else np.zeros((0, 4))
+    n = len(valid) if valid is not None else len(np.asarray(points))
+    pts = lab = None
+    if points is not None:
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 3 or pts.shape[0] != n or pts.shape[2] != 2:
+            raise InputError(f"points must be an (N={n}, M, 2) array of (y, x), got shape {pts.shape}")
+        lab = (
+            np.ones(pts.shape[:2], np.int64)
+            if labels is None
+            else np.asarray(labels).astype(np.int64)
+        )
+        if lab.shape != pts.shape[:2]:
+            raise InputError(f"labels must have shape {pts.shape[:2]}, got {lab.shape}")
+        if not np.isin(lab, (-1, 0, 1)).all():
+            raise InputError("point labels must be 1 (positive), 0 (negative) or -1 (padding)")
+        real = lab >= 0
+        if real.any():
+            _validate_points(pts[real], lab[real], shape)
+        if valid is None and not real.any(axis=1).all():
+            raise InputError("an object without a box needs at least one point")
+        pts = np.where(real[..., None], pts, 0.0)
+    elif labels is not None:
+        raise InputError("labels given without points")
+    if masks is not None:
+        masks = np.asarray(masks)
+        if masks.shape != (n, *shape):
+            raise InputError(f"masks must have shape {(n, *shape)}, got {masks.shape}")
+    router = _Router(model, embeddings, plane)
+    h, w = shape
+    low = model.arch.low_res_size
+    out_masks = np.zeros((n, h, w), bool)
+    out_iou = np.zeros(n, np.float32)
+    out_logits = np.zeros((n, low, low), np.float32)
+    extents = (
+        valid
+        if valid is not None
+        else np.stack([_points_box(p[k >= 0], k[k >= 0]) for p, k in zip(pts, lab, strict=True)])
+        if n
+        else np.zeros((0, 4))
+    )
+    windows = [router.choose(b) for b in extents]
+    todo = list(range(n))
+    for attempt in range(_MAX_REROUTES + 1):
+        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        for i in todo:
+            groups.setdefault(windows[i], []).append(i)
+        for win, idx in groups.items():
+            y0, x0, y1, x1 = win
+            transform = Transform((y1 - y0, x1 - x0), model.image_size)
+            for start in range(0, len(idx), batch_size):
+                chunk = idx[start : start + batch_size]
+                logits_in = None
+                if masks is not None:
+                    logits_in = np.stack(
+                        [mask_to_logits(masks[i, y0:y1, x0:x1], transform, low) for i in chunk]
+                    )
+                m, iou, logits = _decode_at(
+                    model,
+                    router,
+                    win,
+                    points=pts[chunk] if pts is not None else None,
+                    labels=lab[chunk] if lab is not None else None,
+                    boxes=valid[chunk] if valid is not None else None,
+                    mask_logits=logits_in,
+                    multimask=multimask,
+                )
+                pick = iou.argmax(axis=1)
+                rows = np.arange(len(chunk))
+                out_masks[chunk] = m[rows, pick]
+                out_iou[chunk] = iou[rows, pick]
+                out_logits[chunk] = logits[rows, pick]
+        if embeddings.tiling is None or attempt == _MAX_REROUTES:
+            break
+        again = []
+        for i in todo:
+            mbox = _mask_box(out_masks[i])
+            if mbox is None or router.margin(windows[i], mbox) > 0:
+                continue
+            new = router.escape_window(_union(mbox, extents[i]))
+            if new != windows[i]:
+                windows[i] = new
+                again.append(i)
+        if not again:
+            break
+        todo = again
     return PromptResult(
         out_masks, out_iou, out_logits, np.array(windows, dtype=np.int64).reshape(-1, 4)
     )

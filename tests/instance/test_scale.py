@@ -142,3 +142,29 @@ def test_constant_image_needs_no_estimate(scale_aware_model):
 
     out = segment(np.full((64, 64), 7, np.uint16), scale_aware_model, mode="ais")
     assert out.n == 0 and out.scale == 1.0
+
+
+def test_large_box_prompts_are_decoded_zoomed_out(scale_aware_model):
+    """A box far larger than the working size is decoded in a shrunk window around it."""
+    from samscope.embeddings import compute_embeddings
+    from samscope.instance.scale import _resize_labels
+    from samscope.prompting import segment_from_boxes
+
+    image, labels = _example()
+    zoom = 3.2
+    big = resize_plane(image, zoom)  # nuclei of ≈97 px in an 819² image (tiled)
+    gt = _resize_labels(labels, big.shape)
+    emb = compute_embeddings(big, scale_aware_model)
+    assert emb.tiling is not None
+    ids = [i for i in np.unique(gt)[1:] if not np.any(np.isin(i, np.r_[gt[0], gt[-1], gt[:, 0], gt[:, -1]]))]
+    boxes = []
+    for i in ids[:3]:
+        ys, xs = np.nonzero(gt == i)
+        boxes.append((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+    res = segment_from_boxes(scale_aware_model, emb, np.array(boxes))
+    windows = res.windows
+    assert np.all(windows[:, 2] - windows[:, 0] > 300)  # zoomed out, not a 256-px tile
+    for k, i in enumerate(ids[:3]):
+        inter = np.count_nonzero(res.masks[k] & (gt == i))
+        union = np.count_nonzero(res.masks[k] | (gt == i))
+        assert inter / union > 0.75

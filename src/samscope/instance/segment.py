@@ -17,7 +17,7 @@ from samscope.errors import InputError
 from samscope.instance.instances import Instances
 from samscope.instance.modes import MODES, require_mode, supported_modes
 
-__all__ = ["choose_mode", "segment"]
+__all__ = ["ais_from_scaled_maps", "choose_mode", "scaled_ais_maps", "segment"]
 
 log = logging.getLogger(__name__)
 
@@ -209,29 +209,71 @@ def _segment_plane(
 
 
 def _ais_resized(plane, model, native_shape, tile_shape, halo, config, progress) -> Instances:
-    """AIS on a resized plane; the maps go back to the input's grid before the watershed when
-    that grid is finer, so borders keep the input's resolution (sizes scale with the area)."""
-    from dataclasses import replace
-
+    """AIS on a resized plane, mapped back to ``native_shape`` (see :func:`ais_from_scaled_maps`)."""
     from samscope.embeddings import compute_embeddings
-    from samscope.instance.ais import AISConfig, ais_from_maps, predict_image_maps
-    from samscope.instance.scale import rescale_instances
+    from samscope.instance.ais import AISConfig, predict_image_maps
 
     cfg = (config or AISConfig()).resolve(model.card.automatic)
     emb = compute_embeddings(plane, model, tile_shape=tile_shape, halo=halo, progress=progress)
     maps = predict_image_maps(model, emb, progress=progress)
-    area = (native_shape[0] * native_shape[1]) / float(plane.shape[0] * plane.shape[1])
+    return ais_from_scaled_maps(maps, native_shape, config=cfg)
+
+
+def ais_from_scaled_maps(maps: np.ndarray, native_shape: tuple[int, int], *, config: Any) -> Instances:
+    """AIS instances on the input's grid from maps predicted on a resized image.
+
+    When the input's grid is finer than the maps' (the image was shrunk), the maps are resized
+    to it before the watershed, so object borders keep the input's resolution; size thresholds
+    (``min_size``, ``border_min_size``, given at the working scale) scale with the area. When it
+    is coarser, the watershed runs on the maps and the labels are resized.
+
+    Parameters
+    ----------
+    maps : numpy.ndarray
+        ``(3, h, w)`` instance-distance maps of the resized image.
+    native_shape : (int, int)
+        Shape of the input image.
+    config : AISConfig
+        Resolved thresholds.
+    """
+    from dataclasses import replace
+
+    from samscope.instance.ais import ais_from_maps
+    from samscope.instance.scale import rescale_instances
+
+    native_shape = (int(native_shape[0]), int(native_shape[1]))
+    area = (native_shape[0] * native_shape[1]) / float(maps.shape[1] * maps.shape[2])
     if area <= 1.0:
-        return rescale_instances(ais_from_maps(maps, config=cfg), native_shape)
+        return rescale_instances(ais_from_maps(maps, config=config), native_shape)
     from skimage.transform import resize
 
     up = resize(maps, (maps.shape[0], *native_shape), order=1, preserve_range=True).astype(np.float32)
     cfg = replace(
-        cfg,
-        min_size=int(round((cfg.min_size or 0) * area)),
-        border_min_size=int(round((cfg.border_min_size or 0) * area)),
+        config,
+        min_size=int(round((config.min_size or 0) * area)),
+        border_min_size=int(round((config.border_min_size or 0) * area)),
     )
     return ais_from_maps(up, config=cfg)
+
+
+def scaled_ais_maps(
+    image: Any, model: Any, *, diameter: float | None = None, progress: bool = False
+) -> tuple[np.ndarray, float | None, float]:
+    """AIS maps of ``image`` at the model's working scale (the expensive half of AIS).
+
+    Returns ``(maps, diameter used, scale)``; with :func:`ais_from_scaled_maps` (the cheap half)
+    this is what :func:`segment` does in AIS mode, split so that thresholds can be tuned on cached
+    maps.
+    """
+    from samscope.embeddings import compute_embeddings
+    from samscope.instance.ais import predict_image_maps
+    from samscope.instance.scale import resize_plane
+
+    plane, _ = _plane_2d(image)
+    used, scale = _object_scale(plane, model, "ais", diameter)
+    work = plane if scale == 1.0 else resize_plane(plane, scale)
+    emb = compute_embeddings(work, model, progress=progress)
+    return predict_image_maps(model, emb, progress=progress), used, float(scale)
 
 
 def _segment_native(
