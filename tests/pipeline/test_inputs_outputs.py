@@ -62,6 +62,9 @@ def test_an_output_that_is_an_input_is_refused_and_own_outputs_are_left_out(tmp_
     plan = plan_outputs(collect_inputs([tmp_path / "d"]), None)
     assert [i.path for i, _ in plan.items] == [a]
     assert [i.path for i in plan.dropped] == [earlier]
+    # named on their own, both are inputs: a's labels would overwrite one
+    with pytest.raises(InputError, match="would overwrite the input"):
+        plan_outputs(collect_inputs([a, earlier]), None)
     # given on its own, a's outputs cannot overwrite it: here the input is named like an output
     b = _img(tmp_path / "e" / "b.tif")
     with pytest.raises(InputError, match="would overwrite the input"):

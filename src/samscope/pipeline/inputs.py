@@ -44,10 +44,13 @@ class InputFile:
     relative : pathlib.PurePath
         Its folder below the entry that named it (``.`` for a file given on its own or a
         file directly in a given folder); outputs go to ``OUTPUT / relative``.
+    named : bool
+        Given by its own name (not found in a folder or by a pattern).
     """
 
     path: Path
     relative: PurePath = PurePath(".")
+    named: bool = False
 
     @property
     def stem(self) -> str:
@@ -121,14 +124,16 @@ def collect_inputs(entries: str | os.PathLike | Sequence[str | os.PathLike]) -> 
     seen: set[Path] = set()
     for entry in items:
         text, path = str(entry), Path(entry)
+        folder = path.is_dir() and path.suffix.lower() != ".zarr"
         if path.exists():
-            root = path if path.is_dir() and path.suffix.lower() != ".zarr" else path.parent
+            root = path if folder else path.parent
         else:
             root = _glob_root(text)
+        named = path.exists() and not folder
         for found in list_images([entry]):
             key = found.resolve()
             if key in seen:
                 continue
             seen.add(key)
-            out.append(InputFile(found, _relative_folder(found, root)))
+            out.append(InputFile(found, _relative_folder(found, root), named))
     return out

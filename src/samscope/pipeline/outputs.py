@@ -74,8 +74,10 @@ class Plan:
     ----------
     items : list of (InputFile, OutputPaths)
     dropped : list of InputFile
-        Inputs that are outputs of another input of the same batch (``a_labels.tif`` beside
-        ``a.tif`` when a folder is segmented twice without ``-o``): left out, not segmented.
+        Inputs found in a folder or by a pattern that are outputs of another input of the same
+        batch (``a_labels.tif`` beside ``a.tif`` when a folder is segmented twice without
+        ``-o``): left out, not segmented. An input named on its own is never left out (its
+        clash with another input's output is an error).
     """
 
     items: list[tuple[InputFile, OutputPaths]]
@@ -131,7 +133,7 @@ def _drop_own_outputs(
     order = sorted(range(len(planned)), key=lambda i: len(planned[i][0].stem))
     for i in order:
         item, outs = planned[i]
-        if _key(item.path) in produced:
+        if _key(item.path) in produced and not item.named:
             drop.add(i)
             continue
         produced.update(_key(getattr(outs, w)) for w in writes)
