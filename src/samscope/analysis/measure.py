@@ -210,7 +210,7 @@ def measure_masks(
 def _stack_nonzero(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mask index, flat pixel index) of every True pixel of an (n, y, x) stack, by mask."""
     n, h, w = m.shape
-    k_parts, f_parts = [], []
+    k_parts, f_parts = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
     step = max(1, (1 << 26) // max(1, h * w))  # bounded temporaries on huge stacks
     for s in range(0, n, step):
         k, flat = np.nonzero(m[s:s + step].reshape(-1, h * w))
@@ -306,7 +306,10 @@ def _measure_2d(lab: np.ndarray, img: np.ndarray | None,
     cols.update(bbox_y0=y0, bbox_x0=x0, bbox_y1=y1, bbox_x1=x1)
     cols["touches_border"] = (y0 == 0) | (x0 == 0) | (y1 == h) | (x1 == w)
     cols.update(_intensities(img, fg, inv, n, area))
-    return cols
+    first = ["id", "area_px", "area_um2", "perimeter_px", "perimeter_um",
+             "equivalent_diameter_px", "equivalent_diameter_um", "major_axis_px",
+             "major_axis_um", "minor_axis_px", "minor_axis_um"]
+    return {**{k: cols[k] for k in first}, **cols}
 
 
 def _ellipse(vyy: np.ndarray, vxx: np.ndarray, vxy: np.ndarray

@@ -184,5 +184,11 @@ def write_tiff(target: Path, data: np.ndarray, axes: str, pixel_size: dict[str, 
         if math.isfinite(value):
             meta[f"PhysicalSize{ax}"] = value / 1e3
             meta[f"PhysicalSize{ax}Unit"] = "µm"
+    # the TIFF resolution tags too (pixels per cm), for readers without OME support (ImageJ's
+    # plain TIFF opener, tifffile-based viewers); OME's PhysicalSize stays the reference
+    resolution = {}
+    if pixel_size and "X" in pixel_size and "Y" in pixel_size:
+        resolution = {"resolution": (1e7 / pixel_size["X"], 1e7 / pixel_size["Y"]),
+                      "resolutionunit": "CENTIMETER"}
     tifffile.imwrite(target, arr, ome=True, bigtiff=data.nbytes >= _CLASSIC_LIMIT, metadata=meta,
-                     **common)
+                     **resolution, **common)
