@@ -298,7 +298,9 @@ def _new_cache(path: Path, signature: dict, shape: tuple[int, ...]) -> None:
     import zarr
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
+    _MADE_FOLDERS[path] = made  # removed again (when empty) if this call fails
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:10]}.tmp"
     try:
         group = zarr.open_group(str(tmp), mode="w-", attributes={"samscope_signature": signature})
@@ -323,7 +325,25 @@ def _new_cache(path: Path, signature: dict, shape: tuple[int, ...]) -> None:
         os.rename(tmp, path)  # fails (nothing lost) if another process created path meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not path.exists():
+            _remove_new_cache(path)
         raise
+
+
+#: Folders :func:`_new_cache` had to create for a cache, per cache path (for clean failures).
+_MADE_FOLDERS: dict[Path, list[Path]] = {}
+
+
+def _remove_new_cache(path: Path) -> None:
+    """Remove a cache this process created, and the folders made for it when they are empty."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    for folder in _MADE_FOLDERS.pop(path, []):  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _stored_signature(path: Path) -> dict:
@@ -601,9 +621,7 @@ def compute_embeddings(
         )
     except Exception:
         if created:  # a cache this call made and could not finish holds nothing worth keeping
-            import shutil
-
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_new_cache(path)
         raise
     result = ImageEmbeddings(
         features=features,

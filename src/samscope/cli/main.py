@@ -84,6 +84,17 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _click_exceptions() -> tuple[type, ...]:
+    """click's usage-error class, and the copy of click that typer (≥ 0.17) carries inside."""
+    types: list[type] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            types.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
 def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
     raise Terminated()
 
@@ -150,9 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.secho(f"error: {_os_error_line(err)}", err=True, fg=typer.colors.RED)
         sys.exit(1)
     except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.ClickException):
+        if isinstance(err, _click_exceptions()):
             err.show()
             sys.exit(err.exit_code)
         raise

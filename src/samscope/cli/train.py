@@ -143,7 +143,15 @@ def _command():
         if recipe is not None:
             config = recipes.load_recipe(recipe, **overrides)
         elif config_path is not None:
-            config = load_config(config_path, **overrides)
+            try:
+                config = load_config(config_path, **overrides)
+            except UnicodeDecodeError:
+                from samscope.errors import InputError
+
+                raise InputError(
+                    f"{config_path} is not a text file; CONFIG is a TOML configuration "
+                    "(see samscope train --help)"
+                ) from None
         else:
             config = TrainConfig().replace(**overrides)
         if check:

@@ -614,10 +614,12 @@ def _load_user_models() -> None:
     for name in _USER_STATE["names"]:
         _CARDS.pop(name, None)
     _USER_STATE["names"] = set()
-    _USER_STATE["key"] = key
+    _USER_STATE["key"] = None
     if key[1] is None:
+        _USER_STATE["key"] = key
         return
-    records = _read_user_models(path)
+    records = _read_user_models(path)  # a damaged record is an error on every call, never skipped
+    _USER_STATE["key"] = key
     for name, entry in records["models"].items():
         try:
             arch = entry.get("architecture_spec")
@@ -926,6 +928,31 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here; InputError saying what is available otherwise."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device {device!r}; use cpu or cuda (cuda:0, cuda:1, …)") from None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"device {device!r}: no CUDA device is available here "
+                f"(torch {torch.__version__}{'' if torch.version.cuda else ', built without CUDA'}); "
+                "use --device cpu"
+            )
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise InputError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r} is not available here; use --device cpu")
+    return device
+
+
 def _build_with_weights(arch_name: str, sam_state):
     """Build ``transformers.SamModel`` without a random init and load ``sam_state`` strictly."""
     import torch
@@ -1013,7 +1040,7 @@ def load_model(
     """
     from samscope.models.checkpoint import load_checkpoint
 
-    device = device or _default_device()
+    device = check_device(device) if device else _default_device()
     decoder_state = None
     converted = None
     if checkpoint is not None:
