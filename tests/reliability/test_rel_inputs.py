@@ -273,3 +273,24 @@ def test_float64_extremes_give_the_embeddings_of_the_rescaled_image(samscope, li
     big = load_embeddings(work / "huge1e300.tif.zarr").get().numpy()
     ref = load_embeddings(work / "base.tif.zarr").get().numpy()
     assert np.abs(big - ref).max() < 1e-2 * np.abs(ref).max()
+
+
+MEMORY = [  # an image that cannot fit fails at once, saying so (SAMSCOPE_MEMORY_LIMIT stands in
+    # for a small machine; the same check reads the system's available memory)
+    ("embed", ("embed", "{lib}/blobs400.tif", "-o", "c.zarr"), "100k"),
+    ("prompt", ("prompt", "{lib}/blobs400.tif", "-p", "100,100", "-o", "m.tif"), "1M"),
+    ("segment", ("segment", "{lib}/blobs400.tif", "-o", "out"), "1M"),
+]
+
+
+@pytest.mark.parametrize(("args", "limit"), [(a, m) for _, a, m in MEMORY], ids=[i for i, *_ in MEMORY])
+def test_too_big_for_memory_fails_early(samscope, library, work, args, limit):
+    res = samscope(*(a.format(lib=library) for a in args), env={"SAMSCOPE_MEMORY_LIMIT": limit})
+    expect_error(res, "needs about", "GiB of memory", "available")
+    assert "embeddings:" not in res.err or "0/" in res.err  # before any tile was computed
+    assert files_in(work) == []
+
+
+def test_memory_limit_setting_is_checked(samscope, library, work):
+    res = samscope("embed", library / "cells.tif", "-o", "c.zarr", env={"SAMSCOPE_MEMORY_LIMIT": "lots"})
+    expect_error(res, "SAMSCOPE_MEMORY_LIMIT")
