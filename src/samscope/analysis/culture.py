@@ -81,11 +81,12 @@ def neighbour_pairs(labels: np.ndarray, *, distance_px: float = NEIGHBOUR_DISTAN
         a_sl = tuple(slice(max(0, -o), lab.shape[i] - max(0, o)) for i, o in enumerate(off))
         b_sl = tuple(slice(max(0, o), lab.shape[i] - max(0, -o)) for i, o in enumerate(off))
         a, b = lab[a_sl], lab[b_sl]
-        hit = (a != b) & (a > 0) & (b > 0)
-        if hit.any():
-            av, bv = a[hit].astype(np.int64), b[hit].astype(np.int64)
-            codes.append(np.unique(np.minimum(av, bv) * (top + 1) + np.maximum(av, bv)))
-    if not codes:
+        hit = a != b
+        hit &= a > 0
+        hit &= b > 0
+        av, bv = a[hit].astype(np.int64), b[hit].astype(np.int64)
+        codes.append(np.minimum(av, bv) * (top + 1) + np.maximum(av, bv))
+    if not codes or not sum(c.size for c in codes):
         return np.zeros((0, 2), np.int64)
     c = np.unique(np.concatenate(codes))
     return np.stack([c // (top + 1), c % (top + 1)], axis=1)
@@ -103,14 +104,23 @@ def neighbour_counts(labels: np.ndarray, *, distance_px: float = NEIGHBOUR_DISTA
         Neighbours of each.
     """
     lab = _check_labels(labels)
-    ids = np.unique(lab)
-    ids = ids[ids > 0].astype(np.int64)
+    ids = _ids(lab)
     pairs = neighbour_pairs(lab, distance_px=distance_px)
     counts = np.zeros(ids.size, np.int64)
     if pairs.size:
         both = np.searchsorted(ids, pairs.ravel())
         counts = np.bincount(both, minlength=ids.size).astype(np.int64)
     return ids, counts
+
+
+def _ids(lab: np.ndarray) -> np.ndarray:
+    """Sorted ids present (bincount for compact ids, else unique)."""
+    top = int(lab.max()) if lab.size else 0
+    if top <= max(4 * lab.size, 1 << 20):
+        ids = np.flatnonzero(np.bincount(lab.ravel(), minlength=top + 1))
+    else:
+        ids = np.unique(lab)
+    return ids[ids > 0].astype(np.int64)
 
 
 @dataclass(frozen=True)

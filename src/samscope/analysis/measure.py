@@ -253,7 +253,9 @@ def _compact(flat_labels: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.nd
         present = np.bincount(values) > 0
         present[0] = False
         ids = np.flatnonzero(present)
-        lut = np.zeros(present.size, np.int64)
+        if ids.size == present.size - 1:  # ids 1..n, all present: no lookup needed
+            return ids, values.astype(np.intp) - 1
+        lut = np.zeros(present.size, np.intp)
         lut[ids] = np.arange(ids.size)
         return ids, lut[values]
     ids, inv = np.unique(values, return_inverse=True)
@@ -270,15 +272,18 @@ def _measure_2d(lab: np.ndarray, img: np.ndarray | None,
     area = np.bincount(inv, minlength=n).astype(np.int64)
     y = fg // w
     x = fg - y * w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(inv, y, minlength=n) / area
-        cx = np.bincount(inv, x, minlength=n) / area
-        dy, dx = y - cy[inv], x - cx[inv]
-        vyy = np.bincount(inv, dy * dy, minlength=n) / area
-        vxx = np.bincount(inv, dx * dx, minlength=n) / area
-        vxy = np.bincount(inv, dx * dy, minlength=n) / area
-    major, minor, ecc = _ellipse(vyy, vxx, vxy)
     y0, x0, y1, x1 = _boxes(lab, ids, inv, x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # raw moments about each object's box corner (small numbers, so no cancellation)
+        ly = (y - y0[inv]).astype(np.float64)
+        lx = (x - x0[inv]).astype(np.float64)
+        my = np.bincount(inv, ly, minlength=n) / area
+        mx = np.bincount(inv, lx, minlength=n) / area
+        vyy = np.bincount(inv, ly * ly, minlength=n) / area - my * my
+        vxx = np.bincount(inv, lx * lx, minlength=n) / area - mx * mx
+        vxy = np.bincount(inv, lx * ly, minlength=n) / area - mx * my
+        cy, cx = my + y0, mx + x0
+    major, minor, ecc = _ellipse(vyy, vxx, vxy)
     perim, border_pix, border_inv = _perimeters(lab, ids)
     solidity = _solidity(area, border_pix, border_inv, w, y0, x0, y1, x1)
     cols: dict[str, np.ndarray] = {"id": ids.astype(np.int64), "area_px": area}
@@ -438,7 +443,9 @@ def _envelope(obj: np.ndarray, yy: np.ndarray, xx: np.ndarray, pad: int
     px = np.stack([xx, xx + pad, xx], axis=1).ravel()
     po = np.repeat(obj, 3)
     # one point per (object, y): the smallest x
-    order = np.lexsort((px, py, po))
+    lo_y, lo_x = int(py.min()), int(px.min())
+    sy, sx = int(py.max()) - lo_y + 1, int(px.max()) - lo_x + 1
+    order = np.argsort((po * sy + (py - lo_y)) * sx + (px - lo_x))
     po, py, px = po[order], py[order], px[order]
     firsts = np.r_[True, (po[1:] != po[:-1]) | (py[1:] != py[:-1])]
     return _minorant(po[firsts], py[firsts], px[firsts])
