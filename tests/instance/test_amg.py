@@ -14,6 +14,7 @@ from samscope.errors import InputError
 from samscope.image import Transform
 from samscope.instance import amg
 from samscope.instance.amg import AMGConfig, amg_postprocess, amg_predict, segment_amg
+from samscope.instance.amg_candidates import Candidates, evaluate_candidate
 from samscope.models.card import AutomaticDefaults
 from samscope.models.registry import load_model
 
@@ -165,7 +166,7 @@ def test_compact_candidates_keep_masks_and_stability_exact(shape, offset):
     logits = torch.from_numpy(np.concatenate([smooth, bumps[None].astype(np.float32)]))[:, None]
     iou = torch.full((7, 1), 0.9)
     valid = amg.valid_nodes(t, 64)
-    cands = amg._Candidates(offset)
+    cands = Candidates(offset)
     cands.add(logits, iou, np.zeros((7, 2)), 0, valid)
     pred = cands.finish(image_shape=shape, crop_boxes=np.array([[0, 0, *shape]]), input_size=256, low_res=64)
     ay, ax = t.interpolation_matrices(64)
@@ -173,7 +174,7 @@ def test_compact_candidates_keep_masks_and_stability_exact(shape, offset):
     kept = [i for i in range(7) if (full[i] > 0).any()]
     assert len(pred) == len(kept) >= 4 and pred.nbytes < logits.numel() * 4
     for n, i in enumerate(kept):
-        box, m, stab = amg._evaluate(pred.crop_logits(n), tuple(pred.low_boxes[n, :2]), ay, ax, offset)
+        box, m, stab = evaluate_candidate(pred.crop_logits(n), tuple(pred.low_boxes[n, :2]), ay, ax, offset)
         dense = np.zeros(shape, bool)
         dense[box[0] : box[2], box[1] : box[3]] = m
         assert np.array_equal(dense, full[i] > 0)

@@ -34,25 +34,29 @@ image (µSAM: two, via the 1024² input), so a few boundary pixels differ; boxes
 boxes; the label image paints higher predicted IoU on top (µSAM paints larger masks first).
 ``tests/instance/test_amg_microsam.py`` checks the masks against µSAM 1.8.14 on identical
 decoder outputs.
+
+The compact candidates live in :mod:`samscope.instance.amg_candidates`, the foreground-aware
+schedule in :mod:`samscope.instance.amg_schedule`, the point decoder in
+:mod:`samscope.models.decoder`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import torch
 
 from samscope.errors import InputError
+from samscope.instance.amg_candidates import AMGPrediction, Candidates, evaluate_candidate
+from samscope.instance.amg_schedule import foreground_schedule
 from samscope.instance.instances import CroppedMasks, Instances
 from samscope.instance.postprocess import (
     box_nms,
     boxes_near_edge,
     remove_small_regions,
     select,
-    upsample_logit_values,
 )
 from samscope.models.card import AutomaticDefaults
 from samscope.models.decoder import PointDecoder, valid_nodes
@@ -183,98 +187,6 @@ class AMGConfig:
         return cfg.pred_iou_thresh, cfg.stability_score_thresh, cfg.box_nms_thresh
 
 
-@dataclass(frozen=True)
-class AMGPrediction:
-    """Decoder output of AMG, enough to re-threshold without the network.
-
-    Candidate ``i`` is mask ``k`` of a decoded point. Its low-resolution logits are kept inside
-    ``low_boxes[i]`` (the nodes above ``−offset`` plus one node of margin, clipped to the nodes
-    that reach the region) and compactly: for every node, which of the intervals cut at
-    ``−offset``, 0 and ``+offset`` holds it (two bits), and the exact values of the nodes
-    at the corners of cells that one of those levels crosses. That is exactly what decides the
-    upsampled mask (level 0) and SAM's stability score (levels ``±offset``), so
-    :meth:`crop_logits` rebuilds logits with the decoder's mask and stability, and
-    :func:`amg_postprocess` computes both on the upsampled survivors only. Candidates without a
-    node above 0 (empty masks) are not kept.
-
-    Attributes
-    ----------
-    image_shape : (int, int)
-        ``(H, W)`` of the segmented region (the tile's outer region).
-    crop_boxes : ndarray of int64, (c, 4)
-        ``(y0, x0, y1, x1)`` of each crop in image coordinates (row 0 = the whole region).
-    input_size, low_res : int
-        Encoder input side ``S`` and decoder logit side ``L``.
-    crop_index : ndarray of int64, (n,)
-        Crop of each candidate.
-    points : ndarray of float64, (n, 2)
-        ``(y, x)`` of the prompt in image coordinates.
-    iou : ndarray of float32, (n,)
-        Predicted IoU.
-    low_boxes : ndarray of int64, (n, 4)
-        ``(r0, c0, r1, c1)`` of the kept logits on the ``L × L`` grid.
-    levels : tuple of ndarray of uint8
-        Packed bits ``(2, h·w)``: the interval index (0–3) of each node, low bit first.
-    band : tuple of ndarray of uint8
-        Packed bits ``(h·w,)``: node is a corner of a cell one of the levels crosses.
-    values : tuple of ndarray of float32
-        The logits of the ``band`` nodes, raster order.
-    stability_offset : float
-    defaults : AutomaticDefaults
-        The model card's thresholds (used where the config leaves them None).
-    n_prompts : int
-        Point prompts decoded (the network's work).
-    n_points : int
-        Grid points considered (decoded or skipped).
-    """
-
-    image_shape: tuple[int, int]
-    crop_boxes: np.ndarray
-    input_size: int
-    low_res: int
-    crop_index: np.ndarray
-    points: np.ndarray
-    iou: np.ndarray
-    low_boxes: np.ndarray
-    levels: tuple[np.ndarray, ...]
-    band: tuple[np.ndarray, ...]
-    values: tuple[np.ndarray, ...]
-    stability_offset: float = 1.0
-    defaults: AutomaticDefaults = field(default_factory=AutomaticDefaults)
-    n_prompts: int = 0
-    n_points: int = 0
-
-    def __len__(self) -> int:
-        return len(self.iou)
-
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the stored candidates."""
-        arrays = (self.crop_index, self.points, self.iou, self.low_boxes)
-        packed = sum(a.nbytes for part in (self.levels, self.band, self.values) for a in part)
-        return packed + sum(a.nbytes for a in arrays)
-
-    def crop_logits(self, i: int) -> np.ndarray:
-        """Logits ``(h, w)`` of candidate ``i`` inside ``low_boxes[i]``: exact on the band, a
-        value of the same interval elsewhere (so the upsampled mask and stability are the
-        decoder's)."""
-        r0, c0, r1, c1 = (int(v) for v in self.low_boxes[i])
-        shape = (r1 - r0, c1 - c0)
-        return _unpack(self.levels[i], self.band[i], self.values[i], shape, self.stability_offset)
-
-    @classmethod
-    def empty(
-        cls, image_shape: tuple[int, int], input_size: int, low_res: int, defaults: AutomaticDefaults
-    ) -> AMGPrediction:
-        """No candidates (an empty or constant image)."""
-        h, w = image_shape
-        return cls(
-            tuple(image_shape), np.array([[0, 0, h, w]], np.int64), input_size, low_res,
-            np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.float32),
-            np.zeros((0, 4), np.int64), (), (), (), defaults=defaults,
-        )  # fmt: skip
-
-
 # -------------------------------------------------------------------------------------------
 # geometry
 # -------------------------------------------------------------------------------------------
@@ -322,101 +234,6 @@ def _decode_batch(decoder, points_xy, multimask: bool):
     The seam tests replace to feed oracle decoder outputs or count prompts.
     """
     return decoder(points_xy, multimask)
-
-
-def _unpack(levels, band, values, shape, offset: float) -> np.ndarray:
-    """Rebuild a candidate's node logits (see :class:`AMGPrediction`)."""
-    n = shape[0] * shape[1]
-    bits = np.unpackbits(levels.reshape(2, -1), axis=1, count=n)
-    cls = (bits[0] + 2 * bits[1]).reshape(shape)
-    # one value inside each interval: (-inf, -o], (-o, 0], (0, o], (o, inf)
-    reps = np.array([-offset - 1.0, -offset / 2, offset / 2, offset + 1.0], np.float32)
-    out = reps[cls]
-    out[np.unpackbits(band, count=n).reshape(shape).astype(bool)] = values
-    return out
-
-
-def _evaluate(node_logits, origin, ay, ax, offset: float):
-    """Upsample one candidate: ``(box, mask cropped to box, stability)`` (SAM's definitions)."""
-    (y0, x0), values = upsample_logit_values(node_logits, origin, ay, ax)
-    union = int(np.count_nonzero(values > -offset))
-    stability = int(np.count_nonzero(values > offset)) / union if union else 0.0
-    mask = values > 0
-    ys = np.flatnonzero(mask.any(axis=1))
-    if ys.size == 0:
-        return (0, 0, 0, 0), np.zeros((0, 0), bool), stability
-    xs = np.flatnonzero(mask.any(axis=0))
-    box = (y0 + ys[0], x0 + xs[0], y0 + ys[-1] + 1, x0 + xs[-1] + 1)
-    return box, mask[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1], stability
-
-
-class _Candidates:
-    """Accumulates the candidates of decoded batches (low-resolution, cropped, compact)."""
-
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-        self.crop_index: list[np.ndarray] = []
-        self.points: list[np.ndarray] = []
-        self.iou: list[np.ndarray] = []
-        self.low_boxes: list[np.ndarray] = []
-        self.levels: list[np.ndarray] = []
-        self.band: list[np.ndarray] = []
-        self.values: list[np.ndarray] = []
-
-    def add(self, logits, iou, points_yx: np.ndarray, crop: int, valid: tuple[int, int]):
-        """Add a batch; returns the indices (into this batch's P×K) that were kept."""
-        ny, nx = valid
-        p, k = iou.shape
-        lg = logits[:, :, :ny, :nx].reshape(p * k, ny, nx).float()
-        keep = np.flatnonzero((lg > 0).flatten(1).any(dim=1).numpy())
-        lg = lg[torch.from_numpy(keep)]
-        off = self.offset
-        # interval of each node: 0 (<= -off), 1 (<= 0), 2 (<= off), 3 (> off)
-        cls = (lg > -off).to(torch.uint8) + (lg > 0).to(torch.uint8) + (lg > off).to(torch.uint8)
-        a, b, c, d = cls[:, :-1, :-1], cls[:, :-1, 1:], cls[:, 1:, :-1], cls[:, 1:, 1:]
-        crossed = torch.minimum(torch.minimum(a, b), torch.minimum(c, d)) != torch.maximum(
-            torch.maximum(a, b), torch.maximum(c, d)
-        )  # a level crosses the cell
-        band = torch.zeros(lg.shape, dtype=torch.bool)
-        band[:, :-1, :-1] |= crossed
-        band[:, :-1, 1:] |= crossed
-        band[:, 1:, :-1] |= crossed
-        band[:, 1:, 1:] |= crossed
-        outer = cls > 0
-        rows_np, cols_np = outer.any(dim=2).numpy(), outer.any(dim=1).numpy()
-        cls_np, band_np, lg_np = cls.numpy(), band.numpy(), lg.numpy()
-        boxes = np.zeros((len(keep), 4), np.int64)
-        for j in range(len(keep)):
-            ys, xs = np.flatnonzero(rows_np[j]), np.flatnonzero(cols_np[j])
-            r0, c0 = max(ys[0] - 1, 0), max(xs[0] - 1, 0)
-            r1, c1 = min(ys[-1] + 2, ny), min(xs[-1] + 2, nx)
-            boxes[j] = (r0, c0, r1, c1)
-            inband = band_np[j, r0:r1, c0:c1]
-            node = cls_np[j, r0:r1, c0:c1].ravel()
-            self.levels.append(np.packbits(np.stack([node & 1, node >> 1]), axis=1))
-            self.band.append(np.packbits(inband))
-            self.values.append(lg_np[j, r0:r1, c0:c1][inband])
-        self.low_boxes.append(boxes)
-        self.crop_index.append(np.full(len(keep), crop, np.int64))
-        self.points.append(np.repeat(points_yx, k, axis=0)[keep])
-        self.iou.append(iou.reshape(-1).float().numpy()[keep])
-        return keep
-
-    def finish(self, **kw) -> AMGPrediction:
-        def cat(parts, shape, dtype):
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
-
-        return AMGPrediction(
-            crop_index=cat(self.crop_index, (0,), np.int64),
-            points=cat(self.points, (0, 2), np.float64),
-            iou=cat(self.iou, (0,), np.float32),
-            low_boxes=cat(self.low_boxes, (0, 4), np.int64),
-            levels=tuple(self.levels),
-            band=tuple(self.band),
-            values=tuple(self.values),
-            stability_offset=self.offset,
-            **kw,
-        )
 
 
 def _is_constant(region: np.ndarray) -> bool:
@@ -489,7 +306,7 @@ def amg_predict(
     if len(boxes) > 1 and region is None:
         raise InputError("crop layers need the image: pass image=")
     iou_t, stab_t, _ = config.thresholds(defaults)
-    cands = _Candidates(config.stability_score_offset)
+    cands = Candidates(config.stability_score_offset)
     n_prompts = n_points = 0
     for c, (box, layer) in enumerate(zip(boxes, layers, strict=True)):
         y0, x0, y1, x1 = (int(v) for v in box)
@@ -515,7 +332,7 @@ def amg_predict(
                 n_prompts += len(batch)
         else:
             crop_region = region[y0:y1, x0:x1] if region is not None else None
-            n_prompts += _foreground_schedule(
+            n_prompts += foreground_schedule(
                 model, emb, transform, pts, crop_region, cands, config,
                 crop=c, origin=(y0, x0), valid=valid, thresholds=(iou_t, stab_t),
                 decode=partial(_decode_batch, decoder, multimask=config.multimask),
@@ -524,117 +341,6 @@ def amg_predict(
         image_shape=tuple(shape), crop_boxes=boxes, input_size=model.image_size,
         low_res=low_res, defaults=defaults, n_prompts=n_prompts, n_points=n_points,
     )  # fmt: skip
-
-
-# -------------------------------------------------------------------------------------------
-# foreground-aware schedule
-# -------------------------------------------------------------------------------------------
-
-
-#: Window of the maximum filter on the foreground evidence, as a fraction of the point spacing:
-#: a point near a bright object (on its rim) counts as foreground.
-EVIDENCE_WINDOW = 0.25
-#: Automatic cut-off on the smoothed, normalised image (a ``skimage.filters.threshold_*`` name).
-#: With the oracle decoder of ``benchmarks/bench_amg.py`` on HeLa frames 14 and 17 (64² candidate
-#: points): "otsu" decodes ≈250 prompts (mSA 0.82–0.85; the 32² grid: 1024 prompts, 0.69–0.75),
-#: "li" ≈370 (0.87–0.89), "triangle" ≈620 (0.97); on the simulated nuclei all reach 1.0.
-EVIDENCE_THRESHOLD = "otsu"
-
-
-def _foreground_evidence(model, emb, transform, pts, region, config, spacing: float):
-    """Foreground evidence at each point ``(y, x)`` and the cut-off above which it is foreground."""
-    from scipy import ndimage as ndi
-
-    source = config.foreground
-    if source == "auto":
-        source = "head" if model.instance_head is not None else "image"
-    h, w = transform.original_shape
-    if source == "head":
-        if model.instance_head is None:
-            raise InputError(f"model {model.name!r} has no instance head; use foreground='image'")
-        with torch.inference_mode():
-            fg = model.instance_head(emb.to(model.device))[0, 0].float().cpu().numpy()
-        scale = transform.target_size / max(h, w)
-        size = max(1, int(EVIDENCE_WINDOW * spacing * scale)) | 1
-        fg = ndi.maximum_filter(fg, size=size)
-        xy = transform.points_to_input(pts)
-        xi = np.clip(xy[:, 0].astype(np.int64), 0, fg.shape[1] - 1)
-        yi = np.clip(xy[:, 1].astype(np.int64), 0, fg.shape[0] - 1)
-        cut = config.foreground_thresh
-        return fg[yi, xi], model.card.automatic.foreground_thresh if cut is None else cut
-    if region is None:
-        raise InputError("the foreground schedule without an instance head needs the image: pass image=")
-    from skimage import filters
-
-    from samscope.image import normalize_percentile
-
-    grey = np.asarray(region, dtype=np.float32)
-    if grey.ndim == 3:
-        grey = grey.mean(axis=-1)
-    smooth = ndi.gaussian_filter(normalize_percentile(grey), max(1.0, spacing / 8))
-    if config.foreground_thresh is not None:
-        cut = config.foreground_thresh
-    elif smooth.max() > smooth.min():
-        cut = float(getattr(filters, f"threshold_{EVIDENCE_THRESHOLD}")(smooth))
-    else:
-        cut = np.inf  # constant: no foreground
-    evidence = ndi.maximum_filter(smooth, size=max(1, int(EVIDENCE_WINDOW * spacing)) | 1)
-    iy = np.clip(pts[:, 0].astype(np.int64), 0, h - 1)
-    ix = np.clip(pts[:, 1].astype(np.int64), 0, w - 1)
-    return evidence[iy, ix], cut
-
-
-def _foreground_schedule(
-    model, emb, transform, pts, region, cands, config, *, crop, origin, valid, thresholds, decode
-) -> int:
-    """Decode foreground points by decreasing evidence, skipping covered ones; returns prompts decoded."""
-    h, w = transform.original_shape
-    spacing = min(h, w) / math.sqrt(len(pts)) if len(pts) else 1.0
-    evidence, cut = _foreground_evidence(model, emb, transform, pts, region, config, spacing)
-    order = np.argsort(-evidence, kind="stable")
-    order = order[evidence[order] > cut]
-    pix = np.stack(
-        [np.clip(pts[:, 0].astype(np.int64), 0, h - 1), np.clip(pts[:, 1].astype(np.int64), 0, w - 1)],
-        axis=1,
-    )
-    covered = np.zeros((h, w), bool)
-    ay, ax = transform.interpolation_matrices(model.arch.low_res_size)
-    iou_t, stab_t = thresholds
-    decoded, pos = 0, 0
-    while pos < len(order):
-        batch: list[int] = []
-        while pos < len(order) and len(batch) < config.foreground_batch:
-            i = int(order[pos])
-            pos += 1
-            if not covered[pix[i, 0], pix[i, 1]]:
-                batch.append(i)
-        if not batch:
-            break
-        points = pts[batch]
-        logits, iou = decode(transform.points_to_input(points))
-        decoded += len(batch)
-        k = iou.shape[1]
-        keep = cands.add(logits, iou, points + origin, crop, valid)
-        if len(keep) == 0:
-            continue
-        first = len(cands.levels) - len(keep)
-        ious, boxes = cands.iou[-1], cands.low_boxes[-1]
-        best: dict[int, tuple] = {}  # prompt -> (IoU, mask, box) of its best accepted candidate
-        for j in np.flatnonzero(ious > iou_t):
-            prompt = int(keep[j]) // k
-            if prompt in best and best[prompt][0] >= ious[j]:
-                continue
-            r0, c0, r1, c1 = (int(v) for v in boxes[j])
-            node_logits = _unpack(
-                cands.levels[first + j], cands.band[first + j], cands.values[first + j],
-                (r1 - r0, c1 - c0), cands.offset,
-            )  # fmt: skip
-            box, m, stab = _evaluate(node_logits, (r0, c0), ay, ax, cands.offset)
-            if m.size and stab >= stab_t:
-                best[prompt] = (float(ious[j]), m, box)
-        for _, m, (y0, x0, y1, x1) in best.values():
-            covered[y0:y1, x0:x1] |= m
-    return decoded
 
 
 # -------------------------------------------------------------------------------------------
@@ -689,7 +395,7 @@ def amg_postprocess(pred: AMGPrediction, *, config: AMGConfig | None = None) -> 
             mats[c] = Transform((cy1 - cy0, cx1 - cx0), pred.input_size).interpolation_matrices(
                 pred.low_res
             )
-        box, m, stab = _evaluate(
+        box, m, stab = evaluate_candidate(
             pred.crop_logits(i), tuple(pred.low_boxes[i, :2]), *mats[c], pred.stability_offset
         )
         if m.size == 0 or (stab_t > 0 and stab < stab_t):
