@@ -125,7 +125,7 @@ def evaluate(
             "--metrics",
             "-m",
             help="Comma-separated groups: sa (mSA, SA50, SA75, precision/recall/F1 at IoU 0.5), "
-            "dice (seed 000's dice protocol), ctc (SEG, DET, OP_CSB). Default: all that apply.",
+            "dice (the dice protocol of Jadhav et al. 2026), ctc (SEG, DET, OP_CSB). Default: all that apply.",
         ),
     ] = "",
     overlapping: Annotated[

@@ -68,10 +68,10 @@ def mitochondria_command(
     sbr: Annotated[str | None, typer.Option("--sbr", help="Signal-to-background ratio, MIN,MAX [2,6].")] = None,
     bezier_points: Annotated[str | None, typer.Option("--bezier-points", help="Control points of the centreline [4]; 2 = straight rods.")] = None,
     bend_deg: Annotated[str | None, typer.Option("--bend-deg", help="Largest turn between control legs, degrees [45].")] = None,
-    tiling: Annotated[str | None, typer.Option("--tiling", help="crops (seed 000: 128² crops imaged separately) or seamless.")] = None,
+    tiling: Annotated[str | None, typer.Option("--tiling", help="crops (Jadhav et al. 2026: 128² crops imaged separately) or seamless.")] = None,
     settings: _Set = None,
 ) -> None:
-    """Simulate fluorescence images of mitochondria with overlapping instance masks (seed 000).
+    """Simulate fluorescence images of mitochondria with overlapping instance masks (Jadhav et al. 2026, SAM for mitochondria).
 
     Writes OUTPUT/images/000000.tif (float32), OUTPUT/labels/000000.tif (label image),
     OUTPUT/masks/000000.tif (one uint8 mask per mitochondrion, overlaps kept),

@@ -1,4 +1,4 @@
-"""Cell Tracking Challenge measures: SEG, DET, OP_CSB (seed 004) and TRA.
+"""Cell Tracking Challenge measures: SEG, DET, OP_CSB (as SAMCell reports them: VandeLoo et al., PLOS One 2025) and TRA.
 
 Definitions (Ulman et al., Nat. Methods 2017; Matula et al., PLoS One 2015):
 

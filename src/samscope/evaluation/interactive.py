@@ -1,4 +1,4 @@
-"""The interactive-segmentation protocol (µSAM, seed 002, Methods), independent of the model.
+"""The interactive-segmentation protocol (µSAM: Archit et al., Nature Methods 2025, Methods), independent of the model.
 
 Prompts are derived from the ground truth, saved once, and replayed for every model:
 

@@ -312,7 +312,7 @@ def segmentation_accuracy(
     *,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
 ) -> SegmentationAccuracy:
-    """Segmentation accuracy SA(t) = TP / (TP + FP + FN) over IoU thresholds (seed 002).
+    """Segmentation accuracy SA(t) = TP / (TP + FP + FN) over IoU thresholds (µSAM: Archit et al. 2025).
 
     The overlaps are counted once; the optimal one-to-one matching is solved per threshold.
 
@@ -356,7 +356,7 @@ def mean_segmentation_accuracy(gt: Segmentation, pred: Segmentation) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# the dice protocol of seed 000, §4.1
+# the dice protocol of Jadhav et al. 2026 (SAM for mitochondria), §4.1
 # --------------------------------------------------------------------------------------------
 
 
@@ -429,7 +429,7 @@ def dice_protocol(
     threshold: float = 0.5,
     min_size: int = 10,
 ) -> DiceEvaluation:
-    """The mitochondria paper's evaluation (seed 000, §4.1), as written there.
+    """The mitochondria paper's evaluation (Jadhav et al. 2026, §4.1), as written there.
 
     1. Predictions smaller than ``min_size`` pixels are dropped.
     2. Each ground-truth object is matched to its best prediction (highest dice; ties go to the

@@ -1,4 +1,4 @@
-"""Grid search over cheap post-processing settings on cached predictions (seed 002, Methods).
+"""Grid search over cheap post-processing settings on cached predictions (µSAM: Archit et al. 2025, Methods).
 
 Automatic segmentation separates an expensive prediction (masks and scores from the network)
 from a cheap post-processing (thresholds, minimum size). Predict once per validation image, then

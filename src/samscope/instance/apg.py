@@ -1,4 +1,4 @@
-"""Automatic prompt generation (APG, seed 003): seeds from the instance head become SAM prompts.
+"""Automatic prompt generation (APG: Archit & Pape, MIDL 2026): seeds from the instance head become SAM prompts.
 
 As µSAM's ``AutomaticPromptGenerator``:
 

@@ -1,4 +1,4 @@
-"""Distance-map segmentation (SAMCell, seed 004): a regressed distance map and a watershed.
+"""Distance-map segmentation (SAMCell: VandeLoo et al., PLOS One 2025): a regressed distance map and a watershed.
 
 The network part, :func:`predict_distance_map`, follows SAMCell's inference: CLAHE, then
 ``window``-pixel windows overlapping by ``overlap`` pixels on each side, each up-sampled to the

@@ -1,4 +1,4 @@
-"""Foreground-prompted, overlap-aware instance segmentation (seed 000 §3.3, mitochondria).
+"""Foreground-prompted, overlap-aware instance segmentation (Jadhav et al. 2026, SAM for mitochondria, §3.3).
 
 The pipeline of the synthetic-mitochondria paper:
 
@@ -437,7 +437,7 @@ def segment_foreground(
     config: ForegroundConfig | None = None,
     rng: int | np.random.Generator = 0,
 ) -> Instances:
-    """Foreground-prompted, overlap-aware segmentation (seed 000): predict, then post-process.
+    """Foreground-prompted, overlap-aware segmentation (Jadhav et al. 2026, SAM for mitochondria): predict, then post-process.
 
     Parameters
     ----------

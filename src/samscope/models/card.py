@@ -32,7 +32,7 @@ class AutomaticDefaults:
     """Default thresholds of the automatic modes for this model (fine-tuned models are calibrated lower).
 
     ``point_iou_thresh`` and ``mask_overlap_thresh`` are the foreground mode's predicted-IoU cut
-    and overlap filter (seed 000: 0 and 0.5); the others are µSAM's AMG/AIS settings.
+    and overlap filter (Jadhav et al. 2026: 0 and 0.5); the others are µSAM's AMG/AIS settings.
     """
 
     pred_iou_thresh: float = 0.88

@@ -1,6 +1,6 @@
 """Distance-map head: SAMCell's per-cell normalised distance to the border, from SAM's embedding.
 
-SAMCell (seed 004) fine-tunes SAM's *prompt* decoder to emit a distance map from the default
+SAMCell (VandeLoo et al., PLOS One 2025) fine-tunes SAM's *prompt* decoder to emit a distance map from the default
 (empty) prompt. samscope instead puts a small convolutional decoder on the image embedding, as
 it does for AIS (:class:`~samscope.models.heads.InstanceDistanceHead`):
 
