@@ -96,7 +96,8 @@ def _require_head(model: SamscopeModel, mode: str, attribute: str):
     return getattr(model, attribute)
 
 
-def _check_tile(embeddings: ImageEmbeddings, plane: int, tile: int) -> None:
+def check_tile(embeddings: ImageEmbeddings, plane: int, tile: int) -> None:
+    """Raise InputError unless ``plane`` and ``tile`` exist in ``embeddings``."""
     if not 0 <= plane < embeddings.n_planes:
         raise InputError(f"plane {plane} out of range: the image has {embeddings.n_planes}")
     if not 0 <= tile < len(embeddings.tiles):
@@ -148,7 +149,7 @@ def predict_ais_maps(
     from samscope.models.heads import to_original
 
     head = _require_head(model, "ais", "instance_head")
-    _check_tile(embeddings, plane, tile)
+    check_tile(embeddings, plane, tile)
     transform = embeddings.transform(tile)
     emb = embeddings.get(plane, tile).to(model.device)
     size = embeddings.input_size
@@ -257,7 +258,7 @@ def segment_ais(
     """
     cfg = (config if config is not None else AISConfig()).resolve(model.card.automatic)
     _require_head(model, "ais", "instance_head")
-    _check_tile(embeddings, plane, tile)
+    check_tile(embeddings, plane, tile)
     if constant_tile(embeddings, plane, tile):
         return Instances.empty(embeddings.tiles[tile].outer_shape, mode="ais")
     maps = predict_ais_maps(model, embeddings, plane=plane, tile=tile)

@@ -203,13 +203,13 @@ def segment_apg(
         ``masks``, scores = predicted IoU. Empty when there are no seeds, or, without running the
         network, when the image region is constant.
     """
-    from samscope.instance.ais import _check_tile, constant_tile, predict_ais_maps
+    from samscope.instance.ais import check_tile, constant_tile, predict_ais_maps
     from samscope.instance.modes import require_mode
 
     cfg = (config if config is not None else APGConfig()).resolve(model.card.automatic)
     if maps is None:
         require_mode(model, "apg")
-    _check_tile(embeddings, plane, tile)
+    check_tile(embeddings, plane, tile)
     shape = embeddings.tiles[tile].outer_shape
     if maps is not None:
         maps = np.asarray(maps)
