@@ -79,6 +79,15 @@ def test_report_from_subfolders(results, tmp_path, capsys):
     expected = [(c, str(sum(int(r["n_objects"]) for r in imgs if r["condition"] == c)))
                 for c in ("control", "treated")]
     assert [(r["condition"], r["total"]) for r in n_obj] == expected
+    try:
+        import pandas as pd
+    except ImportError:  # pandas is not a dependency; the check runs where it is installed
+        pd = None
+    if pd is not None:
+        for name in ("objects.csv", "images.csv", "conditions.csv"):
+            df = pd.read_csv(out / name)  # no options
+            assert len(df) == len(rows(out / name)) and df.columns[0] != "Unnamed: 0"
+        assert pd.read_csv(out / "objects.csv")["touches_border"].dtype == bool
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") >= 2 + 4  # plots and one thumbnail per image
     assert "src='plots/" not in page and "src='http" not in page  # self-contained
@@ -223,3 +232,24 @@ def test_segment_then_analyze_keeps_the_physical_scale(tmp_path, capsys):
     objs = rows(out / "objects.csv")
     if objs:
         assert float(objs[0]["area_um2"]) == pytest.approx(int(objs[0]["area_px"]) * 0.0625)
+
+
+def test_volumes_are_measured_in_3d(tmp_path, capsys):
+    from samscope.io import write_labels
+
+    seg = tmp_path / "seg"
+    seg.mkdir()
+    vol = np.zeros((8, 20, 20), np.uint16)
+    vol[1:4, 2:8, 2:8] = 1
+    vol[4:7, 2:8, 2:8] = 2
+    write_labels(seg / "v_labels.tif", vol, pixel_size=(500, 100, 100))
+    (seg / "v_objects.csv").write_text("id,area,score\n1,108,1\n2,108,1\n")
+    out = tmp_path / "r"
+    code, _, err = call(["analyze", str(seg), "-o", str(out)], capsys)
+    assert code == 0, err
+    (row,) = rows(out / "images.csv")
+    assert row["n_objects"] == "2" and float(row["mean_area_px"]) == 108
+    assert float(row["mean_area_um2"]) == pytest.approx(108 * 0.5 * 0.1 * 0.1)  # µm³ here
+    assert float(row["mean_neighbours"]) == 1
+    objs = rows(out / "objects.csv")
+    assert objs[0]["volume_vox"] == "108" and float(objs[0]["surface_area_um2"]) > 0

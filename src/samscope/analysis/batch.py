@@ -275,8 +275,9 @@ def analyze_image(files: ResultFiles, config: AnalysisConfig = AnalysisConfig(),
     for row in rows:
         row.update({"pixel_size_nm": px if px is not None else math.nan,
                     "units": "µm" if px is not None else "px"})
-    thumb = _thumbnail(labels if labels.ndim == 2 else labels[0],
-                       None if image is None else (image if labels.ndim == 2 else image[0])) \
+    mid = 0 if stacked or labels.ndim == 2 else labels.shape[0] // 2  # a volume: its middle
+    thumb = _thumbnail(labels if labels.ndim == 2 else labels[mid],
+                       None if image is None else (image if labels.ndim == 2 else image[mid])) \
         if thumbnail else None
     return ImageAnalysis(files.name, files.condition, objects, rows, thumb, tuple(notes), px)
 

@@ -142,9 +142,13 @@ def area_histograms(objects: Table, conditions: Sequence[str], *,
     every object has a physical size, else in px² (the dot/rod threshold drawn if given)."""
     if not len(objects):
         return None
-    um = np.asarray(objects["area_um2"], np.float64)
+    flat = "area_px" in objects and np.isfinite(np.asarray(objects["area_px"], float)).any()
+    px_key, um_key = ("area_px", "area_um2") if flat else ("volume_vox", "volume_um3")
+    if px_key not in objects:
+        return None
+    um = np.asarray(objects[um_key], np.float64)
     physical = bool(np.isfinite(um).all())
-    area = um if physical else np.asarray(objects["area_px"], np.float64)
+    area = um if physical else np.asarray(objects[px_key], np.float64)
     ok = np.isfinite(area) & (area > 0)
     if not ok.any():
         return None
@@ -158,11 +162,13 @@ def area_histograms(objects: Table, conditions: Sequence[str], *,
         if a.size:
             ax.hist(a, bins=bins, density=True, histtype="step", linewidth=1.5,
                     label=f"{c} (n={a.size})")
-    if threshold_um2 is not None:
+    if threshold_um2 is not None and flat:
         t = threshold_um2 if physical else threshold_um2 / 0.08**2
         ax.axvline(t, color="black", linestyle="--", linewidth=1, label="dot / rod")
     ax.set_xscale("log")
-    ax.set_xlabel("object area (µm²)" if physical else "object area (px²)")
+    what, unit = ("area", "µm²" if physical else "px²") if flat else (
+        "volume", "µm³" if physical else "voxels")
+    ax.set_xlabel(f"object {what} ({unit})")
     ax.set_ylabel("density")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
