@@ -114,6 +114,13 @@ def test_diameter_is_passed_through_printed_and_stored(model, folder, tmp_path, 
 
     monkeypatch.setattr(seg, "segment", scale_aware)
     out = tmp_path / "out"
+    with pytest.raises(InputError, match="works at one scale"):  # vit_test is not scale-aware
+        segment_batch(SegmentRequest([folder / "a.tif"], output=out, model=model, mode="apg",
+                                     diameter=12))  # fmt: skip
+    assert not out.exists()
+    import dataclasses
+
+    monkeypatch.setattr(model, "card", dataclasses.replace(model.card, working_diameter=30.0))
     result = segment_batch(SegmentRequest([folder / "a.tif"], output=out, model=model,
                                           mode="apg", settings=SETTINGS, diameter_um=5.0))  # fmt: skip
     assert seen == [pytest.approx(20.0)]  # 5 µm / 0.25 µm per pixel

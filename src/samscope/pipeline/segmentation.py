@@ -255,6 +255,14 @@ def _resolve_model(request: SegmentRequest) -> tuple[Any, str, Any]:
 
         net = load_model(net, checkpoint=request.checkpoint, device=request.device)
     mode = choose_mode(net, request.mode)
+    wants_size = request.diameter is not None or request.diameter_um is not None
+    card = getattr(net, "card", None)
+    if wants_size and mode != "foreground" and not getattr(card, "working_diameter", None):
+        raise InputError(
+            f"model {getattr(card, 'name', net)!r} works at one scale (its card has no working "
+            "diameter), so --diameter/--diameter-um cannot be applied; use a scale-aware model "
+            "such as samscope-generalist"
+        )
     config = None
     if request.settings:
         config = build_settings(config_class(mode), request.settings, what=f"mode {mode!r}")
