@@ -22,7 +22,8 @@ done and recomputes the damaged, truncated or missing ones (reported in
 (:func:`load_embeddings`) raises :class:`~samscope.errors.CacheMismatchError` naming it. A cache
 created by a call that then fails (NaN in the image, a bad model) is removed; one left by an
 interruption (Ctrl-C) is kept and completed by the next call. A new cache appears atomically
-(built beside its path, then renamed), so no half-made cache ever has the right name.
+(built beside its path, then renamed), so no half-made cache ever has the right name. The store
+itself lives in :mod:`samscope.embedding_cache`; the early memory check in :mod:`samscope.memory`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from samscope.embedding_cache import (
+    FORMAT_VERSION,
+    cache_progress,
+    check_cache_location,
+    open_cache,
+    piece_name,
+    read_flags,
+    read_piece,
+    remove_new_cache,
+    stored_signature,
+)
 from samscope.errors import CacheMismatchError, InputError
 from samscope.image import Transform, prepare_input
+from samscope.memory import check_memory
 from samscope.tiling import Tile, TileGrid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,9 +69,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Bump when the stored layout or preprocessing changes; part of the cache signature.
-#: 2: crc32c checksums on every chunk, NaN fill for features, one ``done`` chunk per plane.
-FORMAT_VERSION = 2
 _HASH_BLOCK_BYTES = 64 * 2**20
 
 
@@ -189,10 +199,10 @@ class ImageEmbeddings:
         if self.path is None:
             values = np.array(self.features[plane, tile], dtype=np.float32)
         else:
-            values, problem = _read_piece(self.features, plane, tile)
+            values, problem = read_piece(self.features, plane, tile)
             if problem is not None:
                 raise CacheMismatchError(
-                    f"embeddings cache {self.path}: {_piece_name(plane, tile)} is {problem}; run "
+                    f"embeddings cache {self.path}: {piece_name(plane, tile)} is {problem}; run "
                     f"`samscope embed IMAGE -o {self.path}` with its image to recompute it"
                 )
         return torch.from_numpy(values)[None]
@@ -223,296 +233,6 @@ def _signature(model: SamscopeModel, data: Any, axes: str, grid: TileGrid | None
         "axes": axes,
         "data_hash": data_hash(data),
     }
-
-
-def _differences(stored: dict, wanted: dict) -> list[str]:
-    keys = sorted(set(stored) | set(wanted))
-    skip = {"samscope_version"}
-    return [
-        f"{k}: cache has {stored.get(k)!r}, expected {wanted.get(k)!r}"
-        for k in keys
-        if k not in skip and _jsonable(stored.get(k)) != _jsonable(wanted.get(k))
-    ]
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value))
-
-
-def _piece_name(plane: int, tile: int) -> str:
-    return f"the piece of plane {plane}, tile {tile} (chunk features/c/{plane}/{tile}/0/0/0)"
-
-
-def _read_piece(features: Any, plane: int, tile: int) -> tuple[np.ndarray | None, str | None]:
-    """One stored embedding, or None and what is wrong with it (damaged, missing)."""
-    try:
-        values = np.array(features[plane, tile], dtype=np.float32)
-    except Exception as err:  # noqa: BLE001 - crc32c mismatch, truncated or unreadable chunk
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "checksum" in first.lower():
-            first = "crc32c checksum mismatch"
-        return None, f"damaged ({first[:120]})"
-    if not np.isfinite(values).all():
-        return None, "missing" if np.isnan(values).all() else "damaged (non-finite values)"
-    return values, None
-
-
-def _read_flags(done: Any, plane: int) -> np.ndarray | None:
-    try:
-        return np.asarray(done[plane]).astype(bool)
-    except Exception:  # noqa: BLE001 - a damaged completeness chunk
-        return None
-
-
-def _verify(path: Path, features: Any, done: Any) -> tuple[np.ndarray, list[str]]:
-    """Which pieces of an open cache are stored intact; what was found damaged or missing.
-
-    Reads every piece the completeness record flags done. A damaged record of a plane is rebuilt
-    from its pieces (an intact, finite chunk was written whole: zarr writes chunks atomically).
-    """
-    n_planes, n_tiles = done.shape
-    valid = np.zeros((n_planes, n_tiles), bool)
-    problems: list[str] = []
-    for p in range(n_planes):
-        flags = _read_flags(done, p)
-        for t in range(n_tiles):
-            if flags is not None and not flags[t]:
-                continue
-            _, problem = _read_piece(features, p, t)
-            valid[p, t] = problem is None
-            if problem is not None and flags is not None:
-                problems.append(f"{_piece_name(p, t)} was {problem}")
-        if flags is None:
-            problems.append(f"the completeness record of plane {p} (chunk done/c/{p}/0) was damaged")
-            done[p] = valid[p].astype(np.uint8)
-    return valid, problems
-
-
-def _new_cache(path: Path, signature: dict, shape: tuple[int, ...]) -> None:
-    """Create an empty cache atomically: built beside ``path``, then renamed onto it."""
-    import shutil
-    import uuid
-
-    import zarr
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-
-    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _MADE_FOLDERS[path] = made  # removed again (when empty) if this call fails
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:10]}.tmp"
-    try:
-        group = zarr.open_group(str(tmp), mode="w-", attributes={"samscope_signature": signature})
-        group.create_array(
-            "features",
-            shape=shape,
-            chunks=(1, 1) + shape[2:],
-            dtype="float32",
-            fill_value=float("nan"),  # a missing chunk reads as NaN, never as plausible zeros
-            compressors=(ZstdCodec(level=0), Crc32cCodec()),
-        )
-        group.create_array(
-            "done",
-            shape=shape[:2],
-            chunks=(1, shape[1]),
-            dtype="uint8",
-            fill_value=0,
-            compressors=(Crc32cCodec(),),
-        )
-        import os
-
-        os.rename(tmp, path)  # fails (nothing lost) if another process created path meanwhile
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not path.exists():
-            _remove_new_cache(path)
-        raise
-
-
-#: Folders :func:`_new_cache` had to create for a cache, per cache path (for clean failures).
-_MADE_FOLDERS: dict[Path, list[Path]] = {}
-
-
-def _remove_new_cache(path: Path) -> None:
-    """Remove a cache this process created, and the folders made for it when they are empty."""
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-    for folder in _MADE_FOLDERS.pop(path, []):  # deepest first
-        try:
-            folder.rmdir()
-        except OSError:
-            break
-
-
-def _stored_signature(path: Path) -> dict:
-    """The signature of an existing cache (CacheMismatchError: not a samscope cache)."""
-    import zarr
-
-    if not path.is_dir():
-        raise CacheMismatchError(
-            f"{path} exists and is not an embeddings cache (a zarr folder); choose another path"
-        )
-    try:
-        group = zarr.open_group(str(path), mode="r")
-        stored = dict(group.attrs.get("samscope_signature", {}))
-    except Exception as err:  # noqa: BLE001
-        raise CacheMismatchError(
-            f"embeddings cache {path} is damaged or not a samscope cache ({err}); "
-            "delete it or choose another path"
-        ) from err
-    if not stored:
-        raise CacheMismatchError(
-            f"{path} is not a samscope embeddings cache (no samscope signature); "
-            "delete it or choose another path"
-        )
-    return stored
-
-
-def check_cache_location(path: str | Path) -> bool:
-    """Check, before anything is computed, that ``path`` can hold an embeddings cache.
-
-    Returns
-    -------
-    bool
-        Whether a samscope cache is already there.
-
-    Raises
-    ------
-    CacheMismatchError
-        ``path`` exists but is a file or another kind of folder.
-    """
-    path = Path(path)
-    if not path.exists():
-        return False
-    _stored_signature(path)
-    return True
-
-
-def cache_progress(path: str | Path) -> tuple[int, int] | None:
-    """``(pieces done, pieces in all)`` of a cache from its completeness record; None if unreadable."""
-    import zarr
-
-    try:
-        done = zarr.open_group(str(path), mode="r")["done"]
-        total = 0
-        for p in range(done.shape[0]):
-            flags = _read_flags(done, p)
-            total += int(flags.sum()) if flags is not None else 0
-        return total, int(np.prod(done.shape))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-def _open_cache(path: Path, signature: dict, shape: tuple[int, ...]):
-    """Open (verifying it) or create the zarr cache.
-
-    Returns ``(features, done, valid, problems, created)``: the arrays, which pieces are stored
-    intact, what was damaged or missing, and whether this call created the cache.
-    """
-    import zarr
-
-    created = False
-    if not path.exists():
-        try:
-            _new_cache(path, signature, shape)
-            created = True
-        except FileExistsError:  # another process created it meanwhile: open theirs
-            pass
-        except OSError:
-            if not path.exists():
-                raise
-    stored = _stored_signature(path)
-    if stored.get("format_version") != FORMAT_VERSION:
-        raise CacheMismatchError(
-            f"embeddings cache {path} was written by another samscope cache format "
-            f"({stored.get('format_version')!r}, this samscope writes {FORMAT_VERSION}, with "
-            "checksums); delete it and run again"
-        )
-    diffs = _differences(stored, signature)
-    if diffs:
-        raise CacheMismatchError(
-            f"embeddings cache {path} was made for other data or settings:\n  "
-            + "\n  ".join(diffs)
-            + "\ndelete it or choose another path"
-        )
-    try:
-        group = zarr.open_group(str(path), mode="r+")
-        features = group["features"]
-        done = group["done"]
-    except Exception as err:  # noqa: BLE001
-        raise CacheMismatchError(
-            f"embeddings cache {path} is damaged ({type(err).__name__}: {err}); "
-            "delete it and run again"
-        ) from err
-    if tuple(features.shape) != shape or tuple(done.shape) != shape[:2]:
-        raise CacheMismatchError(
-            f"embeddings cache {path} has features of shape {tuple(features.shape)}, expected {shape}; "
-            "delete it or choose another path"
-        )
-    if created:
-        valid, problems = np.zeros(shape[:2], bool), []
-    else:
-        valid, problems = _verify(path, features, done)
-    return features, done, valid, problems, created
-
-
-def _memory_available() -> int | None:
-    """Bytes of memory this process may still use: MemAvailable, capped by a cgroup limit."""
-    import os
-
-    limit = os.environ.get("SAMSCOPE_MEMORY_LIMIT")
-    if limit:
-        units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-        text = limit.strip().lower().rstrip("b").rstrip("i")
-        try:
-            if text and text[-1] in units:
-                return int(float(text[:-1]) * units[text[-1]])
-            return int(float(text))
-        except ValueError:
-            raise InputError(
-                f"SAMSCOPE_MEMORY_LIMIT={limit!r} is not a size (e.g. 8G, 512M, 1000000)"
-            ) from None
-    available = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        return None
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            cap = f.read().strip()
-        if cap != "max":
-            with open("/sys/fs/cgroup/memory.current") as f:
-                used = int(f.read().strip())
-            room = int(cap) - used
-            available = room if available is None else min(available, room)
-    except (OSError, ValueError):
-        pass
-    return available
-
-
-def check_memory(needed: int, what: str, advice: str) -> None:
-    """Fail early, with ``advice``, when ``needed`` bytes cannot fit in the memory left.
-
-    The limit is the system's available memory (capped by a cgroup limit), or
-    ``$SAMSCOPE_MEMORY_LIMIT`` (e.g. ``8G``) when set.
-
-    Raises
-    ------
-    InputError
-        Naming the need and what is available.
-    """
-    available = _memory_available()
-    if available is not None and needed > available:
-        raise InputError(
-            f"{what} needs about {needed / 2**30:.1f} GiB of memory but only "
-            f"{available / 2**30:.1f} GiB are available; {advice}"
-        )
 
 
 def _plane_iter(data: Any, axes: str) -> Iterator[np.ndarray]:
@@ -604,7 +324,7 @@ def compute_embeddings(
     created = False
     if cache is not None:
         path = Path(cache)
-        features, done, done_now, problems, created = _open_cache(path, signature, shape)
+        features, done, done_now, problems, created = open_cache(path, signature, shape)
         if problems:
             log.warning(
                 "embeddings cache %s: recomputing %d damaged or missing piece(s): %s",
@@ -621,7 +341,7 @@ def compute_embeddings(
         )
     except Exception:
         if created:  # a cache this call made and could not finish holds nothing worth keeping
-            _remove_new_cache(path)
+            remove_new_cache(path)
         raise
     result = ImageEmbeddings(
         features=features,
@@ -830,7 +550,7 @@ def load_embeddings(path: str | Path) -> ImageEmbeddings:
     import zarr
 
     path = Path(path)
-    sig = _stored_signature(path)
+    sig = stored_signature(path)
     if sig.get("format_version") != FORMAT_VERSION:
         raise CacheMismatchError(
             f"embeddings cache {path} has format {sig.get('format_version')!r}; this samscope "
@@ -844,7 +564,7 @@ def load_embeddings(path: str | Path) -> ImageEmbeddings:
         raise CacheMismatchError(f"{path} is not a readable samscope embeddings cache ({err})") from err
     n_done = 0
     for p in range(done_arr.shape[0]):
-        flags = _read_flags(done_arr, p)
+        flags = read_flags(done_arr, p)
         if flags is None:
             raise CacheMismatchError(
                 f"embeddings cache {path}: the completeness record of plane {p} (chunk done/c/{p}/0) "

@@ -63,3 +63,12 @@ def test_os_errors_are_one_line(monkeypatch, capsys):
         main.main(["boom"])
     assert exc.value.code == 1
     assert capsys.readouterr().err.strip() == "error: Permission denied: /x/y.tif"
+
+
+def test_main_leaves_the_callers_sigterm_handling_alone(capsys):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        main.main(["no-such-command"])
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -144,12 +144,12 @@ def embed(
 
 def _inputs(image: Path, model: str, checkpoint: Path | None) -> list[Path]:
     """The files a command reads: never one of its outputs."""
-    from samscope.models.registry import _looks_like_path
+    from samscope.models.registry import looks_like_path
 
     inputs = [image]
     if checkpoint is not None:
         inputs.append(checkpoint)
-    if _looks_like_path(model):  # not a registered name: a model file
+    if looks_like_path(model):  # not a registered name: a model file
         inputs.append(Path(model))
     return inputs
 

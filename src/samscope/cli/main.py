@@ -99,13 +99,26 @@ def _on_sigterm(signum, frame) -> None:  # noqa: ARG001 - signal handler signatu
     raise Terminated()
 
 
-def _install_signal_handlers() -> None:
-    """SIGTERM raises :class:`Terminated` (unless the caller had it ignored)."""
+def _install_signal_handlers():
+    """SIGTERM raises :class:`Terminated` (unless the caller had it ignored or handled).
+
+    Returns the previous handler (restored when :func:`main` returns), or None when nothing
+    was installed.
+    """
     try:
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            return signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (e.g. called from a worker): keep the default
         pass
+    return None
+
+
+def _restore_signal_handlers(previous) -> None:
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except ValueError:  # pragma: no cover - not the main thread
+            pass
 
 
 def _interrupted(how: str, code: int) -> None:
@@ -130,7 +143,14 @@ def _os_error_line(err: OSError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; errors become one clear line and an exit status (module docstring)."""
     _interrupt.clear()
-    _install_signal_handlers()
+    previous = _install_signal_handlers()
+    try:
+        _run(argv)
+    finally:  # called in-process (tests, scripts): leave the caller's SIGTERM handling as it was
+        _restore_signal_handlers(previous)
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         try:
             app = build_app()

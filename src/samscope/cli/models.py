@@ -56,13 +56,13 @@ def info_command(
       samscope models info runs/a/model.pt
     """
     from samscope.models.registry import (
-        _looks_like_path,
         cache_dir,
         get_card,
+        looks_like_path,
         resolve_checkpoint,
     )
 
-    if _looks_like_path(name):
+    if looks_like_path(name):
         card, path = resolve_checkpoint(name)
         _print_card(card)
         typer.echo(f"file:           {path} ({path.stat().st_size / 1e6:.1f} MB, {card.known_hash})")

@@ -796,6 +796,15 @@ def _verified(name: str, file: RemoteFile, *, download: bool) -> Path:
     return path
 
 
+def looks_like_path(name_or_path: str | Path) -> bool:
+    """Whether ``--model VALUE`` names a checkpoint file rather than a registered model.
+
+    A registered name (built-in or imported with ``--name``) always wins; otherwise an existing
+    path, or anything with a path separator or a dot, is a file.
+    """
+    return _looks_like_path(name_or_path)
+
+
 def _looks_like_path(name_or_path: str | Path) -> bool:
     if isinstance(name_or_path, Path):
         return True
