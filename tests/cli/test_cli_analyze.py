@@ -124,25 +124,28 @@ def test_missing_pieces_no_pixel_size_and_empty_images(tmp_path, capsys):
     seg = tmp_path / "seg"
     write_result(seg, "good", labels_with(3), pixel_size_nm=None, record=False)
     write_result(seg, "empty", np.zeros((40, 40), np.uint16), pixel_size_nm=None, record=False)
-    write_result(seg, "unfinished", labels_with(2), table=False)
+    write_result(seg, "unfinished", labels_with(2), table=False, record=False)
+    (seg / "broken_labels.tif").write_bytes(b"not a tiff")
     out = tmp_path / "r"
     code, text, err = call(["analyze", str(seg), "-o", str(out), "--mito"], capsys)
     assert code == 0, err
-    assert "skipped unfinished" in err and "unfinished_objects.csv is missing" in err
+    assert "skipped broken" in err and "cannot read the labels" in err
+    (line,) = [ln for ln in err.splitlines() if "no *_objects.csv" in ln]
+    assert "unfinished" in line and "labels alone" in line
     assert "no pixel size" in err and "in pixels" in err and "200 px" in err
     assert "empty: no objects" in err
     imgs = {r["image"]: r for r in rows(out / "images.csv")}
-    assert set(imgs) == {"empty", "good"}
+    assert set(imgs) == {"empty", "good", "unfinished"}
     assert imgs["empty"]["n_objects"] == "0" and imgs["empty"]["mean_area_px"] == ""
     assert imgs["good"]["units"] == "px" and imgs["good"]["mean_area_um2"] == ""
     # a pixel size on the command line gives µm again
     code, _, err = call(["analyze", str(seg), "-o", str(out), "--pixel-size", "100",
                          "--overwrite"], capsys)
     assert code == 0 and "no pixel size" not in err
-    assert rows(out / "images.csv")[1]["units"] == "µm"
+    assert {r["units"] for r in rows(out / "images.csv")} == {"µm"}
 
 
-@pytest.mark.parametrize("case", ["missing", "file", "no_labels", "none_complete"])
+@pytest.mark.parametrize("case", ["missing", "file", "no_labels", "all_broken"])
 def test_bad_results_folders(tmp_path, capsys, case):
     target = tmp_path / "seg"
     if case == "file":
@@ -150,12 +153,14 @@ def test_bad_results_folders(tmp_path, capsys, case):
     elif case == "no_labels":
         target.mkdir()
         (target / "a.tif").write_bytes(b"")
-    elif case == "none_complete":
-        write_result(target, "a", labels_with(2), table=False)
+    elif case == "all_broken":
+        target.mkdir()
+        (target / "a_labels.tif").write_bytes(b"")
+        (target / "a_objects.csv").write_text("id\n")
     code, _, err = call(["analyze", str(target), "-o", str(tmp_path / "r")], capsys)
     assert code == 2
     assert {"missing": "does not exist", "file": "not a folder", "no_labels": "no *_labels.tif",
-            "none_complete": "no complete segmentation"}[case] in err
+            "all_broken": "no image could be analysed"}[case] in err
     assert "Traceback" not in err
 
 

@@ -200,7 +200,7 @@ def analyze_image(files: ResultFiles, config: AnalysisConfig = AnalysisConfig(),
         raise InputError(f"'{files.labels.name}' has a channel axis (axes {lab_img.axes}); "
                          "a label image holds one integer id per pixel")
     labels = check_labels(np.asarray(lab_img.data), source=files.labels)
-    rows_in = read_csv_rows(files.table)
+    rows_in = read_csv_rows(files.table) if files.table is not None else []
     record = {}
     if files.record is not None:
         import json

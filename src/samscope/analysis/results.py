@@ -51,15 +51,16 @@ class ResultFiles:
     ----------
     name : str
         Path below the results folder without suffix, ``/``-separated (``Hypoxia/cell03``).
-    labels, table : Path
-    masks, record, image : Path or None
-        Overlapping masks, segmentation record and original image, where found.
+    labels : Path
+    table, masks, record, image : Path or None
+        Objects table, overlapping masks, segmentation record and original image, where
+        found (``samscope segment`` writes the table last; ``samscope baseline`` none).
     condition : str
     """
 
     name: str
     labels: Path
-    table: Path
+    table: Path | None
     masks: Path | None
     record: Path | None
     image: Path | None
@@ -248,8 +249,8 @@ def find_results(
     Raises
     ------
     InputError
-        When ``results`` is not a folder or holds no labels file, when no result is
-        complete, or when the conditions name images that are not in the results.
+        When ``results`` is not a folder or holds no labels file, or when the conditions name
+        images that are not in the results.
     """
     root = Path(results)
     if not root.exists():
@@ -275,16 +276,14 @@ def find_results(
         if not img_root.is_dir():
             raise InputError(f"--images '{img_root}' is not a folder")
         index = _index_images(img_root, skip)
-    found, skipped, notes = [], [], []
+    found, skipped, notes, no_table = [], [], [], []
     for lab in labels_files:
         rel = lab.relative_to(root).as_posix()
         name = rel[: -len(LABELS_SUFFIX)]
         base = lab.name[: -len(LABELS_SUFFIX)]
         table = lab.parent / f"{base}{TABLE_SUFFIX}"
         if not table.is_file():
-            skipped.append((name, f"{table.name} is missing (segmentation unfinished or "
-                                  "interrupted? run samscope segment again to complete it)"))
-            continue
+            no_table.append(name)
         masks = lab.parent / f"{base}{MASKS_SUFFIX}"
         record_path = lab.parent / f"{base}{RECORD_SUFFIX}"
         record = _record(record_path) if record_path.is_file() else {}
@@ -292,12 +291,15 @@ def find_results(
         if note:
             notes.append(note)
         folder = name.rsplit("/", 1)[0] if "/" in name else DEFAULT_CONDITION
-        found.append(ResultFiles(name, lab, table, masks if masks.is_file() else None,
+        found.append(ResultFiles(name, lab, table if table.is_file() else None,
+                                 masks if masks.is_file() else None,
                                  record_path if record_path.is_file() else None, image,
                                  folder))
-    if not found:
-        reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
-        raise InputError(f"no complete segmentation results under '{root}' ({reasons})")
+    if no_table:
+        notes.append(f"{len(no_table)} image(s) have no *{TABLE_SUFFIX} "
+                     f"({', '.join(no_table[:3])}{' …' if len(no_table) > 3 else ''}): measured "
+                     "from the labels alone (samscope baseline writes no table; after samscope "
+                     "segment it means the run did not finish: run it again to complete it)")
     found, order, more = _assign(found, conditions)
     notes += more
     missing = [f.name for f in found if f.image is None]
