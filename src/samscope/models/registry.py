@@ -124,6 +124,14 @@ _SAMSCOPE_LM = AutomaticDefaults(
     center_distance_thresh=0.5, boundary_distance_thresh=0.5, foreground_thresh=0.4,
     foreground_smoothing=1.0, distance_smoothing=1.6, min_size=100, border_min_size=400,
 )  # fmt: skip
+# samscope-generalist: AIS thresholds tuned on the tuning split of every domain of the multi-domain
+# benchmark (HeLa 12-13, CHO 12-13, simulated suites seed 301; benchmarks/tune_generalist.py),
+# objects touching the border kept; min_size/border_min_size are at the working scale (28 px).
+_SAMSCOPE_GENERALIST = AutomaticDefaults(
+    pred_iou_thresh=0.7, stability_score_thresh=0.8,
+    center_distance_thresh=0.5, boundary_distance_thresh=0.5, foreground_thresh=0.5,
+    foreground_smoothing=1.0, distance_smoothing=1.6, min_size=200, border_min_size=0,
+)  # fmt: skip
 _SAMSCOPE_MITO = AutomaticDefaults(
     pred_iou_thresh=0.7, stability_score_thresh=0.8, point_iou_thresh=0.0, mask_overlap_thresh=0.3,
 )  # fmt: skip
@@ -148,12 +156,13 @@ _MICRO_SAM = (
 #: Hashes of the weights shipped in ``samscope/data/models`` (written by ``samscope train`` export,
 #: checked on every load; ``tests/models/test_shipped.py`` keeps them in step with the files).
 SHIPPED_HASHES = {
+    "samscope-generalist": "xxh128:4f28b7a7f4faace6d4dcbbb644899ccd",
     "samscope-lm": "xxh128:87b17f25d77234f44a6e69a7d5e78340",
     "samscope-mito": "xxh128:1b25ac6c07f540d66f5b06487f17ab5e",
 }
 
 #: The model ``samscope segment`` and ``samscope.segment`` use when none is named.
-DEFAULT_MODEL = "samscope-lm"
+DEFAULT_MODEL = "samscope-generalist"
 
 
 def _shipped_cards() -> list[ModelCard]:
@@ -169,6 +178,19 @@ def _shipped_cards() -> list[ModelCard]:
         normalisation=Normalisation(pad="reflect"),
     )
     return [
+        ModelCard(
+            name="samscope-generalist",
+            description="samscope's default model: nuclei, cells and bacteria of any size and "
+            "look (fluorescence, phase contrast, bright-field, DIC); estimates each image's object "
+            "size and segments at its working scale; compact SAM, shipped, works offline",
+            known_hash=SHIPPED_HASHES["samscope-generalist"],
+            filename="samscope-generalist.pt",
+            shipped="models/samscope-generalist.pt",
+            default_mode="ais",
+            automatic=_SAMSCOPE_GENERALIST,
+            working_diameter=28.0,
+            **common,
+        ),
         ModelCard(
             name="samscope-lm",
             description="samscope's own light-microscopy model (fluorescent nuclei, label-free "
