@@ -33,7 +33,8 @@ def test_import_under_a_new_name_then_use_it_offline(samscope, library, work, en
     expect_ok(samscope("models", "info", "my-nuclei", env=env), "samscope_compact", "present")
     expect_ok(samscope("prompt", library / "cells.tif", "-p", "40,50", "-o", "a.tif", "-m",
                        "my-nuclei", env=env))  # fmt: skip
-    expect_ok(samscope("prompt", library / "cells.tif", "-p", "40,50", "-o", "b.tif", env=env))
+    expect_ok(samscope("prompt", library / "cells.tif", "-p", "40,50", "-o", "b.tif", "-m",
+                       "samscope-lm", env=env))  # fmt: skip
     assert (tifffile.imread(work / "a.tif") == tifffile.imread(work / "b.tif")).all()
     record = json.loads((work / "cache/models/user-models.json").read_text())
     assert record["models"]["my-nuclei"]["card"]["known_hash"].startswith("xxh128:")

@@ -89,7 +89,8 @@ def test_interrupted_embed_exits_nonzero_and_resumes(work, root, stack, sig, cod
     from samscope.embeddings import compute_embeddings
     from samscope.models.registry import load_model
 
-    ref = compute_embeddings(tifffile.imread(stack)[23], load_model("samscope-lm", device="cpu"))
+    model = load_model(emb.model_name, device="cpu")  # the default model, whichever it is
+    ref = compute_embeddings(tifffile.imread(stack)[23], model)
     np.testing.assert_allclose(emb.get(23, 0).numpy(), ref.get(0, 0).numpy(), atol=1e-4)
     assert stack.read_bytes() == before
 
