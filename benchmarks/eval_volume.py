@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                          "else 28/67 for samscope-lm's 28-px training nuclei)")  # fmt: skip
     ap.add_argument("--cache", default="/tmp/samscope-eval-volume")
     ap.add_argument("--what", default="auto,interactive")
+    ap.add_argument("--embed-only", action="store_true", help="only fill the embeddings caches")
     ap.add_argument("--start", choices=("largest", "middle"), default="largest")
     ap.add_argument("--only-defaults", action="store_true", help="only the shipped defaults")
     ap.add_argument("--out", help="write the figures as JSON here")
@@ -147,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         [PropagationConfig()]
         if args.only_defaults
         else [PropagationConfig(prompt=p) for p in ("box", "box+mask", "points+mask", "box+points")]
-        + [PropagationConfig(min_contrast=c) for c in (0.0, 0.25)]
     )
     rows: dict[str, list] = {}
     cache = Path(args.cache)
@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
         s, _ = volume_scale(vol, model, scale=scale)
         stack = PlaneStack(vol, model, scale=s, cache=cache / f"{args.model}_t{t}_s{s:.3f}.zarr")
+        if args.embed_only:
+            continue
         if "auto" in what:
             per = segment_volume(stack, model, method="per-plane", min_contrast=0)
             rows.setdefault("per-plane", []).append(scores(gt, per.labels))
@@ -183,16 +185,22 @@ def main(argv: list[str] | None = None) -> int:
                     key = f"{kind} prompt={cfg.prompt} min_contrast={cfg.min_contrast}"
                     rows.setdefault(key, []).append({"iou3d": float(np.mean(ious)), "n": len(ids)})
         print(f"t={t} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+        _report(rows, args, times[: times.index(t) + 1], s, final=t == times[-1])
+    return 0
+
+
+def _report(rows: dict, args, times: list[int], s: float, *, final: bool) -> None:
+    """Print the means so far (and write them to --out), so a long run can be stopped early."""
     summary = {}
-    print(f"\nCHO {args.split} time points {times[0]}–{times[-1]}, model {args.model}, scale {s:.3f}")
+    lines = [f"\nCHO {args.split} time points {','.join(map(str, times))}, model {args.model}, scale {s:.3f}"]
     for key, vals in rows.items():
         agg = {k: float(np.mean([v[k] for v in vals])) for k in vals[0] if k != "n"}
         summary[key] = agg
-        print(f"  {key:48s} " + "  ".join(f"{k} {v:.3f}" for k, v in agg.items()))
+        lines.append(f"  {key:48s} " + "  ".join(f"{k} {v:.3f}" for k, v in agg.items()))
+    print("\n".join(lines), file=sys.stdout if final else sys.stderr, flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps({"split": args.split, "times": times, "model": args.model,
-                                              "scale": s, "results": summary}, indent=1))  # fmt: skip
-    return 0
+        doc = {"split": args.split, "times": times, "model": args.model, "scale": s, "results": summary}
+        Path(args.out).write_text(json.dumps(doc, indent=1))
 
 
 if __name__ == "__main__":

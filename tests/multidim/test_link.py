@@ -13,8 +13,9 @@ def test_link_planes_gives_one_id_per_object_through_z(volume):
         ids = [i for i in (1, 2) if (labels[k] == i).any()]
         for new, i in enumerate(reversed(ids), start=1):
             per_plane[k][labels[k] == i] = new
-    assert len(np.unique(link_planes(per_plane))) - 1 > 2  # caps overlap their next plane < 0.3
-    linked = link_planes(per_plane, config=LinkConfig(measure="smaller"))
+    by_iou = link_planes(per_plane, config=LinkConfig(measure="iou"))
+    assert len(np.unique(by_iou)) - 1 > 2  # caps: IoU with their next plane < 0.3
+    linked = link_planes(per_plane)  # overlap over the smaller object: caps lie inside
     assert len(np.unique(linked)) - 1 == 2
     for i in (1, 2):  # each true object is exactly one linked id
         assert len(np.unique(linked[labels == i])) == 1
@@ -36,10 +37,12 @@ def test_min_overlap_gap_and_min_planes():
     lab[0, 2:6, 2:6] = 1
     lab[2, 2:6, 2:6] = 3  # missing in plane 1
     lab[3, 2:6, 4:8] = 1  # IoU 1/3 with plane 2
-    assert len(np.unique(link_planes(lab))) - 1 == 2  # the gap splits it; 1/3 >= 0.3 links
-    assert len(np.unique(link_planes(lab, config=LinkConfig(gap=1)))) - 1 == 1
-    strict = link_planes(lab, config=LinkConfig(gap=1, min_overlap=0.5))
+    iou = {"measure": "iou"}
+    assert len(np.unique(link_planes(lab, config=LinkConfig(**iou)))) - 1 == 2  # the gap splits it
+    assert len(np.unique(link_planes(lab, config=LinkConfig(gap=1, **iou)))) - 1 == 1  # 1/3 >= 0.3
+    strict = link_planes(lab, config=LinkConfig(gap=1, min_overlap=0.5, **iou))
     assert len(np.unique(strict)) - 1 == 2
+    assert len(np.unique(link_planes(lab, config=LinkConfig(gap=1, min_overlap=0.5)))) - 1 == 1
     one = link_planes(lab, config=LinkConfig(min_planes=3, gap=1))
     assert set(np.unique(one)) == {0, 1}
     with pytest.raises(InputError, match="min_overlap"):

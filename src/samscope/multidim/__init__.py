@@ -22,7 +22,13 @@ from samscope.multidim.propagate import (
     propagate,
 )
 from samscope.multidim.stack import PlaneStack
-from samscope.multidim.volume import METHODS, VolumeResult, segment_volume, volume_scale
+from samscope.multidim.volume import (
+    METHODS,
+    VolumeResult,
+    segment_volume,
+    volume_scale,
+    z_scale_of,
+)
 
 __all__ = [
     "METHODS",
@@ -42,4 +48,5 @@ __all__ = [
     "trim_faded",
     "volume_scale",
     "watershed_3d",
+    "z_scale_of",
 ]

@@ -40,7 +40,8 @@ class LinkConfig:
         Smallest overlap between two objects of neighbouring planes for them to be one object.
     measure : {"iou", "smaller"}
         The overlap: intersection over union, or over the smaller of the two (links the small cap
-        of an object to its next, larger plane, as in strongly anisotropic volumes).
+        of an object to its next, larger plane, as in strongly anisotropic volumes). On CHO
+        (time points 0 and 6) ``smaller`` ≥ 0.3 matched ``iou`` ≥ 0.1 and beat ``iou`` ≥ 0.3.
     gap : int
         Planes an object may be missing from and still continue (0: it must be in every plane).
     min_planes : int
@@ -48,7 +49,7 @@ class LinkConfig:
     """
 
     min_overlap: float = 0.3
-    measure: str = "iou"
+    measure: str = "smaller"
     gap: int = 0
     min_planes: int = 1
 

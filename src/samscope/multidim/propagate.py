@@ -68,7 +68,9 @@ class PropagationConfig:
     ----------
     prompt : str
         Prompts made from the previous plane's mask: any ``+``-joined combination of ``box``,
-        ``mask`` and ``points`` (the mask's most interior point), e.g. ``"box+mask"``.
+        ``mask`` and ``points`` (the mask's most interior point), e.g. ``"box+mask"``. Default
+        ``box`` (µSAM's light-microscopy preset): on CHO 0 and 6 the four prompts tried (box,
+        box+mask, points+mask, box+points) were within 0.01 mean 3-D IoU, box the best.
     box_extension : float
         Fraction of the box's side added on each side of the previous mask's box.
     iou_threshold : float
@@ -93,7 +95,7 @@ class PropagationConfig:
         Propagate at most this many planes from an anchor in each direction.
     """
 
-    prompt: str = "box+mask"
+    prompt: str = "box"
     box_extension: float = 0.05
     iou_threshold: float = 0.5
     overlap: str = "smaller"

@@ -13,8 +13,8 @@ Object size: a scale-aware model (its card has a ``working_diameter``) gets one 
 whole volume (given, or estimated once on the most textured plane) so every plane is segmented at
 the same scale; for other models ``scale`` resizes the planes explicitly.
 
-Interactive (:func:`segment_object_3d`): prompts on one plane → a 3-D mask, by
-:func:`~samscope.multidim.propagate.propagate`.
+Interactive 3-D (prompts on a plane → a 3-D mask per object) is
+:func:`~samscope.multidim.propagate.propagate` / :class:`~samscope.multidim.propagate.Propagator`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from samscope.errors import InputError
 from samscope.multidim.link import LinkConfig, link_planes, trim_faded, watershed_3d
 from samscope.multidim.stack import PlaneStack
 
-__all__ = ["METHODS", "VolumeResult", "segment_volume", "stack_scale", "volume_scale"]
+__all__ = ["METHODS", "VolumeResult", "segment_volume", "volume_scale", "z_scale_of"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,16 @@ def volume_scale(
     return scale_for(est.diameter, working), est.diameter
 
 
-stack_scale = volume_scale
+def z_scale_of(image: Any) -> float | None:
+    """Plane spacing over the in-plane pixel size from an ImageData's pixel size, or None."""
+    size = getattr(image, "pixel_size", None)
+    axes = getattr(image, "axes", "")
+    if size is None or not axes or axes[0] not in "Z" or len(size) < 3:
+        return None
+    z, x = float(size[0]), float(size[-1])
+    if not (np.isfinite(z) and np.isfinite(x) and z > 0 and x > 0):
+        return None
+    return z / x
 
 
 def segment_volume(
@@ -121,7 +130,7 @@ def segment_volume(
     scale: float | None = None,
     link: LinkConfig | None = None,
     config: Any = None,
-    z_scale: float = 1.0,
+    z_scale: float | None = None,
     embeddings: Any = None,
     min_contrast: float = 0.15,
     progress: bool = False,
@@ -148,8 +157,9 @@ def segment_volume(
         Linking thresholds (``link``).
     config : AISConfig (or the chosen mode's config), optional
         Thresholds of the 2-D mode; the model card's defaults otherwise.
-    z_scale : float
-        Plane spacing over the in-plane pixel size (``watershed``: smoothing across planes).
+    z_scale : float, optional
+        Plane spacing over the in-plane pixel size (``watershed``: smoothing across planes);
+        from the file's pixel size (:func:`z_scale_of`) when None, else 1.
     embeddings : ImageEmbeddings, optional
         Embeddings of the (resized) volume, e.g. from a cache.
     min_contrast : float
@@ -177,6 +187,8 @@ def segment_volume(
         probe = PlaneStack(volume, model, axes=axes)
         factor, diam = volume_scale(probe, model, diameter=diameter, scale=scale)
         stack = PlaneStack(volume, model, axes=axes, scale=factor, embeddings=embeddings)
+    if z_scale is None:
+        z_scale = z_scale_of(volume) or 1.0
     chosen = choose_mode(model, mode)
     if method == "watershed" and chosen != "ais":
         raise InputError(
