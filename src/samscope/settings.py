@@ -130,7 +130,9 @@ def _tuple(value: Any, args: tuple[Any, ...], where: str) -> tuple:
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, list | tuple):
-        raise InputError(f"{where} takes comma-separated values, got {value!r}")
+        item = args[0] if args else str
+        kind = "numbers" if item in (int, float) else "strings" if item is str else "values"
+        raise InputError(f"{where} must be a list of {kind} (comma-separated), got {value!r}")
     if len(args) == 2 and args[1] is Ellipsis:
         return tuple(coerce_value(v, args[0], where) for v in value)
     if args and len(value) == 1 and len(args) == 2 and args[0] == args[1]:
