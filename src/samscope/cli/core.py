@@ -216,6 +216,13 @@ def prompt(
     multimask: Annotated[
         bool, typer.Option(help="Pick the best of three candidate masks.")
     ] = False,
+    propagate: Annotated[
+        bool,
+        typer.Option(
+            "--propagate",
+            help="Stacks: follow the object(s) from --plane through all planes; writes 3-D labels.",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     device: DeviceOpt = None,
 ) -> None:
@@ -232,6 +239,12 @@ def prompt(
         samscope prompt cells.tif -p "120,80;130,95" -l 1,0 -o mask.tif -e cells.zarr
 
         samscope prompt cells.tif -b "10,10,60,70;100,40,150,90" -o labels.tif
+
+    With --propagate, a stack's object(s) prompted on --plane are followed plane by plane in
+    both directions until they end (samscope.multidim.propagate), and the output is a 3-D label
+    stack (one id per object):
+
+        samscope prompt volume.tif --plane 12 -b "10,10,60,70;100,40,150,90" --propagate -o objects.tif
     """
     import numpy as np
 
@@ -276,6 +289,9 @@ def prompt(
             f"repaired {embeddings}: recomputed {len(emb.repaired)} damaged or missing piece(s)",
             err=True,
         )
+    if propagate:
+        _propagate(net, data, emb, emb_axes, plane, pts, lab, bxs, output, overwrite)
+        return
     h, w = emb.image_shape
     labels_out = np.zeros((h, w), np.uint32)
     if bxs is not None and (pts is None or len(bxs) > 1):
@@ -302,6 +318,31 @@ def prompt(
     summary = ", ".join(
         f"{i}: {int((labels_out == i).sum())} px (IoU pred {s:.2f})"
         for i, s in enumerate(scores, 1)
+    )
+    typer.echo(f"wrote {output} — {summary}")
+
+
+def _propagate(net, data, emb, axes, plane, pts, lab, bxs, output, overwrite) -> None:
+    """``prompt --propagate``: the prompted object(s) followed through the stack (3-D labels)."""
+    from samscope.errors import InputError
+    from samscope.io import write_labels
+    from samscope.multidim import ObjectPrompt, PlaneStack
+    from samscope.multidim import propagate as follow
+
+    if axes in ("YX", "YXC"):
+        raise InputError("--propagate needs a stack (ZYX or TYX); this image is 2-D")
+    if bxs is not None and (pts is None or len(bxs) > 1):
+        objects = [ObjectPrompt(plane, box=b) for b in bxs]
+    else:
+        objects = [ObjectPrompt(plane, points=pts, labels=lab, box=None if bxs is None else bxs[0])]
+    stack = PlaneStack(data.data, net, axes=axes, embeddings=emb)
+    result = follow(net, stack, objects)
+    labels = result.labels()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_labels(output, labels, axes=axes.replace("C", ""), overwrite=overwrite)
+    summary = ", ".join(
+        f"{i}: planes {o.extent[0]}–{o.extent[1]}" if o.extent else f"{i}: none"
+        for i, o in enumerate(result.objects, 1)
     )
     typer.echo(f"wrote {output} — {summary}")
 

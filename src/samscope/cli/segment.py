@@ -61,6 +61,12 @@ def segment(
         bool, typer.Option(help="Also write IMAGE_overlay.png (objects outlined; 2-D images).")
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Redo images whose outputs exist.")] = False,
+    per_plane: Annotated[
+        bool,
+        typer.Option(
+            "--per-plane", help="Volumes: label each plane on its own (no 3-D objects)."
+        ),
+    ] = False,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
 ) -> None:
     """Segment every object in images automatically.
@@ -75,6 +81,10 @@ def segment(
     images found below a folder or glob keep their sub-folders under -o, and two inputs that
     would write the same names are an error before anything runs. Images whose outputs exist
     are skipped, so an interrupted folder run resumes; --overwrite redoes them.
+
+    Volumes (ZYX, from the file or --axes ZYX) get 3-D labels: the planes are segmented and
+    objects linked through z by overlap (one id per nucleus across planes; out-of-focus planes
+    where an object has faded are left out); --per-plane keeps each plane's own ids.
 
     --diameter (pixels) or --diameter-um (µm, converted with the pixel size) gives the typical
     object size to models that rescale to it; the diameter used is printed per image.
@@ -119,6 +129,7 @@ def segment(
         axes=axes,
         overlay=overlay,
         overwrite=overwrite,
+        per_plane=per_plane,
     )
     with RunReport("segment", done_text="already segmented") as report:
         result = segment_batch(request, progress=report, tile_progress=True)

@@ -25,6 +25,7 @@ from samscope.multidim.stack import PlaneStack
 from samscope.multidim.volume import (
     METHODS,
     VolumeResult,
+    link_stack,
     segment_volume,
     volume_scale,
     z_scale_of,
@@ -42,6 +43,7 @@ __all__ = [
     "Propagator",
     "VolumeResult",
     "link_planes",
+    "link_stack",
     "object_contrast",
     "propagate",
     "segment_volume",

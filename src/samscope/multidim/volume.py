@@ -29,7 +29,7 @@ from samscope.errors import InputError
 from samscope.multidim.link import LinkConfig, link_planes, trim_faded, watershed_3d
 from samscope.multidim.stack import PlaneStack
 
-__all__ = ["METHODS", "VolumeResult", "segment_volume", "volume_scale", "z_scale_of"]
+__all__ = ["METHODS", "VolumeResult", "link_stack", "segment_volume", "volume_scale", "z_scale_of"]
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,31 @@ def segment_volume(
         return VolumeResult(stacked, method, chosen, factor, diam)
     linked = _trim(link_planes(stacked, config=link), stack, min_contrast)
     return VolumeResult(linked, method, chosen, factor, diam)
+
+
+def link_stack(
+    labels: np.ndarray,
+    volume: Any,
+    *,
+    link: LinkConfig | None = None,
+    min_contrast: float = 0.15,
+) -> tuple[np.ndarray, list[dict[int, int]]]:
+    """3-D labels from a stack of per-plane labels (what the batch runner segmented), and per
+    plane the map from each 2-D id to its 3-D id (objects trimmed from a plane are not in it).
+
+    ``link_planes`` then ``trim_faded`` with the defaults of :func:`segment_volume`.
+    """
+    per_plane = np.asarray(labels)
+    linked = link_planes(per_plane, config=link)
+    if min_contrast and per_plane.shape[0] > 1 and linked.any():
+        vol = np.stack([np.asarray(volume[k]) for k in range(per_plane.shape[0])])
+        linked = trim_faded(linked, vol, min_contrast=min_contrast)
+    maps: list[dict[int, int]] = []
+    for old, new in zip(per_plane, linked, strict=True):
+        both = (old > 0) & (new > 0)
+        pairs = np.unique(np.stack([old[both], new[both]]).astype(np.int64), axis=1)
+        maps.append({int(a): int(b) for a, b in pairs.T})
+    return linked, maps
 
 
 def _trim(labels: np.ndarray, stack: PlaneStack, min_contrast: float) -> np.ndarray:

@@ -88,6 +88,9 @@ class SegmentRequest:
         Write ``IMAGE_overlay.png`` for 2-D images.
     overwrite : bool
         Redo images whose outputs exist.
+    per_plane : bool
+        Volumes (``Z`` first): keep each plane's own ids instead of linking objects through z
+        into 3-D objects (:func:`samscope.multidim.link_stack`).
     """
 
     inputs: Sequence[str | os.PathLike]
@@ -105,6 +108,7 @@ class SegmentRequest:
     axes: str | None = None
     overlay: bool = True
     overwrite: bool = False
+    per_plane: bool = False
 
     def __post_init__(self) -> None:
         entries = [self.inputs] if isinstance(self.inputs, str | os.PathLike) else self.inputs
@@ -312,6 +316,11 @@ def _write(
 
     request = run.request
     labels = stack_labels([r.labels for r in results], stacked=stacked)
+    id_maps = None
+    if stacked and not request.per_plane and image.axes.startswith("Z"):  # objects whole in 3-D
+        from samscope.multidim import link_stack
+
+        labels, id_maps = link_stack(labels, image.data)
     pixel = label_pixel_size(image, request.pixel_size_nm)
     outs.labels.parent.mkdir(parents=True, exist_ok=True)
     written = [
@@ -329,6 +338,9 @@ def _write(
 
         written.append(write_overlay(outs.overlay, planes[0], labels, masks=masks, overwrite=True))
     rows = [{"plane": p, **row} if stacked else row for p, r in enumerate(results) for row in r.rows]
+    if id_maps is not None:  # the 3-D id of each plane's object (faded planes left out)
+        rows = [{**row, "id": id_maps[row["plane"]][row["id"]]} for row in rows
+                if row["id"] in id_maps[row["plane"]]]  # fmt: skip
     written.append(write_json(outs.record, _record(run, item, outs, image, results, stacked)))
     columns = (["plane"] if stacked else []) + list(TABLE_COLUMNS)
     written.append(write_csv(outs.table, rows, columns=columns))  # last: marks the image done
