@@ -139,7 +139,7 @@ def measure_objects(
     >>> import numpy as np
     >>> lab = np.zeros((8, 8), np.uint16); lab[1:3, 1:5] = 1
     >>> t = measure_objects(lab, pixel_size_nm=100)
-    >>> int(t["area_px"][0]), float(t["area_um2"][0]), float(t["aspect_ratio"][0]) > 1
+    >>> int(t["area_px"][0]), round(float(t["area_um2"][0]), 6), float(t["aspect_ratio"][0]) > 1
     (8, 0.08, True)
     """
     lab = _check_labels(labels)
