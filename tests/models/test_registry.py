@@ -110,7 +110,7 @@ def _outputs(model):
 
 def test_builtin_cards():
     names = [c.name for c in list_models()]
-    assert names == ["vit_b", "vit_l", "vit_h", *MICRO_SAM, "samscope-lm", "samscope-mito", "vit_test"]
+    assert names == ["vit_b", "vit_l", "vit_h", *MICRO_SAM, "samscope-generalist", "samscope-lm", "samscope-mito", "vit_test"]
     for name in ["samscope-lm", "samscope-mito"]:
         card = get_card(name)
         assert card.shipped and card.source == "samscope" and not model_files(name)
