@@ -127,26 +127,28 @@ def segment(
             plane.shape[:2], mode=chosen, overlapping=chosen in ("amg", "apg", "foreground")
         )
     used, scale = _object_scale(plane, model, chosen, diameter)
-    if scale == 1.0:
-        result = _segment_plane(
-            plane, model, chosen, embeddings=embeddings, tile_shape=tile_shape, halo=halo,
-            pixel_size_nm=pixel_size_nm, config=config, progress=progress,
-        )
-    else:
+    if scale != 1.0:
         from samscope.instance.scale import resize_plane
 
         if embeddings is not None:
             log.info("embeddings given for the unresized image are not used (image resized ×%.3g)", scale)
-        resized = resize_plane(plane, scale)
+        native_shape = plane.shape[:2]
+        plane, embeddings = resize_plane(plane, scale), None
         log.info(
             "objects of %.1f px: image resized ×%.3g to %s for the model's working size",
-            used, scale, resized.shape[:2],
+            used, scale, plane.shape[:2],
         )
-        result = _segment_plane(
-            resized, model, chosen, embeddings=None, tile_shape=tile_shape, halo=halo,
+    if scale != 1.0 and chosen == "ais":
+        result = _ais_resized(plane, model, native_shape, tile_shape, halo, config, progress)
+    else:
+        result = _segment_native(
+            plane, model, chosen, embeddings=embeddings, tile_shape=tile_shape, halo=halo,
             pixel_size_nm=pixel_size_nm, config=config, progress=progress,
-            native_shape=plane.shape[:2],
         )
+        if scale != 1.0:
+            from samscope.instance.scale import rescale_instances
+
+            result = rescale_instances(result, native_shape)
     from dataclasses import replace
 
     return replace(result, diameter=used, scale=float(scale))
@@ -179,33 +181,6 @@ def _object_scale(plane: np.ndarray, model: Any, mode: str, diameter: float | No
     if est.diameter is None:
         return None, 1.0
     return est.diameter, scale_for(est.diameter, working)
-
-
-def _segment_plane(
-    plane: np.ndarray,
-    model: Any,
-    chosen: str,
-    *,
-    embeddings: Any,
-    tile_shape: Any,
-    halo: Any,
-    pixel_size_nm: float | None,
-    config: Any,
-    progress: bool,
-    native_shape: tuple[int, int] | None = None,
-) -> Instances:
-    """Segment ``plane`` as it is; map the result to ``native_shape`` when given."""
-    if native_shape is not None and chosen == "ais":
-        return _ais_resized(plane, model, native_shape, tile_shape, halo, config, progress)
-    result = _segment_native(
-        plane, model, chosen, embeddings=embeddings, tile_shape=tile_shape, halo=halo,
-        pixel_size_nm=pixel_size_nm, config=config, progress=progress,
-    )
-    if native_shape is not None:
-        from samscope.instance.scale import rescale_instances
-
-        result = rescale_instances(result, native_shape)
-    return result
 
 
 def _ais_resized(plane, model, native_shape, tile_shape, halo, config, progress) -> Instances:
