@@ -135,15 +135,19 @@ def run_otsu(images) -> list:
     return [np.asarray(otsu_watershed(im)) for im in images]
 
 
-def run_interactive(model, images, gts, *, iterations: int = 3) -> dict:
+def run_interactive(model, images, gts, *, iterations: int = 3, scaled: bool = True) -> dict:
     """First point, first box and corrective clicks of the interactive protocol (mSA, SA50 per
-    iteration, averaged over images)."""
+    iteration, averaged over images). ``scaled``: embed each image at the scale of its estimated
+    object size (:func:`samscope.instance.scale.interactive_scale`), as users' prompts are."""
     from samscope.embeddings import compute_embeddings
     from samscope.evaluation.interactive import model_segmenter
     from samscope.evaluation.interactive import run_interactive as protocol
+    from samscope.instance.scale import interactive_scale
 
     out = {}
-    embs = [compute_embeddings(im, model) for im in images]
+    scales = [interactive_scale(im, model)[0] if scaled else 1.0 for im in images]
+    out["scales"] = [round(s, 3) for s in scales]
+    embs = [compute_embeddings(im, model, scale=s) for im, s in zip(images, scales, strict=True)]
     for start in ("point", "box"):
         res = [
             protocol(model_segmenter(model, emb), gt, mode=start, n_iterations=iterations)
@@ -186,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override the card's working diameter (e.g. 28 for a checkpoint of the run)")
     p.add_argument("--no-otsu", action="store_true")
     p.add_argument("--interactive", action="store_true", help="also the interactive protocol")
+    p.add_argument("--interactive-native", action="store_true",
+                   help="prompt on native-scale embeddings (default: at the estimated object size)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = p.parse_args(argv)
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         label = Path(name).stem if Path(name).suffix else name
         if label in ("model", "last", "best"):
             label = f"{Path(name).parent.name}/{label}"
-        for mode in args.modes.split(","):
+        for mode in filter(None, args.modes.split(",")):
             key = f"{label}:{mode}"
             methods.append(key)
             for d, (ims, gts) in data.items():
@@ -239,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             for d in ("hela", "cho"):
                 if d in data:
                     ims, gts = data[d]
-                    results[d][f"{label}:interactive"] = run_interactive(model, ims[:2], gts[:2])
+                    results[d][f"{label}:interactive"] = run_interactive(
+                        model, ims[:2], gts[:2], scaled=not args.interactive_native
+                    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     md = table({d: {m: v for m, v in r.items() if "msa" in v} for d, r in results.items()}, methods)

@@ -159,6 +159,12 @@ class ImageEmbeddings:
         What the embeddings were computed from (see module docstring).
     path : Path or None
         The cache, when there is one.
+    scale : float
+        The factor the image was resized by before embedding (1 = native). Prompts and masks
+        stay in the native grid: :mod:`samscope.prompting` maps them (see
+        :func:`compute_embeddings`'s ``scale``).
+    native_shape : (int, int) or None
+        ``(H, W)`` of the planes before resizing (None: same as ``image_shape``).
     """
 
     features: Any
@@ -172,6 +178,13 @@ class ImageEmbeddings:
     source: Any = field(default=None, repr=False, compare=False)
     value_ranges: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
     repaired: tuple[str, ...] = field(default=(), compare=False)
+    scale: float = 1.0
+    native_shape: tuple[int, int] | None = None
+
+    @property
+    def plane_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the planes in the image's own grid: where prompts and masks live."""
+        return tuple(self.native_shape) if self.native_shape is not None else self.image_shape
 
     @property
     def n_planes(self) -> int:
@@ -253,6 +266,7 @@ def compute_embeddings(
     cache: str | Path | None = None,
     batch_size: int = 1,
     progress: bool = False,
+    scale: float = 1.0,
 ) -> ImageEmbeddings:
     """Compute (or load from a cache) the image embeddings of a 2-D image, a stack or a time series.
 
@@ -275,6 +289,11 @@ def compute_embeddings(
         Encoder inputs per forward pass.
     progress : bool
         Show a progress bar.
+    scale : float
+        Resize every plane by this factor before embedding, so that objects reach a scale-aware
+        model's working size (:func:`samscope.instance.scale.interactive_scale` chooses it from
+        the object diameter). Prompts and masks stay in the image's own grid: the prompting
+        functions map points and boxes in and masks back out.
 
     Returns
     -------
@@ -283,7 +302,7 @@ def compute_embeddings(
     Raises
     ------
     InputError
-        Unsupported axes, empty image, NaN values.
+        Unsupported axes, empty image, NaN values, a scale that is not a positive number.
     CacheMismatchError
         ``cache`` holds embeddings of other data, model or settings, or is not a samscope cache
         (damaged or missing pieces of a samscope cache are recomputed and listed in
@@ -301,6 +320,15 @@ def compute_embeddings(
         int(s) for s in (data.shape[-3:-1] if axes.endswith("C") else data.shape[-2:])
     )
     n_planes = 1 if axes in _AXES_2D else int(data.shape[0])
+    native_shape = None
+    if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
+        raise InputError(f"scale must be a positive number, got {scale!r}")
+    if abs(scale - 1.0) > 1e-6:
+        native_shape = plane_shape
+        data = _resized(data, axes, float(scale))
+        plane_shape = tuple(int(s) for s in (data.shape[-3:-1] if axes.endswith("C") else data.shape[-2:]))
+    else:
+        scale = 1.0
 
     grid = None
     if tile_shape is None and halo is None:
@@ -320,6 +348,9 @@ def compute_embeddings(
     shape = (n_planes, len(tiles), arch.embed_dim, arch.grid_size, arch.grid_size)
     _check_embedding_memory(data, axes, plane_shape, shape, grid, cache)
     signature = _signature(model, data, axes, grid)
+    if native_shape is not None:  # only then, so caches of native embeddings keep their signature
+        signature["scale"] = float(scale)
+        signature["native_shape"] = list(native_shape)
     problems: list[str] = []
     created = False
     if cache is not None:
@@ -354,9 +385,20 @@ def compute_embeddings(
         path=path,
         value_ranges=value_ranges,
         repaired=tuple(problems),
+        scale=float(scale),
+        native_shape=native_shape,
     )
     result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
     return result
+
+
+def _resized(data: Any, axes: str, scale: float) -> np.ndarray:
+    """Every plane of ``data`` resized by ``scale`` (float32, in memory)."""
+    from samscope.instance.scale import resize_plane
+
+    if axes in _AXES_2D:
+        return resize_plane(_read(data), scale)
+    return np.stack([resize_plane(plane, scale) for plane in _plane_iter(data, axes)])
 
 
 def _check_embedding_memory(
@@ -584,6 +626,9 @@ def load_embeddings(path: str | Path) -> ImageEmbeddings:
         if sig["tile_shape"]
         else None
     )
+    native = sig.get("native_shape")
     return ImageEmbeddings(
-        features, plane_shape, axes, int(sig["input_size"]), grid, sig["model_name"], sig, path
+        features, plane_shape, axes, int(sig["input_size"]), grid, sig["model_name"], sig, path,
+        scale=float(sig.get("scale", 1.0)),
+        native_shape=tuple(int(v) for v in native) if native else None,
     )

@@ -3,6 +3,10 @@
 Coordinates are those of the image plane: points ``(y, x)``, boxes ``(y0, x0, y1, x1)`` with
 exclusive ends, masks ``(H, W)``. Masks come back at the plane's resolution.
 
+Embeddings made at a scale (``compute_embeddings(..., scale=s)``, for a scale-aware model and
+objects far from its working size): prompts are still given in the image's own grid; points and
+boxes are mapped onto the resized planes, decoded there, and the masks are resized back.
+
 Tiled images: a prompt is routed to the tile that sees it with the largest margin to the tile's
 cut borders (borders that lie inside the image). If the predicted mask reaches a cut border the
 object continues outside that tile, so the prompt is routed again around the mask's extent, and
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -377,6 +381,26 @@ def segment_from_prompts(
         the wrong shape, embeddings of another model.
     """
     _check_model(model, embeddings)
+    if _is_scaled(embeddings):
+        native = embeddings.plane_shape
+        pts, lab = _validate_points(points, labels, native)
+        bx = _validate_box(box, native)
+        if mask is not None and np.asarray(mask).shape != native:
+            raise InputError(f"mask has shape {np.asarray(mask).shape}, expected the plane shape {native}")
+        view, s = _working_view(embeddings), embeddings.scale
+        result = segment_from_prompts(
+            model,
+            view,
+            points=None if pts is None else _points_to_working(pts, s, view.image_shape),
+            labels=lab,
+            box=None if bx is None else _box_to_working(bx, s, view.image_shape),
+            mask=None if mask is None else _mask_to_working(mask, view.image_shape),
+            mask_logits=mask_logits,
+            previous=previous,
+            multimask=multimask,
+            plane=plane,
+        )
+        return _result_to_native(result, native)
     shape = embeddings.image_shape
     pts, lab = _validate_points(points, labels, shape)
     bx = _validate_box(box, shape)
@@ -466,6 +490,16 @@ def segment_from_boxes(
         raise InputError(
             f"boxes must be an (N, 4) array of (y0, x0, y1, x1), got shape {arr.shape}"
         )
+    if _is_scaled(embeddings):
+        native = embeddings.plane_shape
+        for b in arr:
+            _validate_box(b, native)
+        view = _working_view(embeddings)
+        work = np.array([_box_to_working(b, embeddings.scale, view.image_shape) for b in arr])
+        result = segment_from_boxes(
+            model, view, work.reshape(-1, 4), multimask=multimask, plane=plane, batch_size=batch_size
+        )
+        return _result_to_native(result, native)
     shape = embeddings.image_shape
     valid = np.stack([_validate_box(b, shape) for b in arr]) if len(arr) else np.zeros((0, 4))
     router = _Router(model, embeddings, plane)
@@ -550,6 +584,11 @@ def segment_objects(
         of zero area or outside the plane.
     """
     _check_model(model, embeddings)
+    if _is_scaled(embeddings):
+        return _segment_objects_scaled(
+            model, embeddings, boxes=boxes, points=points, labels=labels, masks=masks,
+            multimask=multimask, plane=plane, batch_size=batch_size,
+        )  # fmt: skip
     shape = embeddings.image_shape
     if boxes is None and points is None:
         raise InputError("give boxes or points (one row per object)")
@@ -649,6 +688,101 @@ def segment_objects(
     return PromptResult(
         out_masks, out_iou, out_logits, np.array(windows, dtype=np.int64).reshape(-1, 4)
     )
+
+
+def _segment_objects_scaled(model, embeddings, *, boxes, points, labels, masks, **kwargs):
+    """:func:`segment_objects` on embeddings made at a scale: prompts mapped in, masks out."""
+    native = embeddings.plane_shape
+    view, s = _working_view(embeddings), embeddings.scale
+    work_boxes = work_points = work_masks = None
+    if boxes is not None:
+        arr = np.asarray(boxes, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise InputError(f"boxes must be an (N, 4) array of (y0, x0, y1, x1), got shape {arr.shape}")
+        for b in arr:
+            _validate_box(b, native)
+        work_boxes = np.array([_box_to_working(b, s, view.image_shape) for b in arr]).reshape(-1, 4)
+    if points is not None:
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim == 3 and pts.shape[-1] == 2:
+            real = (np.ones(pts.shape[:2], bool) if labels is None else np.asarray(labels) >= 0)
+            if real.shape == pts.shape[:2] and real.any():
+                _validate_points(pts[real], None, native)
+            work_points = _points_to_working(pts, s, view.image_shape)
+        else:
+            work_points = pts  # the unscaled call reports the shape error
+    if masks is not None:
+        arr = np.asarray(masks)
+        if arr.ndim != 3 or arr.shape[1:] != native:
+            raise InputError(f"masks must have shape (N, {native[0]}, {native[1]}), got {arr.shape}")
+        work_masks = np.stack([_mask_to_working(m, view.image_shape) for m in arr]) if len(arr) else (
+            np.zeros((0, *view.image_shape), bool)
+        )
+    result = segment_objects(
+        model, view, boxes=work_boxes, points=work_points, labels=labels, masks=work_masks, **kwargs
+    )
+    return _result_to_native(result, native)
+
+
+def _is_scaled(embeddings: ImageEmbeddings) -> bool:
+    return getattr(embeddings, "native_shape", None) is not None and embeddings.scale != 1.0
+
+
+def _working_view(embeddings: ImageEmbeddings) -> ImageEmbeddings:
+    """The same embeddings seen in the resized grid (kept, so its decoder caches persist)."""
+    view = embeddings.__dict__.get("_working_view")
+    if view is None:
+        view = replace(embeddings, scale=1.0, native_shape=None)
+        view.source = embeddings.source
+        embeddings.__dict__["_working_view"] = view
+    return view
+
+
+def _points_to_working(pts: np.ndarray, scale: float, shape: tuple[int, int]) -> np.ndarray:
+    """Pixel-centre mapping of ``(..., 2)`` points onto the resized grid, kept inside it."""
+    out = (np.asarray(pts, np.float64) + 0.5) * scale - 0.5
+    out[..., 0] = np.clip(out[..., 0], 0, shape[0] - 1)
+    out[..., 1] = np.clip(out[..., 1], 0, shape[1] - 1)
+    return out
+
+
+def _box_to_working(box: np.ndarray, scale: float, shape: tuple[int, int]) -> np.ndarray:
+    """A box on the resized grid, at least one pixel wide and inside it."""
+    b = np.asarray(box, np.float64) * scale
+    y0 = min(max(math.floor(b[0]), 0), shape[0] - 1)
+    x0 = min(max(math.floor(b[1]), 0), shape[1] - 1)
+    y1 = min(max(math.ceil(b[2]), y0 + 1), shape[0])
+    x1 = min(max(math.ceil(b[3]), x0 + 1), shape[1])
+    return np.array([y0, x0, y1, x1], np.float64)
+
+
+def _mask_to_working(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from skimage.transform import resize
+
+    arr = np.asarray(mask, np.float32)
+    return resize(arr, shape, order=1, anti_aliasing=False) > 0.5
+
+
+def _result_to_native(result: PromptResult, native: tuple[int, int]) -> PromptResult:
+    """The result's masks resized back to the image's own grid (each mask around its extent)."""
+    from skimage.transform import resize
+
+    masks = np.asarray(result.masks)
+    h, w = masks.shape[-2:]
+    fy, fx = native[0] / h, native[1] / w
+    out = np.zeros((masks.shape[0], *native), bool)
+    for k, m in enumerate(masks):
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if rows.size == 0:
+            continue
+        y0, y1 = max(rows[0] - 1, 0), min(rows[-1] + 2, h)
+        x0, x1 = max(cols[0] - 1, 0), min(cols[-1] + 2, w)
+        ny0, ny1 = int(round(y0 * fy)), max(int(round(y1 * fy)), int(round(y0 * fy)) + 1)
+        nx0, nx1 = int(round(x0 * fx)), max(int(round(x1 * fx)), int(round(x0 * fx)) + 1)
+        crop = resize(m[y0:y1, x0:x1].astype(np.float32), (ny1 - ny0, nx1 - nx0), order=1,
+                      anti_aliasing=False)  # fmt: skip
+        out[k, ny0:ny1, nx0:nx1] = crop > 0.5
+    return PromptResult(out, result.iou, result.logits, result.windows)
 
 
 def _points_box(pts: np.ndarray | None, lab: np.ndarray | None) -> np.ndarray | None:

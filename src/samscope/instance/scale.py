@@ -43,6 +43,7 @@ from samscope.errors import InputError
 __all__ = [
     "SizeEstimate",
     "estimate_diameter",
+    "interactive_scale",
     "median_diameter",
     "rescale_instances",
     "resize_plane",
@@ -88,6 +89,54 @@ def scale_for(diameter: float | None, working_diameter: float | None) -> float:
     if 1 / SCALE_TOLERANCE <= s <= SCALE_TOLERANCE:
         return 1.0
     return s
+
+
+def interactive_scale(
+    image: np.ndarray, model: Any, *, diameter: float | None = None
+) -> tuple[float, float | None]:
+    """The factor to embed an image by for prompting a scale-aware model, and the diameter behind it.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        ``(y, x)``, ``(y, x, 3)`` or a stack ``(n, y, x[, 3])`` (estimated on the plane with the
+        largest intensity spread, as for volumes).
+    model : SamscopeModel
+    diameter : float, optional
+        The typical object diameter in pixels, when known (e.g. ``--diameter``); estimated with
+        :func:`estimate_diameter` otherwise.
+
+    Returns
+    -------
+    (float, float or None)
+        The scale for :func:`samscope.embeddings.compute_embeddings` (1.0 for a model without a
+        working diameter, for an image without objects, and within :data:`SCALE_TOLERANCE` of 1)
+        and the diameter it was derived from.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> model = SimpleNamespace(card=SimpleNamespace(working_diameter=28.0))
+    >>> interactive_scale(np.zeros((64, 64)), model, diameter=70.0)
+    (0.4, 70.0)
+    >>> interactive_scale(np.zeros((64, 64)), SimpleNamespace(card=None), diameter=70.0)
+    (1.0, 70.0)
+    """
+    working = getattr(getattr(model, "card", None), "working_diameter", None)
+    if not working:
+        return 1.0, diameter
+    if diameter is None:
+        if getattr(model, "instance_head", None) is None:
+            return 1.0, None
+        arr = np.asarray(image)
+        plane = arr
+        if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+            spreads = [float(np.ptp(np.asarray(p, dtype=np.float32))) for p in arr]
+            plane = arr[int(np.argmax(spreads))]
+        diameter = estimate_diameter(plane, model).diameter
+        if diameter is not None:
+            log.info("prompting at the estimated object diameter %.1f px", diameter)
+    return scale_for(diameter, working), diameter
 
 
 def median_diameter(labels: np.ndarray, *, exclude_border: bool = True, min_area: int = 4) -> tuple[float, int]:
