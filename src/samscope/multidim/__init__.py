@@ -1,10 +1,12 @@
 """Stacks along an axis (z for volumes, t for time series): propagation of prompted objects,
-automatic 3-D segmentation with objects whole in 3-D.
+automatic 3-D segmentation with objects whole in 3-D, tracking through time with divisions
+(interactive: :mod:`samscope.multidim.track`; lineage types: :mod:`samscope.multidim.lineage`).
 
 Layers: ``multidim`` sits above ``instance`` (models → embeddings → prompting → instance →
 multidim). Nothing happens on import.
 """
 
+from samscope.multidim.lineage import Lineage, Track, TrackedSeries, make_continuous, track_points
 from samscope.multidim.link import (
     LinkConfig,
     link_planes,
@@ -22,6 +24,7 @@ from samscope.multidim.propagate import (
     propagate,
 )
 from samscope.multidim.stack import PlaneStack
+from samscope.multidim.track import Tracker, TrackInfo, TrackingConfig, track_objects
 from samscope.multidim.volume import (
     METHODS,
     VolumeResult,
@@ -33,10 +36,16 @@ from samscope.multidim.volume import (
 
 __all__ = [
     "METHODS",
+    "Lineage",
     "LinkConfig",
     "ObjectPrompt",
     "PlaneMask",
     "PlaneStack",
+    "Track",
+    "TrackInfo",
+    "TrackedSeries",
+    "Tracker",
+    "TrackingConfig",
     "Propagation",
     "PropagatedObject",
     "PropagationConfig",
@@ -44,9 +53,12 @@ __all__ = [
     "VolumeResult",
     "link_planes",
     "link_stack",
+    "make_continuous",
     "object_contrast",
     "propagate",
     "segment_volume",
+    "track_objects",
+    "track_points",
     "trim_faded",
     "volume_scale",
     "watershed_3d",
