@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "samscope.cli.simulate",  # simulate mitochondria|nuclei|cells
     "samscope.cli.evaluate",  # evaluate, evaluate-interactive
     "samscope.cli.train",
+    "samscope.cli.serve",  # serve (the web app)
 )
 
 #: Exit status of a run interrupted by each signal (128 + the signal number, as shells report).
