@@ -68,6 +68,23 @@ def segment(
         ),
     ] = False,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
+    dask: Annotated[
+        bool, typer.Option("--dask", help="Blockwise on a Dask cluster (local by default).")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="--dask: local worker processes.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="--dask: address of a running scheduler.")
+    ] = None,
+    cluster_config: Annotated[
+        Path | None,
+        typer.Option("--cluster-config", help="--dask: dask-jobqueue TOML (SLURM/LSF/PBS)."),
+    ] = None,
+    block_size: Annotated[
+        str | None,
+        typer.Option("--block-size", help="Blockwise: block core size, e.g. 2048 or 32,512,512."),
+    ] = None,
 ) -> None:
     """Segment every object in images automatically.
 
@@ -108,10 +125,38 @@ def segment(
         samscope segment "plates/**/*.tif" -o out/ --diameter-um 12
 
         samscope segment mito.tif -o out/ --mode foreground --pixel-size 80
+
+    Images of any size (blockwise): with -o OUT.zarr (or --dask, --block-size) one image is
+    read block by block (--block-size, default 2048; volumes 32,512,512), each block segmented
+    with an overlap (--halo here means the block overlap, default twice the object diameter),
+    neighbouring blocks' objects matched on their overlaps into one id each, and the labels
+    written into OUT.zarr (OME-Zarr) as blocks finish, with OUT_objects.csv beside it. The object
+    size is estimated once for the whole image. An interrupted run resumes; an OUT.zarr made with
+    other settings is refused. --dask runs the blocks on a local Dask cluster (--workers N), a
+    running scheduler (--scheduler tcp://host:8786) or SLURM/LSF/PBS jobs (--cluster-config
+    cluster.toml, see samscope.blockwise.cluster); the dashboard link is printed.
+
+        samscope segment slide.ome.tif -o slide.zarr --block-size 2048
+
+        samscope segment volume.zarr -o labels.zarr --dask --workers 4
     """
     from samscope.cli._common import RunReport, parse_shape, summary_lines
+    from samscope.cli.segment_blockwise import run_blockwise, wants_blockwise
     from samscope.pipeline import SegmentRequest, segment_batch
     from samscope.settings import parse_assignments
+
+    if wants_blockwise(output, dask=dask, block_size=block_size):
+        run_blockwise(
+            inputs, output, dask=dask, workers=workers, scheduler=scheduler,
+            cluster_config=cluster_config, block_size=block_size, halo=halo,
+            options=dict(
+                model=model, checkpoint=checkpoint, device=device, mode=mode,
+                settings=parse_assignments(settings), diameter=diameter, axes=axes,
+                tile_shape=parse_shape(tile_shape, "tile shape"), overwrite=overwrite,
+                per_plane=per_plane, diameter_um=diameter_um,
+            ),
+        )
+        return
 
     request = SegmentRequest(
         inputs,

@@ -1,0 +1,143 @@
+"""Dask clusters for blockwise runs: local, an existing scheduler, or SLURM/LSF/PBS via dask-jobqueue.
+
+- **Local** (default of ``--dask``): ``distributed.LocalCluster`` with ``--workers N`` worker
+  processes of one thread each (torch limited to one thread per worker, so N workers use N cores).
+- **An existing scheduler**: ``--scheduler tcp://host:8786`` (workers started with
+  ``dask worker tcp://host:8786``; every worker must see the input and output paths).
+- **A batch system**: ``--cluster-config cluster.toml``, a small TOML file::
+
+      [cluster]
+      kind = "slurm"          # slurm, lsf, pbs or sge (dask-jobqueue)
+      jobs = 4                # batch jobs to start (each runs `processes` workers)
+      cores = 8
+      memory = "32GB"
+      processes = 1
+      walltime = "02:00:00"
+      queue = "normal"        # any other dask-jobqueue option: account, job_extra_directives, …
+
+  samscope starts the jobs, waits for the first worker, and stops them when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from samscope.errors import InputError
+
+__all__ = ["JOBQUEUE_KINDS", "dask_client", "read_cluster_config"]
+
+JOBQUEUE_KINDS = {"slurm": "SLURMCluster", "lsf": "LSFCluster", "pbs": "PBSCluster",
+                  "sge": "SGECluster"}
+
+
+def _need(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(
+            f"--dask needs the '{module}' package: pip install 'samscope[dask]'"
+        ) from None
+
+
+def read_cluster_config(path: str | os.PathLike) -> tuple[str, int, dict]:
+    """``(kind, jobs, dask-jobqueue keyword arguments)`` from a cluster TOML file."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"cluster config '{path}' does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise InputError(f"cannot read cluster config '{path}': {err}") from None
+    section = doc.get("cluster")
+    if not isinstance(section, dict):
+        raise InputError(f"cluster config '{path}' needs a [cluster] table")
+    options = dict(section)
+    kind = str(options.pop("kind", "")).lower()
+    if kind not in JOBQUEUE_KINDS:
+        raise InputError(f"cluster config '{path}': kind must be one of "
+                         f"{', '.join(JOBQUEUE_KINDS)}, got {kind or 'nothing'!r}")
+    jobs = options.pop("jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError(f"cluster config '{path}': jobs must be a positive integer, got {jobs!r}")
+    return kind, jobs, options
+
+
+def make_jobqueue_cluster(path: str | os.PathLike) -> Any:
+    """The (not yet scaled) dask-jobqueue cluster a config file describes, and its job count."""
+    kind, jobs, options = read_cluster_config(path)
+    jobqueue = _need("dask_jobqueue")
+    try:
+        cluster = getattr(jobqueue, JOBQUEUE_KINDS[kind])(**options)
+    except TypeError as err:
+        raise InputError(f"cluster config '{path}': {err}") from None
+    return cluster, jobs
+
+
+@contextlib.contextmanager
+def dask_client(
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    cluster_config: str | os.PathLike | None = None,
+    timeout: float = 10.0,
+) -> Iterator[Any]:
+    """A ``distributed.Client`` for the run, closed (and its local or batch cluster stopped) after.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``).
+    workers : int, optional
+        Worker processes of a local cluster (default: the CPU count), or of a jobqueue cluster's
+        total when a config file gives none.
+    cluster_config : path, optional
+        dask-jobqueue TOML file (see the module docstring).
+    timeout : float
+        Seconds to wait for the scheduler.
+
+    Raises
+    ------
+    InputError
+        An unreachable scheduler, a bad config, dask not installed, conflicting options.
+    """
+    distributed = _need("distributed")
+    if scheduler and cluster_config:
+        raise InputError("give --scheduler or --cluster-config, not both")
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise InputError(f"--workers must be a positive number, got {workers!r}")
+    cluster = None
+    try:
+        if scheduler:
+            try:
+                client = distributed.Client(scheduler, timeout=f"{timeout}s")
+            except (OSError, TimeoutError, ValueError) as err:
+                raise InputError(
+                    f"cannot reach the Dask scheduler at {scheduler!r} ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else 'no answer'}); start it (dask "
+                    "scheduler) or check the address"
+                ) from None
+        elif cluster_config:
+            cluster, jobs = make_jobqueue_cluster(cluster_config)
+            cluster.scale(jobs=jobs)
+            client = distributed.Client(cluster)
+            client.wait_for_workers(1)
+        else:
+            n = int(workers or os.cpu_count() or 1)
+            cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+            )
+            client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,58 @@
+"""Where the tasks run: in this process one after another, or on a ``dask.distributed`` cluster.
+
+Both yield each task's result as it finishes, so the caller can report progress and a Ctrl-C
+stops the run between blocks (on Dask the queued tasks are cancelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+__all__ = ["DaskExecutor", "SerialExecutor"]
+
+
+class SerialExecutor:
+    """Run tasks in this process, in order."""
+
+    name = "single process"
+
+    def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None
+            ) -> Iterator[Any]:
+        """``fn(job, item[, extra(item)])`` for each item, yielded as done."""
+        for item in items:
+            yield fn(job, item) if extra is None else fn(job, item, extra(item))
+
+
+class DaskExecutor:
+    """Run tasks on a ``distributed.Client``; a lost worker's tasks are retried elsewhere.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    retries : int
+        Times a failed task (e.g. its worker died) is resubmitted before the run fails.
+    """
+
+    def __init__(self, client: Any, *, retries: int = 3):
+        self.client = client
+        self.retries = int(retries)
+        self.name = f"dask ({client.scheduler.address})" if getattr(client, "scheduler", None) \
+            else "dask"
+
+    def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None
+            ) -> Iterator[Any]:
+        from distributed import as_completed
+
+        [job_future] = self.client.scatter([job], broadcast=True, hash=False)
+        futures = []
+        for item in items:
+            args = (job_future, item) if extra is None else (job_future, item, extra(item))
+            futures.append(self.client.submit(fn, *args, pure=False, retries=self.retries))
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            pending = [f for f in futures if not f.done()]
+            if pending:
+                self.client.cancel(pending)
