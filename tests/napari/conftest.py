@@ -1,0 +1,53 @@
+"""Fixtures for the napari plugin tests: headless Qt, a private samscope cache, loaded annotators.
+
+The tests need the ``gui`` extra (napari, a Qt binding, pytest-qt); they run without a display on
+Qt's ``offscreen`` platform, set here before Qt is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Embeddings caches (and imported models) go to a fresh folder, never the user's cache."""
+    monkeypatch.setenv("SAMSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def nuclei():
+    """``examples/nuclei.tif`` and its ground truth."""
+    import tifffile
+
+    return tifffile.imread(EXAMPLES / "nuclei.tif"), tifffile.imread(EXAMPLES / "nuclei_labels.tif")
+
+
+def interior_point(mask: np.ndarray) -> tuple[float, float]:
+    """The pixel farthest from the object's border (where a person clicks)."""
+    from scipy import ndimage as ndi
+
+    dist = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return float(y), float(x)
+
+
+def wait_ready(qtbot, widget, timeout=60_000) -> None:
+    """Wait for the widget's embeddings (computed in a worker thread)."""
+    qtbot.waitUntil(lambda: widget.embeddings is not None, timeout=timeout)
+
+
+def wait_idle(qtbot, widget, timeout=60_000) -> None:
+    """Wait until the widget's background jobs have finished."""
+    qtbot.waitUntil(lambda: not widget.background.busy, timeout=timeout)
