@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("starlette", reason="the web extra is not installed (pip install "
-                                        "'samscope[web]')")
-pytest.importorskip("multipart", reason="python-multipart is not installed (samscope[web])")
+
+def need_web_extra() -> None:
+    """Skip the calling module when the web extra is not installed."""
+    for module in ("starlette", "multipart", "httpx"):
+        pytest.importorskip(module, reason=f"{module} is missing: pip install 'samscope[web]' "
+                                           "httpx (both in samscope[dev])")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NUCLEI = EXAMPLES / "nuclei.tif"

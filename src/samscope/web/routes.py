@@ -192,6 +192,9 @@ async def _limited_form(request, config):
     try:
         return await parser.parse()
     except MultiPartException as err:
+        if "too many files" in err.message.lower():
+            raise InputError(f"too many files in one upload; this server takes at most "
+                             f"{config.max_files}") from None
         raise InputError(f"bad upload: {err.message}") from None
 
 

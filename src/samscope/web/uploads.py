@@ -86,7 +86,7 @@ def sanitise_name(name: str) -> tuple[str, bool]:
     >>> sanitise_name("..")
     ('image', False)
     """
-    text = unicodedata.normalize("NFKC", str(name)).replace("\\", "/")
+    text = _plain_letters(str(name)).replace("\\", "/")
     base = text.rsplit("/", 1)[-1]
     low = base.lower()
     ome = low.endswith((".ome.tif", ".ome.tiff"))
@@ -98,6 +98,12 @@ def sanitise_name(name: str) -> tuple[str, bool]:
     stem = re.sub(r"\.{2,}", ".", stem).strip("._-")
     stem = stem[:_MAX_STEM].rstrip("._-")
     return (stem or "image"), ome
+
+
+def _plain_letters(text: str) -> str:
+    """Compatibility forms and accents removed (``é`` → ``e``), other characters kept."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def unique_stem(stem: str, taken: Iterable[str]) -> str:
@@ -131,7 +137,7 @@ def condition_of(relative_path: str | None) -> str:
     parts = [p for p in str(relative_path).replace("\\", "/").split("/") if p]
     if len(parts) < 2:
         return "all"
-    label = _UNSAFE.sub("_", unicodedata.normalize("NFKC", parts[-2])).strip("._-")[:_MAX_STEM]
+    label = _UNSAFE.sub("_", _plain_letters(parts[-2])).strip("._-")[:_MAX_STEM]
     return label or "all"
 
 
