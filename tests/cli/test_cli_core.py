@@ -105,3 +105,33 @@ def test_unknown_format_and_missing_file(tmp_path, capsys):
     assert code == 2 and "x.xyz" in err
     code, _, err = run(["embed", str(tmp_path / "nope.tif"), "-o", str(tmp_path / "c.zarr"), "--model", "vit_test"], capsys)
     assert code == 2 and "nope.tif" in err
+
+
+def test_prompt_embeds_at_the_object_size(tmp_path, capsys):
+    """Nuclei three times the example's size: the default model embeds the image at ×28/90, one
+    click still gives the whole nucleus, and the mask is in the image's own pixels."""
+    from pathlib import Path
+
+    from scipy import ndimage as ndi
+    from skimage.transform import resize
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    im = tifffile.imread(examples / "nuclei.tif")
+    gt = tifffile.imread(examples / "nuclei_labels.tif")
+    shape = (im.shape[0] * 3, im.shape[1] * 3)
+    big = resize(im.astype(np.float32), shape, order=1, preserve_range=True).astype(im.dtype)
+    gtb = resize(gt, shape, order=0, preserve_range=True, anti_aliasing=False).astype(gt.dtype)
+    edge = np.unique(np.concatenate([gtb[0], gtb[-1], gtb[:, 0], gtb[:, -1]]))
+    target = next(i for i in range(1, int(gtb.max()) + 1) if i not in edge)
+    y, x = np.unravel_index(ndi.distance_transform_edt(gtb == target).argmax(), shape)
+    path, out = tmp_path / "big.tif", tmp_path / "mask.tif"
+    tifffile.imwrite(path, big)
+    try:
+        main(["prompt", str(path), "-p", f"{y},{x}", "--diameter", "90", "-o", str(out)])
+    except SystemExit as exc:  # pragma: no cover - shown on failure
+        raise AssertionError(f"exit {exc.code}: {capsys.readouterr().err}") from None
+    assert "embedding at ×0.311" in capsys.readouterr().err
+    mask = tifffile.imread(out) > 0
+    assert mask.shape == shape
+    truth = gtb == target
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.8

@@ -223,6 +223,17 @@ def prompt(
             help="Stacks: follow the object(s) from --plane through all planes; writes 3-D labels.",
         ),
     ] = False,
+    diameter: Annotated[
+        float | None,
+        typer.Option(
+            "--diameter",
+            help="Object diameter in pixels; scale-aware models (the default) embed the image "
+            "at the size where such objects match their working size (default: estimated).",
+        ),
+    ] = None,
+    native: Annotated[
+        bool, typer.Option("--native", help="Embed at the image's own size (no size estimate).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     device: DeviceOpt = None,
 ) -> None:
@@ -245,6 +256,11 @@ def prompt(
     stack (one id per object):
 
         samscope prompt volume.tif --plane 12 -b "10,10,60,70;100,40,150,90" --propagate -o objects.tif
+
+    Object size: with a scale-aware model the typical object diameter is estimated (or taken
+    from --diameter) and the image is embedded resized so that objects match the model's working
+    size — large nuclei at 60× then come out whole from one click. Prompts and the output stay in
+    the image's pixels. An existing --embeddings cache keeps the scale it was made at.
     """
     import numpy as np
 
@@ -274,6 +290,7 @@ def prompt(
     if not 0 <= plane < n_planes:
         raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
     net = load(model, checkpoint, device)
+    scale = 1.0 if propagate or native else _prompt_scale(data.data, net, diameter, embeddings, plane)
     emb = _embed(
         image,
         data.data,
@@ -283,6 +300,7 @@ def prompt(
         axes=emb_axes,
         cache=embeddings,
         progress=True,
+        scale=scale,
     )
     if emb.repaired:
         typer.echo(
@@ -292,7 +310,7 @@ def prompt(
     if propagate:
         _propagate(net, data, emb, emb_axes, plane, pts, lab, bxs, output, overwrite)
         return
-    h, w = emb.image_shape
+    h, w = emb.plane_shape
     labels_out = np.zeros((h, w), np.uint32)
     if bxs is not None and (pts is None or len(bxs) > 1):
         if pts is not None:
@@ -320,6 +338,26 @@ def prompt(
         for i, s in enumerate(scores, 1)
     )
     typer.echo(f"wrote {output} — {summary}")
+
+
+def _prompt_scale(data, net, diameter, cache, plane) -> float:
+    """The embedding scale for prompting: a cache's own, else from the object diameter."""
+    import numpy as np
+
+    from samscope.embedding_cache import stored_signature
+    from samscope.instance.scale import interactive_scale
+
+    if cache is not None and Path(cache).exists():
+        try:
+            return float(stored_signature(Path(cache)).get("scale", 1.0))
+        except Exception:  # noqa: BLE001 - compute_embeddings reports what is wrong with it
+            return 1.0
+    two_d = data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4))
+    arr = data if two_d else data[plane]  # a stack: the size on the prompted plane
+    scale, used = interactive_scale(np.asarray(arr), net, diameter=diameter)
+    if scale != 1.0:
+        typer.echo(f"objects of about {used:.1f} px: embedding at ×{scale:.3g}", err=True)
+    return scale
 
 
 def _propagate(net, data, emb, axes, plane, pts, lab, bxs, output, overwrite) -> None:
