@@ -26,6 +26,7 @@ from samscope.errors import SamscopeError
 COMMAND_MODULES = (
     "samscope.cli.core",  # info, embed, prompt
     "samscope.cli.segment",  # segment
+    "samscope.cli.track",  # track (segment every frame, link into tracks with divisions)
     "samscope.cli.baseline",  # baseline (classical, no model)
     "samscope.cli.analyze",  # analyze (tables, plots, report from segment's outputs)
     "samscope.cli.models",  # models list|info|fetch|import

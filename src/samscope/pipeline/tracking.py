@@ -1,0 +1,363 @@
+"""Automatic tracking of a time series from file to CTC result folder: :func:`track_series`.
+
+One call does what ``samscope track SERIES -o OUT`` does::
+
+    from samscope.pipeline.tracking import TrackRequest, track_series
+    result = track_series(TrackRequest("movie.tif", output="OUT"))
+
+1. read the series (``TYX``, ``TYXC`` or ``TZYX``; ``--axes`` when the file does not say);
+2. segment every frame with the model and its automatic mode (:func:`segment_frames`: one object
+   size for the whole series, estimated once, so that frames are segmented alike; a ``TZYX``
+   series is segmented volume by volume with objects whole in 3-D,
+   :func:`samscope.multidim.segment_volume`), or read the user's segmentation (``labels``);
+3. link the objects of consecutive frames into tracks with divisions
+   (:func:`samscope.multidim.link_series`, laptrack underneath);
+4. write the Cell Tracking Challenge result format (``OUT/mask000.tif …``, ``OUT/res_track.txt``),
+   a napari Tracks CSV (``OUT/tracks.csv``) and a record (``OUT/tracking.json``), each atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from samscope.errors import InputError
+from samscope.models.registry import DEFAULT_MODEL
+
+__all__ = ["TrackRequest", "TrackResult", "read_series", "segment_frames", "track_series"]
+
+SERIES_AXES = ("TYX", "TYXC", "TZYX", "TZYXC")
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """What to track and how.
+
+    Parameters
+    ----------
+    series : Path
+        A time series file (``TYX``, ``TYXC``, ``TZYX``), or a folder of one file per frame
+        (sorted by name, e.g. a CTC sequence ``t000.tif …``).
+    output : Path
+        Result folder (CTC layout).
+    labels : Path, optional
+        An existing segmentation (a label series file or folder, ids per frame or already
+        tracks): skip the model, only link.
+    model, checkpoint, device, mode, settings
+        Model and automatic mode for segmenting (``samscope segment``'s meaning).
+    diameter : float, optional
+        Object diameter in pixels (None: estimated once for the series).
+    axes : str, optional
+        Axes of the series file when it does not say.
+    z_scale : float, optional
+        ``TZYX``: plane spacing over the in-plane pixel size (None: from the file, else 1).
+    link : LinkerConfig, optional
+        Linking settings (:class:`samscope.multidim.linking.LinkerConfig`); its ``z_scale`` is
+        replaced by the series' (``z_scale`` here).
+    overwrite : bool
+        Replace an existing result in ``output``.
+    """
+
+    series: Path
+    output: Path
+    labels: Path | None = None
+    model: Any = DEFAULT_MODEL
+    checkpoint: Path | None = None
+    device: str | None = None
+    mode: str = "auto"
+    settings: Mapping[str, Any] | None = None
+    diameter: float | None = None
+    axes: str | None = None
+    z_scale: float | None = None
+    link: Any = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "series", Path(self.series))
+        object.__setattr__(self, "output", Path(self.output))
+        if self.labels is not None:
+            object.__setattr__(self, "labels", Path(self.labels))
+        if self.diameter is not None and not (math.isfinite(self.diameter) and self.diameter > 0):
+            raise InputError(f"diameter must be a positive number, got {self.diameter}")
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """What :func:`track_series` did.
+
+    Attributes
+    ----------
+    tracked : TrackedSeries
+        Labels with track ids and the lineage.
+    files : dict of str to Path
+    seconds : dict of str to float
+        Wall time of ``read``, ``segment``, ``link``, ``write``.
+    diameter : float or None
+        Object size used for segmenting.
+    """
+
+    tracked: Any
+    files: dict[str, Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+    diameter: float | None = None
+
+
+def read_series(path: str | os.PathLike, *, axes: str | None = None, labels: bool = False):
+    """A time series from a file or a folder of frames: ``(data, axes)``.
+
+    Parameters
+    ----------
+    path : path
+        A ``TYX``/``TYXC``/``TZYX`` file, or a folder with one 2-D or 3-D file per frame.
+    axes : str, optional
+        Axes of the file (or of each frame file in a folder, without ``T``).
+    labels : bool
+        Read label images (integer ids).
+
+    Returns
+    -------
+    (numpy.ndarray, str)
+
+    Raises
+    ------
+    InputError
+        A single frame, frames of different shapes, axes that are not a series.
+    """
+    from samscope.io import list_images, read_image, read_labels
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"'{path}' does not exist")
+    if path.is_dir() and not _is_zarr(path):
+        files = sorted(list_images([path]))
+        if not files:
+            raise InputError(f"'{path}' holds no image files")
+        frames, shapes = [], set()
+        for f in files:
+            if labels:
+                arr = read_labels(f, axes=axes)
+                frame_axes = "ZYX" if arr.ndim == 3 else "YX"
+            else:
+                img = read_image(f, axes=axes)
+                arr, frame_axes = np.asarray(img.data), img.axes
+            frames.append(arr)
+            shapes.add(arr.shape)
+        if len(shapes) > 1:
+            raise InputError(
+                f"the frames in '{path}' have different shapes {sorted(shapes)}; a series needs "
+                "frames of one shape"
+            )
+        data, series_axes = np.stack(frames), "T" + frame_axes
+    else:
+        if labels:
+            data = read_labels(path, axes=axes)
+            series_axes = axes or {3: "TYX", 4: "TZYX"}.get(data.ndim, "")
+        else:
+            img = read_image(path, axes=axes)
+            data, series_axes = np.asarray(img.data), img.axes
+            if series_axes == "ZYX" and axes is None:  # a 3-D file without metadata: frames first
+                series_axes = "TYX"
+            elif series_axes == "ZYXC" and axes is None:
+                series_axes = "TYXC"
+    if series_axes not in SERIES_AXES:
+        raise InputError(
+            f"'{path}' has axes {series_axes or '?'} (shape {tuple(data.shape)}); tracking needs a "
+            f"time series ({', '.join(SERIES_AXES)}); pass --axes, e.g. --axes TZYX"
+        )
+    if data.shape[0] < 2:
+        raise InputError(f"'{path}' has a single frame; tracking needs at least two")
+    return data, series_axes
+
+
+def _is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path / ".zarray").exists() or (path / "zarr.json").exists()
+
+
+def segment_frames(
+    data: np.ndarray,
+    axes: str,
+    model: Any,
+    *,
+    mode: str = "auto",
+    config: Any = None,
+    diameter: float | None = None,
+    z_scale: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, float | None]:
+    """Segment every frame of a series: ``(labels (T, ...), diameter used)``; ids per frame.
+
+    One object size for the whole series: ``diameter`` given, or estimated once (on the frame
+    with the largest intensity spread) for a scale-aware model, so that every frame is resized
+    alike. ``TZYX`` frames are segmented as volumes (objects whole in 3-D, ``z_scale`` the plane
+    spacing over the pixel size). Empty or constant frames give empty labels.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        ``(T, Y, X)``, ``(T, Y, X, C)`` or ``(T, Z, Y, X)``.
+    axes : str
+    model : SamscopeModel
+    mode, config
+        Automatic mode and its thresholds.
+    diameter : float, optional
+    z_scale : float, optional
+    progress : callable, optional
+        ``progress(done, total)`` after each frame.
+    """
+    from samscope.instance.segment import segment
+    from samscope.labels import label_dtype
+
+    n = int(data.shape[0])
+    spreads = [float(np.ptp(np.asarray(data[t], dtype=np.float32))) for t in range(n)]
+    volumes = axes.startswith("TZ")
+    if diameter is None and getattr(getattr(model, "card", None), "working_diameter", None):
+        best = int(np.argmax(spreads))
+        if spreads[best] > 0:
+            from samscope.instance.scale import estimate_diameter
+
+            probe = np.asarray(data[best])
+            if volumes:  # the plane with the largest spread of that volume
+                probe = probe[int(np.argmax([np.ptp(p) for p in probe]))]
+            if getattr(model, "instance_head", None) is not None:
+                diameter = estimate_diameter(probe, model).diameter
+    out = []
+    for t in range(n):
+        frame = np.asarray(data[t])
+        if spreads[t] == 0:
+            out.append(np.zeros(frame.shape[: (3 if volumes else 2)], np.uint32))
+        elif volumes:
+            from samscope.multidim import segment_volume
+
+            kw = {"diameter": diameter} if diameter is not None else {}
+            res = segment_volume(frame, model, mode=mode, config=config, z_scale=z_scale, **kw)
+            out.append(res.labels)
+        else:
+            kw = {"diameter": diameter} if diameter is not None else {}
+            out.append(segment(frame, model, mode=mode, config=config, **kw).labels)
+        if progress is not None:
+            progress(t + 1, n)
+    top = max(int(o.max()) for o in out)
+    return np.stack([o.astype(label_dtype(top), copy=False) for o in out]), diameter
+
+
+def _z_scale(path: Path, axes: str | None, given: float | None) -> float:
+    if given is not None:
+        if not (math.isfinite(given) and given > 0):
+            raise InputError(f"z-scale must be a positive number, got {given}")
+        return float(given)
+    from samscope.io import read_image
+
+    try:
+        img = read_image(path, axes=axes, lazy=True)
+    except InputError:
+        return 1.0
+    size = img.pixel_size
+    if size is None or "Z" not in img.axes or len(size) < 3:
+        return 1.0
+    z, x = float(size[0]), float(size[-1])
+    return z / x if math.isfinite(z) and math.isfinite(x) and z > 0 and x > 0 else 1.0
+
+
+def track_series(
+    request: TrackRequest,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TrackResult:
+    """Segment (or read) every frame, link into tracks with divisions, write the CTC result.
+
+    Parameters
+    ----------
+    request : TrackRequest
+    progress : callable, optional
+        ``progress(stage, done, total)``: stage ``segment`` after each frame, ``link`` and
+        ``write`` once.
+
+    Returns
+    -------
+    TrackResult
+
+    Raises
+    ------
+    InputError
+        Before any model loads: an existing result without ``overwrite``, an output that is an
+        input, a series that is a single frame or not a series, frames of different shapes,
+        labels that do not match the series; then any error of the model or mode.
+    """
+    from samscope.io import atomic_target
+    from samscope.io.tracks import write_ctc, write_napari_tracks
+    from samscope.multidim.linking import LinkerConfig, link_series
+
+    req = request
+    out = req.output
+    inputs = [req.series] + ([req.labels] if req.labels is not None else [])
+    for p in inputs:
+        if p.exists() and out.resolve() == p.resolve():
+            raise InputError(f"the output folder '{out}' is an input; choose another -o")
+    if out.is_file():
+        raise InputError(f"'{out}' is a file; the output is a folder")
+    if (out / "res_track.txt").exists() and not req.overwrite:
+        raise InputError(f"'{out}' already holds a tracking result; pass --overwrite to replace it")
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data, axes = read_series(req.series, axes=req.axes)
+    z_scale = _z_scale(req.series, req.axes, req.z_scale) if axes.startswith("TZ") else 1.0
+    seconds["read"] = time.perf_counter() - t0
+    diameter = req.diameter
+    t0 = time.perf_counter()
+    if req.labels is not None:
+        labels, _ = read_series(req.labels, labels=True)
+        want = data.shape[: 4 if axes.startswith("TZ") else 3]
+        if labels.shape != want:
+            raise InputError(
+                f"the labels '{req.labels}' have shape {labels.shape} but the series has {want}"
+            )
+        model_name = None
+    else:
+        from samscope.pipeline.segmentation import SegmentRequest, _resolve_model
+
+        net, mode, config = _resolve_model(SegmentRequest(
+            [req.series], model=req.model, checkpoint=req.checkpoint, device=req.device,
+            mode=req.mode, settings=req.settings, diameter=req.diameter,
+        ))  # fmt: skip
+        model_name = getattr(net, "name", str(req.model))
+        labels, diameter = segment_frames(
+            data, axes, net, mode=mode, config=config, diameter=req.diameter, z_scale=z_scale,
+            progress=None if progress is None else (lambda d, n: progress("segment", d, n)),
+        )  # fmt: skip
+    seconds["segment"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    from dataclasses import replace
+
+    link = replace(req.link or LinkerConfig(), z_scale=z_scale)  # the series' own z spacing
+    tracked = link_series(labels, config=link)
+    seconds["link"] = time.perf_counter() - t0
+    if progress is not None:
+        progress("link", 1, 1)
+    t0 = time.perf_counter()
+    files = {"masks": out}
+    written = write_ctc(out, tracked, overwrite=req.overwrite or not (out / "res_track.txt").exists())
+    files["res_track"] = written[-1]
+    files["tracks_csv"] = write_napari_tracks(out / "tracks.csv", tracked, overwrite=True)
+    seconds["write"] = time.perf_counter() - t0
+    record = {
+        "series": str(req.series), "axes": axes, "labels": None if req.labels is None else str(req.labels),
+        "model": model_name, "mode": None if req.labels is not None else req.mode,
+        "diameter_px": diameter, "z_scale": z_scale, "link": asdict(link),
+        "n_frames": int(len(labels)), "n_tracks": tracked.n_tracks,
+        "n_divisions": tracked.lineage.n_divisions, "seconds": seconds,
+    }  # fmt: skip
+    import json
+
+    with atomic_target(out / "tracking.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+    files["record"] = out / "tracking.json"
+    if progress is not None:
+        progress("write", 1, 1)
+    return TrackResult(tracked, files, seconds, diameter)
