@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "samscope.cli.evaluate",  # evaluate, evaluate-interactive
     "samscope.cli.train",
     "samscope.cli.serve",  # serve (the web app)
+    "samscope.cli.annotate",  # annotate (napari annotators; gui extra)
 )
 
 #: Exit status of a run interrupted by each signal (128 + the signal number, as shells report).
