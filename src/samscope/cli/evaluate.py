@@ -13,7 +13,7 @@ import typer
 from samscope.errors import InputError
 from samscope.models.registry import DEFAULT_MODEL
 
-METRIC_GROUPS = ("sa", "dice", "ctc")
+METRIC_GROUPS = ("sa", "dice", "ctc", "tra", "det", "seg")
 
 OutputOpt = Annotated[
     Path,
@@ -34,9 +34,9 @@ def _parse_metrics(text: str, overlapping: bool) -> list[str]:
         raise InputError(
             f"unknown metrics {unknown or text!r}; choose from {', '.join(METRIC_GROUPS)}"
         )
-    if overlapping and "ctc" in groups:
+    if overlapping and {"ctc", "tra", "det", "seg"} & set(groups):
         raise InputError(
-            "the CTC measures need non-overlapping predictions; drop ctc or --overlapping"
+            "the CTC measures need non-overlapping predictions; drop ctc/tra/det/seg or --overlapping"
         )
     return list(dict.fromkeys(groups))
 
@@ -104,7 +104,37 @@ def evaluate_pair(gt: Any, pred: Any, groups: Sequence[str], *, min_size: int) -
     if "ctc" in groups:
         c = ctc_scores(gt, pred)
         row.update(seg=c.seg, det=c.det, op_csb=c.op_csb)
+    elif "det" in groups or "seg" in groups:
+        c = ctc_scores(gt, pred)
+        row.update({k: getattr(c, k) for k in ("seg", "det") if k in groups})
     return row, curve
+
+
+def _evaluate_tracking(prediction, ground_truth, groups, pred_tracks, gt_tracks, files) -> None:
+    """One tracked series (CTC folders or label series): TRA, DET, SEG."""
+    from samscope.evaluation.report import format_table, write_csv, write_json
+    from samscope.evaluation.tracking import TRACKING_GROUPS, evaluate_series
+
+    wanted = tuple(g for g in groups if g in TRACKING_GROUPS)
+    other = [g for g in groups if g not in TRACKING_GROUPS]
+    if other:
+        raise InputError(
+            f"a tracked series is scored with tra, det and seg; drop {', '.join(other)} "
+            "(or evaluate single images for sa/dice/ctc)"
+        )
+    scores = evaluate_series(prediction, ground_truth, groups=wanted, pred_tracks=pred_tracks,
+                             gt_tracks=gt_tracks)  # fmt: skip
+    row = {"series": Path(prediction).name, **scores.row()}
+    row = {k: v for k, v in row.items() if k not in TRACKING_GROUPS or k in wanted}
+    write_csv(files["csv"], [row])
+    write_json(files["json"], {
+        "prediction": str(prediction), "ground_truth": str(ground_truth), "metrics": list(wanted),
+        "seg_reference": scores.seg_reference, "series": row,
+    })  # fmt: skip
+    shown = ["series", *wanted, "n_frames", "n_gt_tracks", "n_pred_tracks", "n_gt_divisions",
+             "n_pred_divisions"]  # fmt: skip
+    typer.echo(format_table([row], columns=shown))
+    typer.echo(f"wrote {files['csv']}, {files['json']}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,9 +155,19 @@ def evaluate(
             "--metrics",
             "-m",
             help="Comma-separated groups: sa (mSA, SA50, SA75, precision/recall/F1 at IoU 0.5), "
-            "dice (the dice protocol of Jadhav et al. 2026), ctc (SEG, DET, OP_CSB). Default: all that apply.",
+            "dice (the dice protocol of Jadhav et al. 2026), ctc (SEG, DET, OP_CSB); for a "
+            "tracked series (CTC folders, or label series with --metrics tra): tra, det, seg. "
+            "Default: all that apply.",
         ),
     ] = "",
+    pred_tracks: Annotated[
+        Path | None,
+        typer.Option("--pred-tracks", help="L B E P track table of a predicted label series (res_track.txt)."),
+    ] = None,
+    gt_tracks: Annotated[
+        Path | None,
+        typer.Option("--gt-tracks", help="L B E P track table of a ground-truth label series (man_track.txt)."),
+    ] = None,
     overlapping: Annotated[
         bool,
         typer.Option(
@@ -153,6 +193,10 @@ def evaluate(
         samscope evaluate pred.tif gt.tif --metrics sa,ctc
 
         samscope evaluate masks.tif gt.tif --overlapping --metrics sa,dice
+
+        samscope evaluate 01_RES/ 01_GT/ --metrics tra,det,seg
+
+        samscope evaluate tracked.tif gt_series.tif --metrics tra --gt-tracks man_track.txt
     """
     import numpy as np
     from tqdm.auto import tqdm
@@ -165,9 +209,18 @@ def evaluate(
         write_csv,
         write_json,
     )
+    from samscope.evaluation.tracking import is_ctc_folder
     from samscope.io import read_labels
 
-    groups = _parse_metrics(metrics or ("sa,dice" if overlapping else "sa,dice,ctc"), overlapping)
+    series = is_ctc_folder(prediction) or is_ctc_folder(ground_truth)
+    default = "tra,det,seg" if series else ("sa,dice" if overlapping else "sa,dice,ctc")
+    groups = _parse_metrics(metrics or default, overlapping)
+    if series or "tra" in groups or pred_tracks is not None or gt_tracks is not None:
+        tfiles = {"csv": output / "tracking.csv", "json": output / "tracking.json"}
+        _check_outputs(list(tfiles.values()), overwrite)
+        output.mkdir(parents=True, exist_ok=True)
+        _evaluate_tracking(prediction, ground_truth, groups, pred_tracks, gt_tracks, tfiles)
+        return
     files = {
         k: output / f
         for k, f in (("csv", "metrics.csv"), ("json", "metrics.json"), ("png", "sa_vs_iou.png"))

@@ -108,9 +108,14 @@ def nuclei_command(
     dividing_fraction: Annotated[str | None, typer.Option("--dividing-fraction", help="Share of mitoses [0.03].")] = None,
     apoptotic_fraction: Annotated[str | None, typer.Option("--apoptotic-fraction", help="Share of apoptotic nuclei [0.01].")] = None,
     brightness: Annotated[str | None, typer.Option("--brightness", help="Nucleus photons above background, MIN,MAX [300,1200].")] = None,
+    frames: Annotated[int | None, typer.Option("--frames", help="Write N time-lapses of this many frames with lineage ground truth (moving, dividing nuclei).")] = None,
     settings: _Set = None,
 ) -> None:
     """Simulate widefield images of fluorescent nuclei with instance labels (HeLa-like defaults).
+
+    With --frames T: N time-lapses (samscope.simulate.timelapse): OUTPUT/images/000000.tif (TYX),
+    OUTPUT/labels/000000.tif (ids = track ids), OUTPUT/tracks/000000.txt (L B E P, as the Cell
+    Tracking Challenge's man_track.txt), OUTPUT/params/, OUTPUT/dataset.json.
 
     Writes OUTPUT/images/000000.tif (float32 camera counts, offset ≈ 33,000),
     OUTPUT/labels/000000.tif, OUTPUT/params/000000.json and OUTPUT/dataset.json. Run it again
@@ -123,13 +128,28 @@ def nuclei_command(
         samscope simulate nuclei -n 200 -o small/ --shape 256 --diameter-px 12,20 --preview p.png
 
         samscope simulate nuclei -n 100 -o mitotic/ --dividing-fraction 0.2 -s offset=100,200
+
+        samscope simulate nuclei -n 2 --frames 30 --shape 256 -o movies/
     """
     options = {
         "diameter_px": diameter_px, "density": density, "cluster_fraction": cluster_fraction,
         "dividing_fraction": dividing_fraction, "apoptotic_fraction": apoptotic_fraction,
         "brightness": brightness,
     }
+    if frames is not None:
+        _timelapse(n, output, seed, shape, frames, overwrite, options, settings)
+        return
     _run("nuclei", n, output, seed, shape, fmt, preview, overwrite, workers, quiet, options, settings)
+
+
+def _timelapse(n, output, seed, shape, frames, overwrite, options, settings) -> None:
+    from samscope.cli._common import parse_shape
+    from samscope.simulate.timelapse import TimelapseConfig, write_timelapse
+
+    look = build_config("nuclei", options, settings)
+    write_timelapse(output, n, shape=parse_shape(shape, "shape"), seed=seed,
+                    config=TimelapseConfig(frames=frames, nuclei=look), overwrite=overwrite)  # fmt: skip
+    typer.echo(f"{n} nuclei time-lapses of {frames} frames in {output} (tracks/*.txt: lineages)")
 
 
 def cells_command(
