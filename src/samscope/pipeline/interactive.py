@@ -28,6 +28,10 @@ def pair_files(
 ) -> list[tuple[str, Path, Path]]:
     """Pair two files, or the files of two folders by name (suffix ignored).
 
+    Names pair as they are, or else without a role ending such as ``_labels``, ``_masks``,
+    ``_gt`` or ``_cp_masks`` (so ``out/a_labels.tif`` pairs with ``gt/a.tif`` and
+    ``gt/a_masks.tif``).
+
     Returns ``(name, first_file, second_file)`` in natural order; a file without a partner is an
     :class:`InputError` listing what is missing on each side.
     """
@@ -46,8 +50,13 @@ def pair_files(
         )
     if not first_dir:
         return [(output_stem(second), first, second)]
-    a = {output_stem(p): p for p in list_images(first)}
-    b = {output_stem(p): p for p in list_images(second)}
+    files_a, files_b = list_images(first), list_images(second)
+    a = {output_stem(p): p for p in files_a}
+    b = {output_stem(p): p for p in files_b}
+    if set(a) != set(b):
+        bare_a, bare_b = _by_bare_name(files_a), _by_bare_name(files_b)
+        if bare_a is not None and bare_b is not None and set(bare_a) == set(bare_b):
+            a, b = bare_a, bare_b
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if only_a or only_b:
         parts = []
@@ -59,6 +68,26 @@ def pair_files(
             f"files in '{first}' and '{second}' do not pair up by name: " + "; ".join(parts)
         )
     return [(name, a[name], b[name]) for name in a]
+
+
+#: Endings that name a file's role rather than its image (samscope's, Cellpose's, common ones).
+ROLE_ENDINGS = ("_labels", "_label", "_masks", "_mask", "_cp_masks", "_seg", "_segmentation",
+                "_gt", "_groundtruth", "_ground_truth", "_pred", "_prediction")  # fmt: skip
+
+
+def _by_bare_name(files: list[Path]) -> dict[str, Path] | None:
+    """Files keyed by their name without a role ending (None when two files share a key)."""
+    out: dict[str, Path] = {}
+    for path in files:
+        stem = output_stem(path)
+        for ending in sorted(ROLE_ENDINGS, key=len, reverse=True):
+            if stem.lower().endswith(ending) and len(stem) > len(ending):
+                stem = stem[: -len(ending)]
+                break
+        if stem in out:
+            return None
+        out[stem] = path
+    return out
 
 
 @dataclass(frozen=True)
