@@ -41,6 +41,22 @@ TABLE_COLUMNS = ("id", "area_px", "volume_vox", "score")
 _DONE_ACTIONS = ("added", "removed", "changed")
 
 
+def show_labels(layer, new: np.ndarray) -> None:
+    """Put ``new`` into a Labels layer, uploading only the changed region when it is small."""
+    old = layer.data
+    if old.shape != new.shape or old.dtype != new.dtype:
+        layer.data = new.copy()
+        return
+    diff = old != new
+    n = int(np.count_nonzero(diff))
+    if n == 0:
+        return
+    if n > diff.size // 4:
+        layer.data = new.copy()
+    else:
+        layer.data_setitem(np.nonzero(diff), new[diff])
+
+
 def prepare(model_name: str, model: Any, data: np.ndarray, axes: str, cache: Path | None):
     """Worker body: load the model (unless given), then compute or load the embeddings."""
     from samscope.embeddings import compute_embeddings
@@ -77,6 +93,8 @@ class Annotator2D(QWidget):
         self.cache_path: Path | None = None
         self.background = Background(self._show_error)
         self._image_name: str | None = None
+        self._clearing = False
+        self._generation = 0  # results of embeddings for an image no longer shown are dropped
         self._build_ui(model)
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(150)
@@ -239,10 +257,13 @@ class Annotator2D(QWidget):
         cache = Path(text).expanduser() if text else None
         self._image_name = self.image_combo.currentText()
         self.embeddings = None
+        self._generation += 1
+        generation = self._generation
         self.progress.setRange(0, 0)  # busy until the cache reports its size
         self.set_status(f"loading {self.model_row.name()} and computing embeddings …")
         self.background.run(prepare, self.model_row.name(), self.model, data, axes, cache,
-                            done=self._on_ready, yielded=self._on_yield)
+                            done=lambda result: self._on_ready(result, generation),
+                            yielded=self._on_yield)
         self._progress_timer.start()
 
     def _on_yield(self, item) -> None:
@@ -259,7 +280,9 @@ class Annotator2D(QWidget):
             self.progress.setRange(0, got[1])
             self.progress.setValue(got[0])
 
-    def _on_ready(self, result) -> None:
+    def _on_ready(self, result, generation: int | None = None) -> None:
+        if generation is not None and generation != self._generation:
+            return  # another image was opened meanwhile
         self._progress_timer.stop()
         self.model, self.embeddings = result
         self.progress.setRange(0, 1)
@@ -281,6 +304,7 @@ class Annotator2D(QWidget):
     def reset_image(self, labels: np.ndarray | None = None) -> None:
         """Forget the embeddings and objects (a new image); optional labels to start from."""
         self.embeddings = None
+        self._generation += 1
         self.prediction = self.automatic = None
         self.store = None
         if labels is not None:
@@ -293,15 +317,13 @@ class Annotator2D(QWidget):
     def _ensure_layers(self, shape: tuple[int, int]) -> None:
         layers = self.viewer.layers
         if COMMITTED not in layers:
-            layers_committed = self.viewer.add_labels(self.store.labels, name=COMMITTED)
+            self.viewer.add_labels(self.store.labels.copy(), name=COMMITTED)
         else:
-            layers_committed = layers[COMMITTED]
-            layers_committed.data = self.store.labels
-        del layers_committed
+            show_labels(layers[COMMITTED], self.store.labels)
         if CURRENT not in layers:
-            self.viewer.add_labels(np.zeros(shape, np.uint8), name=CURRENT, opacity=0.6)
+            self.viewer.add_labels(np.zeros(shape, np.uint16), name=CURRENT, opacity=0.6)
         else:
-            layers[CURRENT].data = np.zeros(shape, np.uint8)
+            show_labels(layers[CURRENT], np.zeros(shape, np.uint16))
         if BOXES not in layers:
             boxes = self.viewer.add_shapes(name=BOXES, ndim=2, edge_color="cyan",
                                            face_color="transparent", edge_width=2)
@@ -324,7 +346,7 @@ class Annotator2D(QWidget):
 
     def _prompts_changed(self, event) -> None:
         action = getattr(getattr(event, "action", None), "value", "changed")
-        if action in _DONE_ACTIONS:
+        if action in _DONE_ACTIONS and not self._clearing:
             self.update_current()
 
     def prompts(self) -> dict:
@@ -356,7 +378,7 @@ class Annotator2D(QWidget):
         layer = self.viewer.layers[CURRENT]
         if len(p["points"]) == 0 and len(p["boxes"]) == 0:
             self.current = None
-            layer.data = np.zeros((h, w), np.uint8)
+            show_labels(layer, np.zeros((h, w), np.uint16))
             return
         start = time.perf_counter()
         try:
@@ -369,7 +391,7 @@ class Annotator2D(QWidget):
             else:
                 if not (p["labels"] == 1).any() and len(p["boxes"]) == 0:
                     self.current = None
-                    layer.data = np.zeros((h, w), np.uint8)
+                    show_labels(layer, np.zeros((h, w), np.uint16))
                     self.set_status("add a positive point (or a box) for the object")
                     return
                 single = len(p["points"]) == 1 and len(p["boxes"]) == 0
@@ -382,9 +404,9 @@ class Annotator2D(QWidget):
         except Exception as err:  # noqa: BLE001 - a bad prompt is shown, never raised in Qt
             self._show_error(err)
             return
-        self.last_latency_ms = (time.perf_counter() - start) * 1000
         self.current = (masks, scores, {k: v.tolist() for k, v in p.items()})
-        layer.data = label_image
+        show_labels(layer, label_image)
+        self.last_latency_ms = (time.perf_counter() - start) * 1000
         self.set_status(f"{len(masks)} object(s), predicted IoU "
                         + ", ".join(f"{s:.2f}" for s in scores)
                         + f" ({self.last_latency_ms:.0f} ms); C commits")
@@ -418,18 +440,20 @@ class Annotator2D(QWidget):
     def _clear_prompt_layers(self) -> None:
         layers = self.viewer.layers
         self.current = None
-        if POINTS in layers:
-            layers[POINTS].data = np.zeros((0, 2))
-        if BOXES in layers:
-            layers[BOXES].data = []
+        self._clearing = True
+        try:
+            if POINTS in layers and len(layers[POINTS].data):
+                layers[POINTS].data = np.zeros((0, 2))
+            if BOXES in layers and len(layers[BOXES].data):
+                layers[BOXES].data = []
+        finally:
+            self._clearing = False
         if CURRENT in layers:
-            layers[CURRENT].data = np.zeros(layers[CURRENT].data.shape, np.uint8)
+            show_labels(layers[CURRENT], np.zeros(layers[CURRENT].data.shape, np.uint16))
 
     def _labels_changed(self) -> None:
         if COMMITTED in self.viewer.layers and self.store is not None:
-            layer = self.viewer.layers[COMMITTED]
-            layer.data = self.store.labels
-            layer.refresh()
+            show_labels(self.viewer.layers[COMMITTED], self.store.labels)
         self._update_table()
 
     def _update_table(self) -> None:
