@@ -43,6 +43,18 @@ def upload(client, sid: str, files, **fields):
                               for name, content in files])
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread while a module's server runs (restored after): the server's worker
+    and its requests share the process, and on a busy 2-core machine more threads only fight."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def nuclei_bytes() -> bytes:
     return NUCLEI.read_bytes()

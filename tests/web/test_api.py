@@ -16,7 +16,7 @@ need_web_extra()
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, one_torch_thread):
     """One app with its worker for the module (the model loads once), and a finished image."""
     from starlette.testclient import TestClient
 
