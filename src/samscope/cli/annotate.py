@@ -36,8 +36,9 @@ def annotate(
     from samscope.errors import InputError
 
     try:
-        import napari  # noqa: F401
         import qtpy  # noqa: F401
+
+        import napari  # noqa: F401
     except ImportError as err:
         raise InputError(
             f"the annotators need napari and a Qt binding ({err}); install them with "
