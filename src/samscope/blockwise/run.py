@@ -242,11 +242,13 @@ def segment_blockwise(
     _check_paths(source, output)
     shape = source.spatial_shape
     store = BlockStore(output)
+    block = default_block(shape) if request.block_size is None else \
+        as_tuple(request.block_size, len(shape), "block size")
+    BlockGrid(shape, block, default_halo(block, shape, None) if request.halo is None
+              else as_tuple(request.halo, len(shape), "halo"))  # bad sizes fail before a model loads
     if segmenter is None:
         segmenter = _model_segmenter(request, source, store)
     diameter = getattr(segmenter, "diameter", None) or request.diameter
-    block = default_block(shape) if request.block_size is None else \
-        as_tuple(request.block_size, len(shape), "block size")
     halo = default_halo(block, shape, diameter) if request.halo is None else \
         as_tuple(request.halo, len(shape), "halo")
     grid = BlockGrid(shape, block, halo)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,7 @@ def segment_task(job: Job, flat: int) -> dict:
         "n": int(labels.max(initial=0)),
         "present": [int(v) for v in present[present > 0]],
         "seconds": round(time.perf_counter() - start, 3),
+        "pid": os.getpid(),
     }
     job.store.write_local(flat, labels, meta)
     return {"flat": flat, **meta}
