@@ -51,3 +51,27 @@ def wait_ready(qtbot, widget, timeout=60_000) -> None:
 def wait_idle(qtbot, widget, timeout=60_000) -> None:
     """Wait until the widget's background jobs have finished."""
     qtbot.waitUntil(lambda: not widget.background.busy, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def nuclei_volume(nuclei):
+    """A 5-plane volume of a 128² crop of the example: each nucleus shrinks away from plane 2.
+
+    Returns ``(volume uint16 (5, 128, 128), ground truth labels (5, 128, 128))``.
+    """
+    from scipy import ndimage as ndi
+
+    image, gt = (a[:128, :128] for a in nuclei)
+    background = np.median(image[gt == 0])
+    vol, truth = [], []
+    for z in range(5):
+        k = abs(z - 2)
+        shrunk = np.zeros_like(gt)
+        for obj in np.unique(gt[gt > 0]):
+            m = gt == obj
+            if k:
+                m = ndi.binary_erosion(m, iterations=3 * k)
+            shrunk[m] = obj
+        vol.append(np.where(shrunk > 0, image, background).astype(np.uint16))
+        truth.append(shrunk)
+    return np.stack(vol), np.stack(truth)
