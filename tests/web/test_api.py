@@ -247,3 +247,15 @@ def test_restart_resumes_unfinished(tmp_path, nuclei_bytes):
     with TestClient(app, base_url=BASE_URL) as c:
         states = [wait_for(c, sid, i)["state"] for i in ids]
     assert states == ["done", "done"]
+
+
+def test_dropped_folders_become_conditions(tmp_path, nuclei_bytes):
+    with _client(tmp_path) as c:
+        sid = c.post("/api/sessions").json()["session"]
+        r = c.post(f"/api/sessions/{sid}/jobs", data={"paths": ["plate/control/a.tif",
+                                                                "plate/treated/a.tif", "b.tif"]},
+                   files=[("files", (n, nuclei_bytes, "image/tiff"))
+                          for n in ("a.tif", "a.tif", "b.tif")])
+        assert r.status_code == 201, r.text
+        got = [(im["stem"], im["condition"]) for im in r.json()["images"]]
+        assert got == [("a", "control"), ("a_2", "treated"), ("b", "all")]

@@ -187,3 +187,17 @@ def test_download_zip(processed, browser):
     for name in ("nuclei_labels.tif", "nuclei_objects.csv", "nuclei_overlay.png",
                  "nuclei_segmentation.json", "report/report.html"):
         assert name in names, names
+
+
+def test_reopening_shows_the_session(processed):
+    from selenium.webdriver.common.by import By
+
+    driver = processed
+    driver.refresh()
+    wait_until(lambda: driver.execute_script("return document.body.dataset.ready"), 30, "page")
+    items = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR,
+                                                    '#queue li[data-state="done"]'), 30,
+                       "the session's images")
+    assert "nuclei.tif" in items[0].text
+    items[0].click()
+    wait_until(lambda: metric(driver, "n_objects"), 30, "the metrics after reopening")

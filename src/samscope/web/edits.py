@@ -2,7 +2,9 @@
 
 Adding is one point prompt (:func:`samscope.prompting.segment_from_prompts`, best of three
 masks) on the image's embeddings, computed on the first click and cached in the session folder
-(:func:`samscope.embeddings.compute_embeddings` with ``cache=``). The new object takes the free
+(:func:`samscope.embeddings.compute_embeddings` with ``cache=``; for a scale-aware model at the
+scale :func:`samscope.instance.scale.interactive_scale` derives from the diameter the
+segmentation used). The new object takes the free
 pixels of its mask (label images) or joins the overlapping masks (modes that keep them, whose
 labels are repainted by :meth:`samscope.instance.instances.Instances.from_masks`). Removing clears one id.
 The outputs are then rewritten with the library's writers, atomically and in the pipeline's
@@ -70,20 +72,25 @@ class Editor:
         with self._guard:
             return self._locks.setdefault(image_id, threading.Lock())
 
-    def _embed(self, files: SessionFiles, row: ImageRow, plane: np.ndarray, model) -> Any:
+    def _embed(self, files: SessionFiles, row: ImageRow, plane: np.ndarray, model,
+               diameter: float | None) -> Any:
         from samscope.embeddings import compute_embeddings
+        from samscope.instance.scale import interactive_scale
 
-        key = f"{row.id}:{getattr(model, 'weights_hash', '')}"
+        # a scale-aware model is prompted at its working size, from the diameter the
+        # segmentation used (no new estimate)
+        scale, _ = interactive_scale(plane, model, diameter=diameter) if diameter else (1.0, None)
+        key = f"{row.id}:{getattr(model, 'weights_hash', '')}:{scale:.4f}"
         with self._guard:
             emb = self._embeddings.pop(key, None)
         if emb is None:
             cache = files.cache(row.stem)
             cache.parent.mkdir(parents=True, exist_ok=True)
             try:
-                emb = compute_embeddings(plane, model, cache=cache)
-            except CacheMismatchError:  # made by another model or not a cache: start again
+                emb = compute_embeddings(plane, model, cache=cache, scale=scale)
+            except CacheMismatchError:  # another model or scale, or not a cache: start again
                 shutil.rmtree(cache, ignore_errors=True)
-                emb = compute_embeddings(plane, model, cache=cache)
+                emb = compute_embeddings(plane, model, cache=cache, scale=scale)
         with self._guard:
             self._embeddings[key] = emb
             while len(self._embeddings) > self.keep:
@@ -112,7 +119,9 @@ class Editor:
             if res.labels[yi, xi]:
                 raise InputError(f"object {int(res.labels[yi, xi])} is already there")
             plane = image_planes(files.upload(row.stem, row.filename))[0]
-            emb = self._embed(files, row, plane, model)
+            diameter = res.record.get("diameter_px")
+            emb = self._embed(files, row, plane, model,
+                              float(diameter) if isinstance(diameter, int | float) else None)
             pred = segment_from_prompts(model, emb, points=np.array([[yi + 0.5, xi + 0.5]]),
                                         multimask=True)
             mask = pred.best_mask
