@@ -43,12 +43,12 @@ def interior_point(mask: np.ndarray) -> tuple[float, float]:
     return float(y), float(x)
 
 
-def wait_ready(qtbot, widget, timeout=60_000) -> None:
-    """Wait for the widget's embeddings (computed in a worker thread)."""
+def wait_ready(qtbot, widget, timeout=300_000) -> None:
+    """Wait for the widget's embeddings (computed in a worker thread; generous for busy CI)."""
     qtbot.waitUntil(lambda: widget.embeddings is not None, timeout=timeout)
 
 
-def wait_idle(qtbot, widget, timeout=60_000) -> None:
+def wait_idle(qtbot, widget, timeout=300_000) -> None:
     """Wait until the widget's background jobs have finished."""
     qtbot.waitUntil(lambda: not widget.background.busy, timeout=timeout)
 
