@@ -62,3 +62,24 @@ def test_bad_blockwise_options_exit_2(image, tmp_path, capsys, extra, words):
 def test_blockwise_takes_one_image(image, tmp_path, capsys):
     code, _, err = call(["segment", str(image), str(image), "-o", str(tmp_path / "o.zarr")], capsys)
     assert code == 2 and "takes one image" in err
+
+
+def test_evaluate_reads_zarr_labels_chunk_by_chunk(tmp_path, capsys):
+    import csv
+
+    from scipy import ndimage as ndi
+
+    from samscope.blockwise import BlockwiseRequest, ThresholdSegmenter, segment_blockwise
+
+    rng = np.random.default_rng(1)
+    img = (ndi.uniform_filter(rng.random((120, 130)), 5) > 0.55).astype(np.uint8) * 9
+    tifffile.imwrite(tmp_path / "img.tif", img)
+    gt, _ = ndi.label(img > 4)
+    tifffile.imwrite(tmp_path / "gt.tif", gt.astype(np.uint16))
+    segment_blockwise(BlockwiseRequest(tmp_path / "img.tif", tmp_path / "pred.zarr",
+                                       block_size=48, halo=16), segmenter=ThresholdSegmenter(4))
+    code, _, err = call(["evaluate", str(tmp_path / "pred.zarr"), str(tmp_path / "gt.tif"),
+                         "-m", "sa", "-o", str(tmp_path / "ev")], capsys)
+    assert code == 0, err
+    [row] = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
+    assert float(row["msa"]) == 1.0 and int(row["n_gt"]) == int(gt.max())

@@ -187,3 +187,19 @@ def test_output_inside_an_input_store_is_refused(tmp_path):
     with pytest.raises(InputError, match="would overwrite the input"):
         segment_blockwise(BlockwiseRequest(src, src / "labels.zarr", block_size=32, halo=8),
                           segmenter=ThresholdSegmenter(500))
+
+
+def test_chunked_accuracy_equals_the_whole_image_metric(tmp_path):
+    from samscope.blockwise.evaluate import chunked_accuracy
+    from samscope.evaluation.metrics import segmentation_accuracy
+
+    gt, _ = ndi.label(_image((150, 170), 60, seed=4) > 0)
+    rng = np.random.default_rng(5)
+    pred = np.where(rng.random(gt.shape) < 0.97, gt, 0) * 3
+    pred[:, 80:] += (pred[:, 80:] > 0) * 1000  # objects cut in two at x = 80
+    stored = zarr.create_array(str(tmp_path / "p.zarr"), shape=pred.shape, dtype=np.int64,
+                               chunks=(64, 64), zarr_format=2)
+    stored[...] = pred
+    chunked = chunked_accuracy(gt, stored)
+    whole = segmentation_accuracy(gt, pred)
+    assert np.array_equal(chunked.accuracy, whole.accuracy) and 0 < chunked.msa < 1

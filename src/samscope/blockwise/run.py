@@ -248,6 +248,10 @@ def segment_blockwise(
               else as_tuple(request.halo, len(shape), "halo"))  # bad sizes fail before a model loads
     if segmenter is None:
         segmenter = _model_segmenter(request, source, store)
+        if client is not None:  # one torch thread per Dask task: a worker's threads run blocks
+            from dataclasses import replace
+
+            segmenter = replace(segmenter, threads=1)
     diameter = getattr(segmenter, "diameter", None) or request.diameter
     halo = default_halo(block, shape, diameter) if request.halo is None else \
         as_tuple(request.halo, len(shape), "halo")

@@ -233,6 +233,13 @@ def evaluate(
     for name, pred_path, gt_path in tqdm(
         pairs, desc="evaluating", unit="image", disable=len(pairs) < 2
     ):
+        from samscope.blockwise.evaluate import is_zarr, sa_row
+
+        if groups == ["sa"] and not overlapping and (is_zarr(pred_path) or is_zarr(gt_path)):
+            row, curve = sa_row(pred_path, gt_path)  # zarr labels of any size, chunk by chunk
+            rows.append({"image": name, **row})
+            curves[name] = curve.accuracy
+            continue
         gt = read_labels(gt_path)
         pred = _read_prediction(pred_path, gt.shape, overlapping)
         if not overlapping and pred.shape != gt.shape:
