@@ -1,7 +1,9 @@
 """Fixtures for the napari plugin tests: headless Qt, a private samscope cache, loaded annotators.
 
 The tests need the ``gui`` extra (napari, a Qt binding, pytest-qt); they run without a display on
-Qt's ``offscreen`` platform, set here before Qt is imported.
+Qt's ``offscreen`` platform, set here before Qt is imported. napari's canvas still needs an OpenGL
+context, which the offscreen platform gets from an X server: pytest-xvfb starts a virtual one
+(``Xvfb``) for the session.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def opengl_display(request):
+    """napari's canvas needs OpenGL, which Qt's offscreen platform gets only through an X server.
+
+    pytest-xvfb (the dev extra) starts a virtual one when ``Xvfb`` is installed; without it the
+    viewer tests fail here with what to install, instead of deep inside vispy.
+    """
+    if "make_napari_viewer" in request.fixturenames and not os.environ.get("DISPLAY"):
+        pytest.fail("the napari tests need an X display for OpenGL: install Xvfb "
+                    "(apt-get install xvfb) and pytest-xvfb (pip install -e '.[dev]'), or run them "
+                    "under xvfb-run", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
