@@ -7,7 +7,8 @@ and reused by every prompt and automatic mode. :func:`compute_embeddings` return
 
 The cache (a zarr group) stores the features with a *signature*: samscope's embedding format
 version, the model (name and a hash of its weights), its input size and normalisation, the
-tiling, and the data (shape, dtype, axes and a streaming xxh3 hash that reads the image block by
+tiling, the encoder's precision when it is not fp32 (a bf16 or int8 cache is never reused as
+fp32, and fp32 caches keep the signature they had before precisions existed), and the data (shape, dtype, axes and a streaming xxh3 hash that reads the image block by
 block and never holds a large array whole). Reusing a cache whose signature differs raises
 :class:`~samscope.errors.CacheMismatchError` that names what differs; a damaged cache raises it
 too. Planes and tiles are flagged done as they are written, so an interrupted volume resumes
@@ -182,6 +183,11 @@ class ImageEmbeddings:
     native_shape: tuple[int, int] | None = None
 
     @property
+    def precision(self) -> str:
+        """The encoder arithmetic the features come from (``fp32``, ``bf16`` or ``int8``)."""
+        return str(self.signature.get("precision", "fp32"))
+
+    @property
     def plane_shape(self) -> tuple[int, int]:
         """``(H, W)`` of the planes in the image's own grid: where prompts and masks live."""
         return tuple(self.native_shape) if self.native_shape is not None else self.image_shape
@@ -267,6 +273,7 @@ def compute_embeddings(
     batch_size: int = 1,
     progress: bool = False,
     scale: float = 1.0,
+    precision: str | None = None,
 ) -> ImageEmbeddings:
     """Compute (or load from a cache) the image embeddings of a 2-D image, a stack or a time series.
 
@@ -294,6 +301,9 @@ def compute_embeddings(
         model's working size (:func:`samscope.instance.scale.interactive_scale` chooses it from
         the object diameter). Prompts and masks stay in the image's own grid: the prompting
         functions map points and boxes in and masks back out.
+    precision : {"fp32", "bf16", "int8"}, optional
+        The encoder's arithmetic for this call (default: the model's
+        :attr:`~samscope.models.sam.SamscopeModel.precision`); recorded in the signature.
 
     Returns
     -------
@@ -302,12 +312,15 @@ def compute_embeddings(
     Raises
     ------
     InputError
-        Unsupported axes, empty image, NaN values, a scale that is not a positive number.
+        Unsupported axes, empty image, NaN values, a scale that is not a positive number, an
+        unknown precision.
     CacheMismatchError
         ``cache`` holds embeddings of other data, model or settings, or is not a samscope cache
         (damaged or missing pieces of a samscope cache are recomputed and listed in
         :attr:`ImageEmbeddings.repaired`).
     """
+    if precision is not None:
+        model = model.with_precision(precision)
     data = image
     if hasattr(image, "data") and hasattr(image, "axes"):  # samscope.io.ImageData
         data, axes = image.data, axes or image.axes
@@ -351,6 +364,8 @@ def compute_embeddings(
     if native_shape is not None:  # only then, so caches of native embeddings keep their signature
         signature["scale"] = float(scale)
         signature["native_shape"] = list(native_shape)
+    if model.precision != "fp32":  # the same trick: fp32 caches keep their signature
+        signature["precision"] = model.precision
     problems: list[str] = []
     created = False
     if cache is not None:

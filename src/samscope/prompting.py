@@ -231,7 +231,7 @@ class _Router:
         # Prompt-independent decoder state lives on the embeddings object (a few most recent
         # windows), so consecutive prompts on the same image skip it entirely.
         store = self.emb.__dict__.setdefault("_decoder_caches", {})
-        key = (self.model.weights_hash, self.plane, window)
+        key = (self.model.weights_hash, self.model.precision, self.plane, window)
         cache = store.pop(key, None)
         if cache is None:
             cache = self.model.prepare_decoder(self._embedding(window))
@@ -277,7 +277,9 @@ class _Router:
                 pad=norm.pad,
             )
             log.info("embedding an on-demand window %s for an object crossing tiles", window)
-            extra[key] = self.model.encode(torch.from_numpy(pixels)[None])
+            extra[key] = self.model.encode(
+                torch.from_numpy(pixels)[None], precision=self.emb.precision
+            )
         return extra[key]
 
     def escape_window(self, mask_box: np.ndarray) -> tuple[int, int, int, int]:

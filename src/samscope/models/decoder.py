@@ -486,7 +486,7 @@ class PointDecoder:
             return self.model.decode(self.cache, sparse, None, multimask=multimask)
         dec = self.model.sam.mask_decoder
         outs, start = [], 0
-        with torch.inference_mode():
+        with torch.inference_mode(), self.model.autocast():  # bf16 when the model runs in bf16
             while start < sparse.shape[0]:
                 chunk = self._next_chunk()
                 part = sparse[start : start + chunk]
@@ -497,7 +497,7 @@ class PointDecoder:
                     old = self._cost[chunk]
                     self._cost[chunk] = cost if old == 0 else 0.5 * old + 0.5 * cost
                 start += len(part)
-        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+        return torch.cat([o[0] for o in outs]).float(), torch.cat([o[1] for o in outs]).float()
 
     def _next_chunk(self) -> int:
         self._passes += 1

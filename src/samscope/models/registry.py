@@ -1028,6 +1028,7 @@ def load_model(
     checkpoint: str | Path | None = None,
     device: str | None = None,
     download: bool = False,
+    precision: str | None = None,
 ) -> SamscopeModel:
     """Load a SAM (and its instance head, when it has one) by name or from a checkpoint file.
 
@@ -1045,6 +1046,9 @@ def load_model(
     download : bool
         Download a registered model that is not in the cache. Off by default: nothing is ever
         downloaded implicitly.
+    precision : {"fp32", "bf16", "int8"}, optional
+        Arithmetic of the image encoder and mask decoder (see :mod:`samscope.models.sam`);
+        default ``bf16`` on CUDA, ``fp32`` elsewhere.
 
     Returns
     -------
@@ -1056,6 +1060,8 @@ def load_model(
         Unknown name, or not cached (the message names the URL and ``samscope models import``).
     CheckpointError
         Wrong hash, unreadable file, or keys that do not fit (listed).
+    InputError
+        An unknown precision (or int8 off the CPU).
 
     Notes
     -----
@@ -1070,8 +1076,10 @@ def load_model(
     ('vit_test', 256, True)
     """
     from samscope.models.checkpoint import load_checkpoint
+    from samscope.models.sam import check_precision
 
     device = check_device(device) if device else _default_device()
+    precision = check_precision(precision, device)
     decoder_state = None
     converted = None
     if checkpoint is not None:
@@ -1095,7 +1103,7 @@ def load_model(
         else:
             if not files:
                 if card.source == "test":
-                    return _build_test_model(card, device)
+                    return _build_test_model(card, device).with_precision(precision)
                 raise ModelNotFoundError(f"model {card.name!r} has no weights file and no download")
             paths = {f.role: _verified(card.name, f, download=download) for f in files}
             converted = load_checkpoint(paths["model"])
@@ -1112,7 +1120,9 @@ def load_model(
     sam = _build_with_weights(card.architecture, sam_state)
     head = instance_head_from_state(decoder_state) if decoder_state is not None else None
     distance = _distance_head(converted) if converted is not None else None
-    return SamscopeModel(sam, card, instance_head=head, distance_head=distance, device=device)
+    return SamscopeModel(
+        sam, card, instance_head=head, distance_head=distance, device=device, precision=precision
+    )
 
 
 def _distance_head(converted):

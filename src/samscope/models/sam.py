@@ -6,19 +6,66 @@ same modules and state-dict keys without importing ``transformers`` — its :cla
 instance-distance head for automatic segmentation. Coordinates here are in *encoder input* pixels
 (x, y order, as SAM expects); :mod:`samscope.prompting` maps user coordinates (y, x, original
 image) to them through :class:`samscope.image.Transform`.
+
+Precision (:data:`PRECISIONS`): ``fp32`` (the CPU default), ``bf16`` (autocast for the image
+encoder and the mask decoder; the CUDA default) or ``int8`` (CPU only: the image encoder's
+``nn.Linear`` layers dynamically quantised to int8 with
+``torch.ao.quantization.quantize_dynamic``; the decoder stays fp32, its cost is in products with
+the image tokens, which dynamic quantisation does not touch). Prompt encoding and the extra heads
+always run in fp32, and embeddings and logits are always returned as float32.
+:meth:`SamscopeModel.with_precision` gives a view of the same weights at another precision;
+``benchmarks/bench_precision.py`` measures masks against fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from typing import TYPE_CHECKING
 
 import torch
 
+from samscope.errors import InputError
 from samscope.models.architectures import SamArchitecture, get_architecture
 from samscope.models.card import ModelCard
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import SamModel
+
+#: The arithmetic a model can run in (see the module docstring).
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def check_precision(precision: str | None, device: str | torch.device = "cpu") -> str:
+    """The precision to run in: ``precision`` checked, or the device's default when None.
+
+    Parameters
+    ----------
+    precision : {"fp32", "bf16", "int8"} or None
+        None: ``bf16`` on CUDA, ``fp32`` elsewhere.
+    device : str or torch.device
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    InputError
+        An unknown name, or ``int8`` on a device other than the CPU.
+
+    >>> check_precision(None), check_precision("BF16")
+    ('fp32', 'bf16')
+    """
+    kind = torch.device(device).type
+    if precision is None:
+        return "bf16" if kind == "cuda" else "fp32"
+    name = str(precision).strip().lower()
+    if name not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if name == "int8" and kind != "cpu":
+        raise InputError(f"precision int8 runs on the CPU only, not on {kind}; use bf16 there")
+    return name
 
 
 class SamscopeModel:
@@ -36,6 +83,9 @@ class SamscopeModel:
         Distance-map head (SAMCell-style), when the checkpoint has one.
     device : str or torch.device
         Where to run.
+    precision : {"fp32", "bf16", "int8"}, optional
+        Arithmetic of the encoder and decoder (see the module docstring); None: ``bf16`` on
+        CUDA, ``fp32`` elsewhere.
     """
 
     def __init__(
@@ -46,10 +96,13 @@ class SamscopeModel:
         instance_head: torch.nn.Module | None = None,
         distance_head: torch.nn.Module | None = None,
         device: str | torch.device = "cpu",
+        precision: str | None = None,
     ) -> None:
         self.card = card
         self.arch: SamArchitecture = get_architecture(card.architecture)
         self.device = torch.device(device)
+        self.precision = check_precision(precision, self.device)
+        self._quantised: dict[str, torch.nn.Module] = {}  # shared by with_precision views
         self.sam = sam.to(self.device).eval()
         self.instance_head = (
             instance_head.to(self.device).eval() if instance_head is not None else None
@@ -70,37 +123,88 @@ class SamscopeModel:
 
     def __repr__(self) -> str:
         head = ", instance head" if self.instance_head is not None else ""
+        prec = f", precision={self.precision}" if self.precision != "fp32" else ""
         return (
-            f"SamscopeModel({self.card.name!r}, arch={self.arch.name}{head}, device={self.device})"
+            f"SamscopeModel({self.card.name!r}, arch={self.arch.name}{head}, "
+            f"device={self.device}{prec})"
         )
 
+    # -- precision ---------------------------------------------------------------------------
+    def with_precision(self, precision: str | None) -> SamscopeModel:
+        """This model at another precision: a view sharing the weights (and the int8 encoder).
+
+        Parameters
+        ----------
+        precision : {"fp32", "bf16", "int8"} or None
+            None: the device's default.
+
+        Returns
+        -------
+        SamscopeModel
+            ``self`` when the precision is already that one.
+
+        Raises
+        ------
+        InputError
+            An unknown precision, or int8 off the CPU.
+        """
+        name = check_precision(precision, self.device)
+        if name == self.precision:
+            return self
+        view = copy.copy(self)  # shallow: same modules, card, weight hash and int8 encoder cache
+        view.precision = name
+        return view
+
+    def autocast(self, precision: str | None = None):
+        """A context running the decoder (or encoder) arithmetic at ``precision`` (default: the
+        model's): bf16 autocast on the model's device, else nothing."""
+        name = self.precision if precision is None else check_precision(precision, self.device)
+        if name == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _vision_encoder(self, precision: str) -> torch.nn.Module:
+        """The image encoder for ``precision`` (int8: a quantised copy, built once)."""
+        if precision != "int8":
+            return self.sam.vision_encoder
+        encoder = self._quantised.get("encoder")
+        if encoder is None:
+            import warnings
+
+            with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices
+                warnings.simplefilter("ignore")
+                encoder = torch.ao.quantization.quantize_dynamic(
+                    self.sam.vision_encoder, {torch.nn.Linear}, dtype=torch.qint8
+                )
+            self._quantised["encoder"] = encoder.eval()
+        return encoder
+
     # -- encoder ---------------------------------------------------------------------------
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor, *, precision: str | None = None) -> torch.Tensor:
         """Image embeddings of prepared encoder input.
 
         Parameters
         ----------
         pixels : torch.Tensor
             ``(B, 3, S, S)`` normalised, padded input (see :func:`samscope.image.prepare_input`).
+        precision : {"fp32", "bf16", "int8"}, optional
+            Default: the model's :attr:`precision`.
 
         Returns
         -------
         torch.Tensor
-            ``(B, C, g, g)`` float32 embeddings on the model's device. On CUDA the encoder runs in
-            bfloat16 autocast.
+            ``(B, C, g, g)`` float32 embeddings on the model's device.
         """
+        name = self.precision if precision is None else check_precision(precision, self.device)
         size = self.image_size
         if pixels.ndim != 4 or pixels.shape[1] != 3 or pixels.shape[-2:] != (size, size):
             raise ValueError(
                 f"expected encoder input (B, 3, {size}, {size}), got {tuple(pixels.shape)}"
             )
         pixels = pixels.to(self.device, non_blocking=True)
-        with torch.inference_mode():
-            if self.device.type == "cuda":
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = self.sam.vision_encoder(pixels).last_hidden_state
-            else:
-                out = self.sam.vision_encoder(pixels).last_hidden_state
+        encoder = self._vision_encoder(name)
+        with torch.inference_mode(), self.autocast(name):
+            out = encoder(pixels).last_hidden_state
         return out.float()
 
     # -- prompts -----------------------------------------------------------------------------
@@ -149,7 +253,7 @@ class SamscopeModel:
         """Prompt-independent decoder state of one ``(1, C, g, g)`` embedding (see :mod:`.decoder`)."""
         from samscope.models.decoder import prepare_decoder
 
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             return prepare_decoder(self.sam, embedding.to(self.device))
 
     def decode(
@@ -163,8 +267,9 @@ class SamscopeModel:
         """Low-resolution logits ``(P, K, 4g, 4g)`` and predicted IoU ``(P, K)`` for ``P`` prompts."""
         from samscope.models.decoder import decode
 
-        with torch.inference_mode():
-            return decode(self.sam, cache, sparse, dense=dense, multimask=multimask)
+        with torch.inference_mode(), self.autocast():
+            logits, iou = decode(self.sam, cache, sparse, dense=dense, multimask=multimask)
+        return logits.float(), iou.float()
 
     # -- identity ----------------------------------------------------------------------------
     @property
