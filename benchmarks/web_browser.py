@@ -141,6 +141,7 @@ def main() -> None:
                 driver.find_element(By.ID, "edit-toggle").click()
                 _click_first_object(driver)
                 wait(lambda: "removed object" in driver.find_element(By.ID, "status").text, 60)
+                time.sleep(1.5)  # the tables follow the picture
                 driver.save_screenshot(str(shots / "web_5_edit.png"))
                 bad = tmp / "not_an_image.tif"
                 bad.write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header and nothing else

@@ -6,7 +6,9 @@ unique by a few changed pixels, so a mix-up between sessions would show), poll u
 check that every image of their session is done, that their session lists exactly their
 images, and that each result's record names its own upload. Reports throughput (images per
 second from the first upload to the last result) and the server's peak resident memory (the
-kernel's VmHWM of the child, measured under this load).
+kernel's VmHWM of the child, measured under this load) and how responsive the server stayed:
+the latency of the page (``GET /``) and of ``GET /api/info``, probed every half second while
+the jobs run.
 
     python benchmarks/web_load.py                     # 20 clients × 5 images
     python benchmarks/web_load.py --clients 4 --images 2 --diameter 30
@@ -92,6 +94,27 @@ def client_run(base: str, index: int, n: int, image: np.ndarray, diameter: str,
                         "images": len(ids), "problems": problems})
 
 
+def probe(base: str, stop: threading.Event, out: dict) -> None:
+    """Latency of the page and of /api/info while the load runs (what a user's browser sees)."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=60) as c:
+        while not stop.is_set():
+            for path in ("/", "/api/info"):
+                t = time.perf_counter()
+                c.get(path).raise_for_status()
+                out.setdefault(path, []).append(time.perf_counter() - t)
+            stop.wait(0.5)
+
+
+def _latency(values: list[float]) -> dict:
+    if not values:
+        return {}
+    v = np.asarray(values) * 1000
+    return {"n": len(v), "median_ms": round(float(np.median(v)), 1),
+            "p95_ms": round(float(np.percentile(v, 95)), 1), "max_ms": round(float(v.max()), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=20)
@@ -133,12 +156,18 @@ def main() -> None:
                                                               args.diameter, results,
                                                               args.timeout))
                    for i in range(args.clients)]
+        latencies: dict = {}
+        stop = threading.Event()
+        prober = threading.Thread(target=probe, args=(base, stop, latencies))
         t0 = time.perf_counter()
+        prober.start()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        stop.set()
+        prober.join()
         peak = peak_rss_mib(server.pid)
     finally:
         server.terminate()
@@ -153,6 +182,8 @@ def main() -> None:
         "client_seconds_median": float(np.median([r["seconds"] for r in results]))
         if results else None,
         "server_peak_rss_mib_under_load": round(peak, 1), "problems": problems,
+        "page_latency_under_load": _latency(latencies.get("/", [])),
+        "api_info_latency_under_load": _latency(latencies.get("/api/info", [])),
         "diameter": args.diameter, "cpu_count": os.cpu_count(),
     }
     print(json.dumps(figures, indent=2))

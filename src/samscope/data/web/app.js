@@ -131,7 +131,8 @@ function renderQueue(counts) {
     if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
     li.dataset.state = im.state;
     li.classList.toggle("selected", im.id === state.selected);
-    li.querySelector(".name").textContent = im.name + (im.condition !== "all" ? `  (${im.condition})` : "");
+    const stored = im.name.replace(/(\.ome)?\.(tiff?|png|jpe?g)$/i, "") === im.stem ? "" : ` → ${im.stem}`;
+    li.querySelector(".name").textContent = im.name + stored + (im.condition !== "all" ? `  (${im.condition})` : "");
     li.querySelector(".state").textContent = stateText(im);
     const bar = li.querySelector("progress");
     bar.hidden = im.state !== "processing";
