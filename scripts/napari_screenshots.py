@@ -34,13 +34,16 @@ OUT = ROOT / "docs" / "images"
 
 
 def _display():
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if os.environ.get("DISPLAY"):
-        return None
-    from pyvirtualdisplay import Display
+    """A virtual X display when there is none; Qt draws real windows on it (xcb), so napari's
+    window screenshot holds the OpenGL canvas (on the offscreen platform it comes out black)."""
+    if not os.environ.get("DISPLAY"):
+        from pyvirtualdisplay import Display
 
-    display = Display(visible=False, size=(1600, 1000))
-    display.start()
+        display = Display(visible=False, size=(1600, 1000))
+        display.start()
+    else:
+        display = None
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
     return display
 
 
@@ -66,7 +69,9 @@ def _interior(mask):
 
 def _viewer():
     import napari
+    from napari.settings import get_settings
 
+    get_settings().application.gui_notification_level = "none"  # no toasts over the canvas
     viewer = napari.Viewer(show=True, title="samscope")
     viewer.window.resize(1500, 900)
     return viewer
