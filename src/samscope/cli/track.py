@@ -43,7 +43,7 @@ def track(
     divisions: Annotated[bool, typer.Option(help="Detect divisions.")] = True,
     max_division_distance: Annotated[
         float | None,
-        typer.Option("--max-division-distance", help="Mother to daughter distance, px (default: 1.2 × the median diameter)."),
+        typer.Option("--max-division-distance", help="Mother to daughter distance, px (default: 0.75 × the median diameter)."),
     ] = None,
     link_iou: Annotated[
         float, typer.Option("--link-iou", help="Link objects of consecutive frames outright above this IoU (1: never).")

@@ -57,9 +57,16 @@ class LinkerConfig:
         Close gaps of up to this many missing frames (0: none).
     divisions : bool
         Detect divisions (laptrack's splitting).
+    max_daughters_area : float
+        A division is kept only if its daughters' first areas add up to at most this multiple of
+        the mother's last area, and the smaller sister is at least ``min_sister_ratio`` of the
+        larger; otherwise the closer daughter continues the mother's track and the other starts
+        a track of its own (an object that appears next to another is not its daughter).
+    min_sister_ratio : float
     max_division_distance : float or None
-        Largest distance from a mother's last centroid to a daughter's first; None: 1.2 × the
-        median object diameter.
+        Largest distance from a mother's last centroid to a daughter's first; None: 0.75 × the
+        median object diameter. Also the cost scale of starting a segment: a gap is closed when
+        the object moved less than this (and less than 1.5 × ``max_distance``).
     min_area : int
         Objects smaller than this (pixels or voxels) are not tracked.
     z_scale : float
@@ -70,6 +77,8 @@ class LinkerConfig:
     link_iou: float | None = 0.5
     max_gap: int = 1
     divisions: bool = True
+    max_daughters_area: float = 1.5
+    min_sister_ratio: float = 0.4
     max_division_distance: float | None = None
     min_area: int = 0
     z_scale: float = 1.0
@@ -198,7 +207,7 @@ def link_series(labels: np.ndarray, *, config: LinkerConfig | None = None) -> Tr
     else:
         diam = float(np.median(2 * np.sqrt(areas / np.pi)))
     max_d = cfg.max_distance if cfg.max_distance is not None else 1.0 * diam
-    max_div = cfg.max_division_distance if cfg.max_division_distance is not None else 1.2 * diam
+    max_div = cfg.max_division_distance if cfg.max_division_distance is not None else 0.75 * diam
 
     known = []
     if cfg.link_iou is not None:
@@ -215,12 +224,50 @@ def link_series(labels: np.ndarray, *, config: LinkerConfig | None = None) -> Tr
         splitting_metric="sqeuclidean",
         splitting_cutoff=max_div**2 if cfg.divisions else False,
         merging_cutoff=False,
+        # explicit alternatives (laptrack's default is a percentile of the candidate costs,
+        # which makes a division depend on how many other candidates there are): a daughter
+        # splits off a mother, or a gap closes, when its cost is below max_division_distance²
+        segment_start_cost=max_div**2,
+        segment_end_cost=max_div**2,
+        no_splitting_cost=max_div**2,
+        no_merging_cost=max_div**2,
     )
     graph = tracker.predict(coords, connected_edges=known or None, split_merge_validation=False)
-    return _to_series(graph, labels, tables, out_dtype)
+    return _to_series(graph, labels, tables, out_dtype, cfg)
 
 
-def _to_series(graph, labels: np.ndarray, tables: list[ObjectTable], dtype) -> TrackedSeries:
+def _check_divisions(parents, parent_ids, track_of, tables, cfg) -> None:
+    """Undo splits whose daughters do not look like two halves of the mother (in place)."""
+    first_node: dict[int, tuple[int, int]] = {}
+    for node in sorted(track_of):
+        first_node.setdefault(track_of[node], node)
+    by_mother: dict[int, list[int]] = {}
+    for child, mother in parent_ids.items():
+        by_mother.setdefault(mother, []).append(child)
+    for mother, kids in by_mother.items():
+        mnode = parents[kids[0]]
+        m_area = float(tables[mnode[0]].areas[mnode[1]])
+        m_pos = tables[mnode[0]].centroids[mnode[1]]
+        areas = [float(tables[first_node[k][0]].areas[first_node[k][1]]) for k in kids]
+        ok = (len(kids) >= 2 and sum(areas) <= cfg.max_daughters_area * m_area
+              and min(areas) >= cfg.min_sister_ratio * max(areas))  # fmt: skip
+        if ok:
+            continue
+        dist = [float(np.hypot(*(tables[first_node[k][0]].centroids[first_node[k][1]] - m_pos)[-2:]))
+                for k in kids]  # fmt: skip
+        keep = kids[int(np.argmin(dist))]
+        for node, tid in list(track_of.items()):  # the closer daughter continues the mother
+            if tid == keep:
+                track_of[node] = mother
+        for k in kids:
+            parent_ids.pop(k, None)
+            parents.pop(k, None)
+        for c, p in list(parent_ids.items()):
+            if p == keep:
+                parent_ids[c] = mother
+
+
+def _to_series(graph, labels: np.ndarray, tables: list[ObjectTable], dtype, cfg: LinkerConfig) -> TrackedSeries:
     """Segments of laptrack's graph (nodes ``(frame, index)``) as tracks; splits as parents."""
     succ: dict[tuple[int, int], list[tuple[int, int]]] = {}
     pred: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -250,6 +297,7 @@ def _to_series(graph, labels: np.ndarray, tables: list[ObjectTable], dtype) -> T
                 break
             node = s[0]
     parent_ids = {c: track_of[p] for c, p in parents.items()}
+    _check_divisions(parents, parent_ids, track_of, tables, cfg)
     out = np.zeros(labels.shape, dtype)
     for t, table in enumerate(tables):
         if not table.ids.size:

@@ -277,7 +277,8 @@ def _simulate_series(shape: tuple[int, int], cfg: TimelapseConfig, *, seed: int,
                 lut[i + 1] = c.id
         label_frames.append(lut[own])
     labels = np.stack(label_frames)
-    lineage = Lineage.from_labels(labels, parents={k: v for k, v in parents.items()})
+    seen = set(np.unique(labels).tolist())  # a mother that never showed in the image is no parent
+    lineage = Lineage.from_labels(labels, parents={k: v for k, v in parents.items() if v in seen})
     fixed = make_continuous(labels, _valid_parents(lineage))
     out_labels = fixed.labels.astype(np.uint16 if fixed.labels.max() < 65536 else np.uint32)
     params = {
