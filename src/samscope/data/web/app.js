@@ -147,6 +147,11 @@ async function select(id) {
   state.version = -1;
   state.plane = 0;
   for (const li of $("queue").children) li.classList.toggle("selected", li.dataset.id === id);
+  state.base = null; // nothing of the previous image stays on screen while this one loads
+  state.overlay = null;
+  state.ids = null;
+  clearTables();
+  draw();
   const im = state.images.find((i) => i.id === id);
   if (im) await showImage(im, true);
 }
