@@ -45,6 +45,10 @@ def test_page_static_and_info(tmp_path):
         assert page.status_code == 200 and 'id="drop-zone"' in page.text
         assert 'id="file-input"' in page.text
         assert c.get("/static/app.js").status_code == 200
+        for path in ("/static/../../web/app.py", "/static/..%2F..%2Fweb%2Fapp.py",
+                     "/static/%2e%2e/%2e%2e/__init__.py"):
+            r = c.get(path)
+            assert r.status_code == 404 or "create_app" not in r.text, path
         info = c.get("/api/info").json()
         assert info["default_model"] == MODEL and info["models"][0]["name"] == MODEL
         assert "auto" in info["modes"] and info["token_required"] is False

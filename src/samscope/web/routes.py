@@ -22,6 +22,13 @@ GET     ``/api/sessions/ID/download``                   zip of every finished re
 
 Errors are JSON ``{"error": "one line"}`` with 400 (bad input), 401/403 (access), 404 (no such
 session or image: sessions never see each other's), 409 (not finished yet), 413 (too large).
+
+From a script (add ``-H "Authorization: Bearer TOKEN"`` when the server has a token)::
+
+    curl -X POST http://localhost:8000/api/sessions                 # → {"session": "ID", …}
+    curl -F files=@a.tif -F files=@b.tif -F diameter=30 http://localhost:8000/api/sessions/ID/jobs
+    curl http://localhost:8000/api/sessions/ID                      # poll the states
+    curl -o results.zip http://localhost:8000/api/sessions/ID/download
 """
 
 from __future__ import annotations
