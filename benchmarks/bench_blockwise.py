@@ -174,7 +174,7 @@ def equivalence(args) -> None:
           flush=True)
     del sample
     out = {}
-    for workers in (0, 2):
+    for workers in (0,) if args.no_dask else (0, 2):
         dest = folder / f"blockwise_{workers}.zarr"
         request = BlockwiseRequest(inp, dest, model=args.model, block_size=args.block_size,
                                    overwrite=True, diameter=out.get("diameter"))
@@ -192,17 +192,18 @@ def equivalence(args) -> None:
               f"{out[f'seconds_{workers}']} s, diameter {result.diameter}", flush=True)
         out["grid"] = (result.block_size, result.halo)
     single = zarr.open_group(str(folder / "blockwise_0.zarr"), mode="r")["0"][...]
-    dask = zarr.open_group(str(folder / "blockwise_2.zarr"), mode="r")["0"][...]
     grid = BlockGrid(single.shape, *out["grid"])
-    report = {
-        "size": args.size, "objects_truth": int(truth.max()),
-        "msa_dask_vs_single": msa(single, dask),
-        "identical_dask_single": bool(np.array_equal(single, dask)),
+    report = {"size": args.size, "objects_truth": int(truth.max())}
+    if not args.no_dask:
+        dask = zarr.open_group(str(folder / "blockwise_2.zarr"), mode="r")["0"][...]
+        report["msa_dask_vs_single"] = msa(single, dask)
+        report["identical_dask_single"] = bool(np.array_equal(single, dask))
+    report.update({
         "msa_blockwise_vs_truth": msa(truth, single),
         "borders_vs_truth": _border_report(truth, single, grid),
         **{k: v for k, v in out.items() if k != "grid"},
         "block": list(out["grid"][0]), "halo": list(out["grid"][1]),
-    }
+    })
     if not args.no_whole:
         from samscope.instance.segment import segment
         from samscope.models.registry import load_model
@@ -275,6 +276,7 @@ def main() -> int:
     e.add_argument("--size", type=int, default=8192)
     e.add_argument("--seed", type=int, default=8192)
     e.add_argument("--no-whole", action="store_true")
+    e.add_argument("--no-dask", action="store_true")
     f = sub.add_parser("faults", parents=[common])
     f.add_argument("--size", type=int, default=2048)
     r = sub.add_parser("_run", parents=[common])
