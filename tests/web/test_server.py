@@ -54,6 +54,16 @@ def test_serve_is_a_command():
     assert result.exit_code == 0 and "--host" in result.output and "token" in result.output
 
 
+def test_serve_refuses_an_unknown_model(tmp_path, capsys):
+    from samscope.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--data", str(tmp_path), "--model", "no-such-model"])
+    assert exit_info.value.code == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+    assert not (tmp_path / "samscope-web.sqlite").exists()
+
+
 def test_names_and_kinds(tmp_path):
     assert sanitise_name("../../x/../evil name!.PNG") == ("evil_name", False)
     assert sanitise_name("stack.ome.tiff") == ("stack", True)

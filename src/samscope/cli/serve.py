@@ -66,6 +66,11 @@ def serve(
         max_file_mb=max_file_mb, max_files=max_files,
     )
 
+    from samscope.models.registry import get_card
+
+    for name in config.models:  # a registered name, checked before anything starts
+        get_card(name)
+
     def echo(line: str, warn: bool) -> None:
         typer.secho(line, err=warn, fg=typer.colors.YELLOW if warn else None)
 
