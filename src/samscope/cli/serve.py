@@ -71,6 +71,20 @@ def serve(
     for name in config.models:  # a registered name, checked before anything starts
         get_card(name)
 
+    from samscope.cli import _interrupt
+
+    def finished() -> str | None:
+        if not config.database.is_file():
+            return None
+        from samscope.web.store import Store
+
+        counts = Store(config.database).counts()
+        left = counts["queued"] + counts["processing"]
+        return (f"the web app's images: {counts['done']} done, {counts['failed']} failed, "
+                f"{left} unfinished (samscope serve --data {config.data_dir} resumes them)")
+
+    _interrupt.report(finished)
+
     def echo(line: str, warn: bool) -> None:
         typer.secho(line, err=warn, fg=typer.colors.YELLOW if warn else None)
 
