@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +69,12 @@ def _interior(mask):
 
 
 def _viewer():
-    import napari
     from napari.settings import get_settings
 
+    import napari
+
     get_settings().application.gui_notification_level = "none"  # no toasts over the canvas
+    warnings.filterwarnings("ignore", message=".*PyQt5 backend.*")
     viewer = napari.Viewer(show=True, title="samscope")
     viewer.window.resize(1500, 900)
     return viewer
@@ -80,6 +83,7 @@ def _viewer():
 def _shot(viewer, name: str) -> None:
     from qtpy.QtWidgets import QApplication
 
+    viewer.reset_view()
     for _ in range(5):
         QApplication.instance().processEvents()
         time.sleep(0.05)
@@ -256,6 +260,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown: {', '.join(unknown)}; choose from {', '.join(SHOTS)}")
         return 2
     display = _display()
+    os.environ.setdefault("SAMSCOPE_CACHE_DIR", tempfile.mkdtemp(prefix="samscope-shots-"))
     try:
         for name in names:
             SHOTS[name]()

@@ -66,6 +66,8 @@ def test_open_annotator_picks_the_annotator_from_the_axes(make_napari_viewer, tm
     folder.mkdir()
     _, series = open_annotator(folder, viewer=make_napari_viewer())
     assert isinstance(series, SeriesAnnotator) and "no images" in series.annotator.status.text()
+    assert series.trainer.annotators == [series.annotator]
+    assert series.trainer.annotations_edit.text() == str(folder / "annotations")
     assert (annotator_for("ZYX"), annotator_for("TYX"), annotator_for("YXC")) == ("3d", "track", "2d")
     with pytest.raises(InputError):
         annotator_for("CYX")

@@ -157,7 +157,7 @@ class SettingsForm(QWidget):
 
 def fill_table(widget: QTableWidget, table: Any, columns: tuple[str, ...]) -> None:
     """Show the ``columns`` of a :class:`samscope.analysis.table.Table` (missing ones skipped)."""
-    cols = [c for c in columns if len(table) == 0 or c in table]
+    cols = [c for c in columns if c in table]
     widget.setColumnCount(len(cols))
     widget.setHorizontalHeaderLabels(cols)
     widget.setRowCount(len(table))

@@ -57,14 +57,15 @@ def show_labels(layer, new: np.ndarray) -> None:
         layer.data_setitem(np.nonzero(diff), new[diff])
 
 
-def prepare(model_name: str, model: Any, data: np.ndarray, axes: str, cache: Path | None):
+def prepare(model_name: str, model: Any, data: np.ndarray, axes: str, cache: Path | None,
+            name: str = "image"):
     """Worker body: load the model (unless given), then compute or load the embeddings."""
     from samscope.embeddings import compute_embeddings
     from samscope.napari.session import cache_path_for, load_model_for_gui
 
     if model is None or model.name != model_name:
         model = load_model_for_gui(model_name)
-    path = cache if cache is not None else cache_path_for("image", data, model)
+    path = cache if cache is not None else cache_path_for(name, data, model)
     yield ("cache", path)
     emb = compute_embeddings(data, model, axes=axes, cache=path)
     return model, emb
@@ -158,7 +159,7 @@ class Annotator2D(QWidget):
         row.addWidget(QLabel("diameter"))
         self.diameter_spin = QDoubleSpinBox()
         self.diameter_spin.setRange(0, 10000)
-        self.diameter_spin.setSpecialValueText("estimate")
+        self.diameter_spin.setSpecialValueText("auto")
         self.diameter_spin.setToolTip("typical object diameter in pixels (0: estimated)")
         row.addWidget(self.diameter_spin)
         b.addLayout(row)
@@ -262,6 +263,7 @@ class Annotator2D(QWidget):
         self.progress.setRange(0, 0)  # busy until the cache reports its size
         self.set_status(f"loading {self.model_row.name()} and computing embeddings …")
         self.background.run(prepare, self.model_row.name(), self.model, data, axes, cache,
+                            self._image_name or "image",
                             done=lambda result: self._on_ready(result, generation),
                             yielded=self._on_yield)
         self._progress_timer.start()

@@ -27,6 +27,9 @@ def open_annotator(path: str | Path, *, model: str | None = None, mode: str = "a
                    viewer=None, show: bool = True):
     """A napari viewer with ``path`` and the annotator for it docked; returns ``(viewer, widget)``.
 
+    A folder opens the series annotator with the training-in-the-loop widget beside it (as
+    ``widget.trainer``), reading the images and annotations the series writes.
+
     Parameters
     ----------
     path : path
@@ -52,10 +55,16 @@ def open_annotator(path: str | Path, *, model: str | None = None, mode: str = "a
         if not is_folder:
             raise InputError(f"--mode series takes a folder of images; {path} is a file")
         from samscope.napari.series import SeriesAnnotator
+        from samscope.napari.training import TrainingWidget
 
         viewer = viewer or napari.Viewer(show=show)
         widget = SeriesAnnotator(viewer, model=model, folder=path)
         viewer.window.add_dock_widget(widget, name="samscope series", area="right")
+        trainer = TrainingWidget(viewer, model=model, annotators=[widget.annotator],
+                                 images=path, annotations=widget.output)
+        widget.trainer = trainer  # training in the loop on what the series saved
+        viewer.window.add_dock_widget(trainer, name="samscope training", area="right",
+                                      tabify=True)
         return viewer, widget
     from samscope.io import read_image
 
