@@ -143,3 +143,16 @@ def test_cache_signature_records_precision(model, image, ref, tmp_path):
 def test_bad_precision_in_compute_embeddings(model, image):
     with pytest.raises(InputError, match="precision must be one of"):
         compute_embeddings(image, model, precision="float16")
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns_once(model, monkeypatch, caplog):
+    import samscope.models.sam as sam_module
+
+    monkeypatch.setattr(sam_module, "native_bf16_cpu", lambda: False)
+    monkeypatch.setattr(sam_module, "_warned_slow_bf16", False)
+    with caplog.at_level("WARNING", logger="samscope.models.sam"):
+        model.with_precision("bf16")
+        model.with_precision("bf16")
+        model.with_precision("int8")
+    slow = [r for r in caplog.records if "without native bf16" in r.getMessage()]
+    assert len(slow) == 1 and "use fp32 or int8" in slow[0].getMessage()

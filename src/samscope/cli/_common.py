@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
 from samscope.errors import InputError
+
+#: ``--precision`` of every command that runs a model (see :mod:`samscope.models.sam`).
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        help="Encoder/decoder arithmetic: fp32, bf16 or int8 (CPU; default fp32 on the CPU, "
+        "bf16 on CUDA).",
+    ),
+]
 
 
 def parse_rows(text: str | None, width: int, what: str) -> np.ndarray | None:
@@ -51,11 +63,11 @@ def parse_shape(text: str | None, what: str) -> tuple[int, int] | None:
     return (int(vals[0]), int(vals[-1]))
 
 
-def load(model: str, checkpoint: Path | None, device: str | None):
-    """Load a model by name or path, with an optional checkpoint override."""
+def load(model: str, checkpoint: Path | None, device: str | None, precision: str | None = None):
+    """Load a model by name or path, with an optional checkpoint override and precision."""
     from samscope.models.registry import load_model
 
-    return load_model(model, checkpoint=checkpoint, device=device)
+    return load_model(model, checkpoint=checkpoint, device=device, precision=precision)
 
 
 class RunReport:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from samscope.cli._common import load, parse_ints, parse_rows, parse_shape
+from samscope.cli._common import PrecisionOpt, load, parse_ints, parse_rows, parse_shape
 from samscope.models.registry import DEFAULT_MODEL
 
 ModelOpt = Annotated[
@@ -82,6 +82,7 @@ def embed(
     axes: AxesOpt = None,
     device: DeviceOpt = None,
     batch_size: Annotated[int, typer.Option(help="Encoder inputs per forward pass.")] = 1,
+    precision: PrecisionOpt = None,
 ) -> None:
     """Compute image embeddings once and cache them, for fast prompting later.
 
@@ -108,7 +109,7 @@ def embed(
         check_output_dir(output, inputs=inputs, what="embeddings cache")
     data = read_image(image, axes=axes, lazy=True)
     emb_axes = _embedding_axes(data.axes, tuple(data.data.shape))
-    net = load(model, checkpoint, device)
+    net = load(model, checkpoint, device, precision)
 
     def finished() -> str | None:
         progress = cache_progress(output) if output.exists() else None
@@ -236,6 +237,7 @@ def prompt(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
 ) -> None:
     """Segment objects from point and box prompts and write a label image.
 
@@ -289,7 +291,7 @@ def prompt(
     n_planes = 1 if emb_axes in ("YX", "YXC") else int(data.data.shape[0])
     if not 0 <= plane < n_planes:
         raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
-    net = load(model, checkpoint, device)
+    net = load(model, checkpoint, device, precision)
     scale = 1.0 if propagate or native else _prompt_scale(data.data, net, diameter, embeddings, plane)
     emb = _embed(
         image,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from samscope.cli._common import PrecisionOpt
 from samscope.models.registry import DEFAULT_MODEL
 
 
@@ -68,6 +69,7 @@ def segment(
         ),
     ] = False,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
+    precision: PrecisionOpt = None,
     dask: Annotated[
         bool, typer.Option("--dask", help="Blockwise on a Dask cluster (local by default).")
     ] = False,
@@ -146,6 +148,11 @@ def segment(
     from samscope.settings import parse_assignments
 
     if wants_blockwise(output, dask=dask, block_size=block_size):
+        if precision is not None:
+            from samscope.errors import InputError
+
+            raise InputError("--precision is not available for blockwise runs (-o OUT.zarr, "
+                             "--dask, --block-size) yet; leave it out there")  # fmt: skip
         run_blockwise(
             inputs, output, dask=dask, workers=workers, scheduler=scheduler,
             cluster_config=cluster_config, block_size=block_size, halo=halo,
@@ -175,6 +182,7 @@ def segment(
         overlay=overlay,
         overwrite=overwrite,
         per_plane=per_plane,
+        precision=precision,
     )
     with RunReport("segment", done_text="already segmented") as report:
         result = segment_batch(request, progress=report, tile_progress=True)

@@ -91,6 +91,9 @@ class SegmentRequest:
     per_plane : bool
         Volumes (``Z`` first): keep each plane's own ids instead of linking objects through z
         into 3-D objects (:func:`samscope.multidim.link_stack`).
+    precision : {"fp32", "bf16", "int8"}, optional
+        Arithmetic of the model's encoder and decoder (:mod:`samscope.models.sam`); None: the
+        device's default (fp32 on the CPU).
     """
 
     inputs: Sequence[str | os.PathLike]
@@ -109,8 +112,13 @@ class SegmentRequest:
     overlay: bool = True
     overwrite: bool = False
     per_plane: bool = False
+    precision: str | None = None
 
     def __post_init__(self) -> None:
+        if self.precision is not None:  # the name now; int8 off the CPU when the model loads
+            from samscope.models.sam import check_precision
+
+            check_precision(self.precision)
         entries = [self.inputs] if isinstance(self.inputs, str | os.PathLike) else self.inputs
         object.__setattr__(self, "inputs", tuple(entries))
         if self.output is not None:
@@ -257,7 +265,10 @@ def _resolve_model(request: SegmentRequest) -> tuple[Any, str, Any]:
     if isinstance(net, str | os.PathLike):
         from samscope.models.registry import load_model
 
-        net = load_model(net, checkpoint=request.checkpoint, device=request.device)
+        net = load_model(net, checkpoint=request.checkpoint, device=request.device,
+                         precision=request.precision)  # fmt: skip
+    elif request.precision is not None and hasattr(net, "with_precision"):
+        net = net.with_precision(request.precision)
     mode = choose_mode(net, request.mode)
     wants_size = request.diameter is not None or request.diameter_um is not None
     card = getattr(net, "card", None)
@@ -369,6 +380,8 @@ def _record(run: _Run, item, outs, image, results, stacked) -> dict[str, Any]:
         "scale": median_or_none([r.scale for r in results]),
         "n_objects": sum(len(r.rows) for r in results),
     }
+    if getattr(run.net, "precision", "fp32") != "fp32":
+        doc["precision"] = run.net.precision
     if stacked:
         doc["planes"] = [
             {"plane": p, "n_objects": len(r.rows), "diameter_px": r.diameter, "scale": r.scale}
