@@ -263,3 +263,26 @@ def test_dropped_folders_become_conditions(tmp_path, nuclei_bytes):
         assert r.status_code == 201, r.text
         got = [(im["stem"], im["condition"]) for im in r.json()["images"]]
         assert got == [("a", "control"), ("a_2", "treated"), ("b", "all")]
+
+
+def test_a_stack_plane_by_plane(served):
+    import tifffile
+
+    client, sid, _, _ = served
+    plane = tifffile.imread(NUCLEI)[:128, :128]
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.stack([plane, plane]), metadata={"axes": "ZYX"})
+    r = upload(client, sid, [("stack.tif", buf.getvalue())])
+    assert r.status_code == 201, r.text
+    iid = r.json()["images"][0]["id"]
+    done = wait_for(client, sid, iid)
+    assert done["state"] == "done" and done["n_planes"] == 2, done
+    assert not done["editable"]
+    base = f"/api/sessions/{sid}/images/{iid}"
+    assert client.get(f"{base}/labels.png?plane=1").status_code == 200
+    assert client.get(f"{base}/image.png?plane=1").status_code == 200
+    assert client.get(f"{base}/labels.png?plane=2").status_code == 400
+    m = client.get(f"{base}/metrics").json()
+    assert len(m["images"]) >= 1 and m["objects"]["rows"]
+    refused = client.post(f"{base}/objects", json={"y": 5, "x": 5})
+    assert refused.status_code == 400 and "2-D" in refused.json()["error"]
