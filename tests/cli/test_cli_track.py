@@ -79,10 +79,13 @@ def test_track_existing_labels_and_evaluate_against_py_ctcmetrics(sim, tmp_path,
     assert float(row["tra"]) == 1.0
 
 
-def test_track_with_a_model(sim, tmp_path, capsys):
+def test_track_with_a_model(tmp_path, capsys):
+    y, x = np.indices((48, 48))
+    movie = np.stack([np.where((y - 20) ** 2 + (x - 12 - 4 * t) ** 2 < 64, 200, 10) for t in range(3)])
+    tifffile.imwrite(tmp_path / "movie.tif", movie.astype(np.uint8), imagej=True, metadata={"axes": "TYX"})
     out = tmp_path / "res"
-    code, stdout, err = _run(["track", str(sim / "images" / "000000.tif"), "--model", "vit_test",
-                              "-o", str(out)], capsys)  # fmt: skip
+    code, stdout, err = _run(["track", str(tmp_path / "movie.tif"), "--model", "vit_test",
+                              "--mode", "ais", "-o", str(out)], capsys)  # fmt: skip
     assert code == 0, err
     assert (out / "res_track.txt").exists() and (out / "tracking.json").exists()
 

@@ -43,7 +43,7 @@ def series(shape=(64, 96), n=8):
 
 def test_links_objects_through_motion_divisions_gaps_and_entries():
     gt, lineage, seg = series()
-    res = link_series(seg)
+    res = link_series(seg, config=LinkerConfig(max_gap=1))
     lin = res.lineage
     assert lin.n_divisions == 1
     (mother, kids), = lin.divisions().items()
@@ -77,7 +77,7 @@ def test_three_d_plus_t_and_empty_frames():
     for t in range(4):
         if t != 2:  # an empty frame
             labels[t][((z - 1.5) * 4) ** 2 + (y - 12 - 2 * t) ** 2 + (x - 14) ** 2 <= 36] = 7
-    res = link_series(labels, config=LinkerConfig(z_scale=4.0))
+    res = link_series(labels, config=LinkerConfig(z_scale=4.0, max_gap=1))
     assert res.labels.shape == labels.shape
     assert [(t.start, t.end) for t in res.lineage.tracks] == [(0, 1), (3, 3)]
     assert res.lineage.tracks[1].parent == res.lineage.tracks[0].id  # the gap closed

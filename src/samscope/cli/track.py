@@ -39,7 +39,7 @@ def track(
     max_distance: Annotated[
         float | None, typer.Option("--max-distance", help="Largest move between frames, px (default: 1 × the median diameter).")
     ] = None,
-    max_gap: Annotated[int, typer.Option("--max-gap", help="Close gaps of up to this many missed frames.")] = 1,
+    max_gap: Annotated[int, typer.Option("--max-gap", help="Close gaps of up to this many missed frames (slow; TRA does not reward it).")] = 0,
     divisions: Annotated[bool, typer.Option(help="Detect divisions.")] = True,
     max_division_distance: Annotated[
         float | None,
