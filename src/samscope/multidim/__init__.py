@@ -14,6 +14,7 @@ from samscope.multidim.link import (
     trim_faded,
     watershed_3d,
 )
+from samscope.multidim.linking import LinkerConfig, link_series
 from samscope.multidim.propagate import (
     ObjectPrompt,
     PlaneMask,
@@ -38,6 +39,7 @@ __all__ = [
     "METHODS",
     "Lineage",
     "LinkConfig",
+    "LinkerConfig",
     "ObjectPrompt",
     "PlaneMask",
     "PlaneStack",
@@ -52,6 +54,7 @@ __all__ = [
     "Propagator",
     "VolumeResult",
     "link_planes",
+    "link_series",
     "link_stack",
     "make_continuous",
     "object_contrast",
