@@ -245,9 +245,12 @@ def main(argv: list[str] | None = None) -> int:
             for d in ("hela", "cho"):
                 if d in data:
                     ims, gts = data[d]
-                    results[d][f"{label}:interactive"] = run_interactive(
-                        model, ims[:2], gts[:2], scaled=not args.interactive_native
-                    )
+                    r = run_interactive(model, ims[:2], gts[:2], scaled=not args.interactive_native)
+                    results[d][f"{label}:interactive"] = r
+                    for start in ("point", "box"):
+                        print(f"{label}:interactive {d:15s} {start:5s} scales {r['scales']} "
+                              "mSA per iteration " + " ".join(f"{v:.3f}" for v in r[start]["msa"])
+                              + " SA50 " + " ".join(f"{v:.3f}" for v in r[start]["sa50"]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     md = table({d: {m: v for m, v in r.items() if "msa" in v} for d, r in results.items()}, methods)
