@@ -207,7 +207,7 @@ def interactive(args) -> None:
     t0 = time.perf_counter()
     from samscope.multidim.track import TrackingConfig
 
-    config = TrackingConfig(detect_divisions=not args.no_divisions)
+    config = TrackingConfig(detect_divisions=not args.no_divisions, prompt=args.prompt)
     tracker = Tracker(model, movie, axes="TYX", scale=scale, config=config)
     starts = {}
     for tid in np.unique(truth)[1:].tolist():
@@ -233,7 +233,7 @@ def interactive(args) -> None:
         _say(f"  track {tid}: frames {frames[0]}-{frames[-1]}, {'ok' if good else f'lost at frame {t}'}; "
              f"{tracker.info(track_id).stopped}")  # fmt: skip
     _say(f"CHO interactive, one click per track on its first frame, plane {z}, scale {scale}, "
-         f"divisions {'off' if args.no_divisions else 'on'}: "
+         f"divisions {'off' if args.no_divisions else 'on'}, prompt {args.prompt}: "
          f"{ok}/{len(starts)} = {ok / max(len(starts), 1):.2f} of the tracks reproduced in all their "
          f"frames (IoU >= 0.5), {time.perf_counter() - t0:.0f} s")  # fmt: skip
 
@@ -280,6 +280,7 @@ def main() -> None:
     ap.add_argument("--plane", type=int, default=2, help="interactive: the CHO plane")
     ap.add_argument("--scale", type=float, default=0.375, help="interactive: frame resize factor")
     ap.add_argument("--no-divisions", action="store_true", help="interactive: no division detection")
+    ap.add_argument("--prompt", default="box", help="interactive: box or box+mask")
     args = ap.parse_args()
     {"sim-gt": sim_gt, "sim-e2e": sim_e2e, "cho": cho, "hela": hela, "interactive": interactive,
      "speed": speed}[args.part](args)  # fmt: skip
