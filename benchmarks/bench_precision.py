@@ -13,7 +13,8 @@ embeds one image at fp32, bf16 and int8 and decodes the same ``--prompts`` point
 - for ``bf16``, also "bf16 encoder + fp32 decoder" (the embeddings alone in bf16);
 - mask IoU against the ground truth object (the shipped model on real data: does precision cost
   accuracy where it matters?);
-- the largest relative difference of the embeddings;
+- the largest relative difference of the embeddings, and the fp32 masks' mean area (random
+  weights can give empty masks, on which every precision agrees trivially: read IoU with it);
 - timings: embedding (median of ``--reps``) and one point prompt (median over the prompts).
 
 The image is HeLa frame 12 (``../shared/data/hela``, the training/tuning split: nothing is tuned
@@ -179,7 +180,8 @@ def run_model(name: str, model, image, labels, points, boxes, ids, reps: int, ti
 def print_row(label: str, row: dict) -> None:
     gt = f"{row['points_iou_vs_gt']:.3f}/{row['boxes_iou_vs_gt']:.3f}"
     if "points_iou_vs_fp32" not in row:
-        print(f"{label:<30} {'(reference)':<38} {'':<38} {gt:<14}")
+        area = f"(reference; mean point-mask area {row.get('mask_area_mean_px', 0):.0f} px)"
+        print(f"{label:<30} {area:<38} {'':<38} {gt:<14}")
         return
     p, b = row["points_iou_vs_fp32"], row["boxes_iou_vs_fp32"]
     fmt = "{mean:.4f}/{p5:.4f}/{min:.4f}/{share98:.2f}"
