@@ -28,7 +28,7 @@ def test_manifest_is_valid_and_every_command_imports():
     keys = {s.key for s in manifest.contributions.sample_data}
     assert keys == {"nuclei", "mitochondria"}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["entry-points"]["napari.manifest"]["samscope"] == "samscope:napari/napari.yaml"
+    assert project["entry-points"]["napari.manifest"]["samscope"] == "samscope.napari:napari.yaml"
     assert {"napari>=0.5", "PyQt5>=5.15", "magicgui>=0.8"} <= set(project["optional-dependencies"]["gui"])
 
 
