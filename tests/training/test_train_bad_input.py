@@ -20,7 +20,7 @@ def pairs(tmp_path, images, labels):
 
 
 def config_on(data, out, **sections):
-    from conftest import tiny_config
+    from train_helpers import tiny_config
 
     return tiny_config(data, out, **sections)
 

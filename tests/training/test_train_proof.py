@@ -9,7 +9,7 @@ never trained on. It takes well under a minute on one CPU thread; validation dic
 
 from __future__ import annotations
 
-from conftest import tiny_config
+from train_helpers import tiny_config
 
 
 def test_short_cpu_run_raises_validation_dice(tmp_path):

@@ -292,7 +292,10 @@ def prompt(
     if not 0 <= plane < n_planes:
         raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
     net = load(model, checkpoint, device, precision)
-    scale = 1.0 if propagate or native else _prompt_scale(data.data, net, diameter, embeddings, plane)
+    try:
+        scale = 1.0 if propagate or native else _prompt_scale(data.data, net, diameter, embeddings, plane)
+    except InputError as err:
+        raise InputError(str(err) if str(image) in str(err) else f"{image}: {err}") from None
     emb = _embed(
         image,
         data.data,
