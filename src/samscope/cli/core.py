@@ -293,7 +293,9 @@ def prompt(
         raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
     net = load(model, checkpoint, device, precision)
     try:
-        scale = 1.0 if propagate or native else _prompt_scale(data.data, net, diameter, embeddings, plane)
+        scale = 1.0 if propagate or native else _prompt_scale(
+            data.data, emb_axes, net, diameter, embeddings, plane
+        )
     except InputError as err:
         raise InputError(str(err) if str(image) in str(err) else f"{image}: {err}") from None
     emb = _embed(
@@ -345,7 +347,7 @@ def prompt(
     typer.echo(f"wrote {output} — {summary}")
 
 
-def _prompt_scale(data, net, diameter, cache, plane) -> float:
+def _prompt_scale(data, axes, net, diameter, cache, plane) -> float:
     """The embedding scale for prompting: a cache's own, else from the object diameter."""
     import numpy as np
 
@@ -357,8 +359,7 @@ def _prompt_scale(data, net, diameter, cache, plane) -> float:
             return float(stored_signature(Path(cache)).get("scale", 1.0))
         except Exception:  # noqa: BLE001 - compute_embeddings reports what is wrong with it
             return 1.0
-    two_d = data.ndim == 2 or (data.ndim == 3 and data.shape[-1] in (3, 4))
-    arr = data if two_d else data[plane]  # a stack: the size on the prompted plane
+    arr = data if axes in ("YX", "YXC") else data[plane]  # a stack: the size on the prompted plane
     scale, used = interactive_scale(np.asarray(arr), net, diameter=diameter)
     if scale != 1.0:
         typer.echo(f"objects of about {used:.1f} px: embedding at ×{scale:.3g}", err=True)

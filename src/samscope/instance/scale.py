@@ -48,6 +48,7 @@ __all__ = [
     "rescale_instances",
     "resize_plane",
     "scale_for",
+    "widest_plane",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,16 +92,23 @@ def scale_for(diameter: float | None, working_diameter: float | None) -> float:
     return s
 
 
+def widest_plane(stack: Any) -> int:
+    """Index of the plane of a stack with the largest intensity spread (where a size estimate sees
+    the most objects)."""
+    spreads = [float(np.ptp(np.asarray(stack[k], dtype=np.float32))) for k in range(stack.shape[0])]
+    return int(np.argmax(spreads))
+
+
 def interactive_scale(
-    image: np.ndarray, model: Any, *, diameter: float | None = None
+    plane: np.ndarray, model: Any, *, diameter: float | None = None
 ) -> tuple[float, float | None]:
     """The factor to embed an image by for prompting a scale-aware model, and the diameter behind it.
 
     Parameters
     ----------
-    image : numpy.ndarray
-        ``(y, x)``, ``(y, x, 3)`` or a stack ``(n, y, x[, 3])`` (estimated on the plane with the
-        largest intensity spread, as for volumes).
+    plane : numpy.ndarray
+        ``(y, x)`` or ``(y, x, 3)``: the image, or the plane of a stack the size is estimated on
+        (:func:`widest_plane` picks one).
     model : SamscopeModel
     diameter : float, optional
         The typical object diameter in pixels, when known (e.g. ``--diameter``); estimated with
@@ -128,12 +136,7 @@ def interactive_scale(
     if diameter is None:
         if getattr(model, "instance_head", None) is None:
             return 1.0, None
-        arr = np.asarray(image)
-        plane = arr
-        if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-            spreads = [float(np.ptp(np.asarray(p, dtype=np.float32))) for p in arr]
-            plane = arr[int(np.argmax(spreads))]
-        diameter = estimate_diameter(plane, model).diameter
+        diameter = estimate_diameter(np.asarray(plane), model).diameter
         if diameter is not None:
             log.info("prompting at the estimated object diameter %.1f px", diameter)
     return scale_for(diameter, working), diameter

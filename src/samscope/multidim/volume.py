@@ -77,7 +77,7 @@ def volume_scale(
     working size; any other model works at the native scale (a ``diameter`` is then an error,
     as for :func:`samscope.segment`).
     """
-    from samscope.instance.scale import estimate_diameter, scale_for
+    from samscope.instance.scale import estimate_diameter, scale_for, widest_plane
 
     if scale is not None:
         if not (np.isfinite(scale) and scale > 0):
@@ -97,9 +97,7 @@ def volume_scale(
     if not working or getattr(model, "instance_head", None) is None:
         return 1.0, None
     data = stack.data if isinstance(stack, PlaneStack) else stack
-    n = int(data.shape[0])
-    spreads = [float(np.ptp(np.asarray(data[k], dtype=np.float32))) for k in range(n)]
-    best = int(np.argmax(spreads))
+    best = widest_plane(data)
     est = estimate_diameter(np.asarray(data[best]), model)
     if est.diameter is None:
         return 1.0, None
