@@ -9,7 +9,7 @@
 
 Each image is predicted once (maps or candidate masks) and only the post-processing runs per
 grid point (:func:`samscope.evaluation.search.grid_search`). Prints the best settings and the
-top of each table; copy them into ``samscope/models/registry.py`` (``_SAMSCOPE_LM``,
+top of each table; copy them into ``samscope/models/builtin_cards.py`` (``_SAMSCOPE_LM``,
 ``_SAMSCOPE_MITO``).
 
 Usage::
