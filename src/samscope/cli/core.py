@@ -224,6 +224,14 @@ def prompt(
             help="Stacks: follow the object(s) from --plane through all planes; writes 3-D labels.",
         ),
     ] = False,
+    propagator: Annotated[
+        str,
+        typer.Option(
+            "--propagator",
+            help="With --propagate: projection (each plane prompted from its neighbour's mask) "
+            "or sam2-memory (SAM2's video memory; needs a SAM2 model).",
+        ),
+    ] = "projection",
     diameter: Annotated[
         float | None,
         typer.Option(
@@ -292,6 +300,9 @@ def prompt(
     if not 0 <= plane < n_planes:
         raise InputError(f"--plane {plane} out of range: {image} has {n_planes} plane(s)")
     net = load(model, checkpoint, device, precision)
+    if propagate and propagator != "projection":  # SAM2's memory embeds the planes itself
+        _propagate(net, data, None, emb_axes, plane, pts, lab, bxs, output, overwrite, propagator)
+        return
     try:
         scale = 1.0 if propagate or native else _prompt_scale(
             data.data, emb_axes, net, diameter, embeddings, plane
@@ -366,7 +377,7 @@ def _prompt_scale(data, axes, net, diameter, cache, plane) -> float:
     return scale
 
 
-def _propagate(net, data, emb, axes, plane, pts, lab, bxs, output, overwrite) -> None:
+def _propagate(net, data, emb, axes, plane, pts, lab, bxs, output, overwrite, propagator="projection") -> None:
     """``prompt --propagate``: the prompted object(s) followed through the stack (3-D labels)."""
     from samscope.errors import InputError
     from samscope.io import write_labels
@@ -380,7 +391,7 @@ def _propagate(net, data, emb, axes, plane, pts, lab, bxs, output, overwrite) ->
     else:
         objects = [ObjectPrompt(plane, points=pts, labels=lab, box=None if bxs is None else bxs[0])]
     stack = PlaneStack(data.data, net, axes=axes, embeddings=emb)
-    result = follow(net, stack, objects)
+    result = follow(net, stack, objects, propagator=propagator)
     labels = result.labels()
     output.parent.mkdir(parents=True, exist_ok=True)
     write_labels(output, labels, axes=axes.replace("C", ""), overwrite=overwrite)

@@ -515,6 +515,7 @@ def propagate(
     config: PropagationConfig | None = None,
     axes: str | None = None,
     batch_size: int = 32,
+    propagator: str = "projection",
 ) -> Propagation:
     """Segment objects through a stack from prompts on some of its planes, all objects at once.
 
@@ -531,6 +532,9 @@ def propagate(
         ``ZYX`` or ``TYX`` (with ``C``) when ``stack`` is an array; inferred otherwise.
     batch_size : int
         Objects per decoder call.
+    propagator : {"projection", "sam2-memory"}
+        ``projection``: each plane prompted from its neighbour's mask (this module);
+        ``sam2-memory``: SAM2's video memory (:mod:`samscope.multidim.sam2_memory`; a SAM2 model).
 
     Returns
     -------
@@ -548,6 +552,10 @@ def propagate(
     >>> result = propagate(model, volume, [ObjectPrompt(2, points=[[40, 50]])])  # doctest: +SKIP
     >>> labels = result.labels()                                                  # doctest: +SKIP
     """
+    if propagator != "projection":
+        from samscope.multidim.sam2_memory import propagate_with
+
+        return propagate_with(propagator, model, stack, objects, config=config, axes=axes)
     prop = Propagator(model, stack, config=config, axes=axes, batch_size=batch_size)
     if not objects:
         raise InputError("no objects to propagate: give prompts for at least one object")
