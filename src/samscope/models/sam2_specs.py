@@ -98,12 +98,12 @@ SAM2_SPECS: dict[str, Sam2Spec] = {
         "hiera_l", 144, 2, (2, 6, 36, 4), (23, 33, 43), window_spec=(8, 4, 16, 8)
     ),
     # a tiny random model for CPU tests: every structural feature (four stages, query pooling,
-    # windowed and global attention, high-resolution features, memory modules), ≈0.9 M parameters
+    # windowed and global attention, high-resolution features, memory modules); the mask
+    # decoder's MLP (2048) and IoU head (256) are as wide as in every SAM2 (Meta fixes them)
     "hiera_test": Sam2Spec(
         "hiera_test", 16, 1, (1, 1, 2, 1), (3,), window_spec=(8, 4, 4, 2),
-        window_pos_embed_bkg=(4, 4), image_size=256, hidden=64, decoder_mlp_dim=128,
-        iou_head_hidden=64, mem_dim=16, memory_layers=1, memory_ff=128,
-        mask_downsampler_dim=64, fuser_dim=64, fuser_layers=1, num_maskmem=3,
+        window_pos_embed_bkg=(4, 4), image_size=256, hidden=96, mem_dim=64, memory_layers=1,
+        memory_ff=128, mask_downsampler_dim=96, fuser_dim=96, fuser_layers=1, num_maskmem=3,
     ),  # fmt: skip
 }
 
