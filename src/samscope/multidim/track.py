@@ -49,74 +49,19 @@ from samscope.errors import InputError
 from samscope.multidim.lineage import Lineage, Track, TrackedSeries, make_continuous
 from samscope.multidim.objects import ObjectPrompt, PlaneMask, PropagatedObject, Propagation
 from samscope.multidim.stack import PlaneStack
+from samscope.multidim.track_rules import (
+    TrackingConfig,
+    division_pieces,
+    interior_point,
+    largest_component,
+    mask_centroid,
+    prompts_from,
+    same_object,
+    shift_mask,
+    stop_reason,
+)
 
 __all__ = ["TrackInfo", "Tracker", "TrackingConfig", "track_objects"]
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
-    """How a track's previous mask prompts the next frame, and when a track ends or divides.
-
-    Attributes
-    ----------
-    prompt : {"box", "box+mask"}
-        Prompts made from the previous frame's (motion-shifted) mask.
-    box_extension : float
-        Fraction of the box's side added on each side (room for the object to move and grow).
-    motion_smoothing : float
-        Weight of the previous motion estimate in the exponentially smoothed centroid motion
-        (0: the last displacement only). µSAM uses 0.5.
-    min_overlap : float
-        End a track when its new mask overlaps the shifted previous mask by less than this
-        (intersection over the smaller of the two): the object vanished, the prompt found another.
-    min_predicted_iou : float
-        End a track when the decoder's predicted IoU is below this.
-    min_area : int
-        End a track when its mask has fewer pixels (working resolution): it left the image.
-    max_growth : float
-        End a track when its area grows by more than this factor in one frame (a leak).
-    max_shared : float
-        Two tracks whose masks on a frame overlap by more than this (over the smaller mask) have
-        collided: the younger one (the higher id) ends there.
-    detect_divisions : bool
-        Look for divisions (see the module docstring); off: only user-marked divisions.
-    division_min_fraction : float
-        A division's smaller daughter is at least this fraction of the larger.
-    division_shrink : float
-        Probe for a sister when the mask shrinks below this fraction of the previous one.
-    max_frames : int or None
-        Follow a track at most this many frames past its anchor.
-    """
-
-    prompt: str = "box"
-    box_extension: float = 0.1
-    motion_smoothing: float = 0.5
-    min_overlap: float = 0.2
-    min_predicted_iou: float = 0.0
-    min_area: int = 10
-    max_growth: float = 2.5
-    max_shared: float = 0.6
-    detect_divisions: bool = True
-    division_min_fraction: float = 0.3
-    division_shrink: float = 0.7
-    max_frames: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.prompt not in ("box", "box+mask"):
-            raise InputError(f"prompt must be 'box' or 'box+mask', got {self.prompt!r}")
-        for name in ("box_extension", "min_overlap", "min_predicted_iou", "max_shared",
-                     "division_min_fraction", "division_shrink"):  # fmt: skip
-            v = getattr(self, name)
-            if not 0 <= v <= 1:
-                raise InputError(f"{name} must be in [0, 1], got {v}")
-        if not 0 <= self.motion_smoothing < 1:
-            raise InputError(f"motion_smoothing must be in [0, 1), got {self.motion_smoothing}")
-        if self.min_area < 0:
-            raise InputError(f"min_area must be >= 0, got {self.min_area}")
-        if not self.max_growth > 1:
-            raise InputError(f"max_growth must be > 1, got {self.max_growth}")
-        if self.max_frames is not None and self.max_frames < 0:
-            raise InputError(f"max_frames must be >= 0 or None, got {self.max_frames}")
 
 
 @dataclass(frozen=True)
@@ -441,7 +386,7 @@ class Tracker:
             res = self._decode(frame, boxes, points, labels, masks, multimask=single)
             for j, t in enumerate(group):
                 t.masks[frame] = PlaneMask.from_dense(
-                    frame, _largest_component(res.masks[j]), predicted_iou=float(res.iou[j]),
+                    frame, largest_component(res.masks[j]), predicted_iou=float(res.iou[j]),
                     overlap=1.0, anchor=True,
                 )  # fmt: skip
 
@@ -479,45 +424,41 @@ class Tracker:
     def _step(self, frame: int, live: list[_Track]) -> None:
         cfg = self.config
         h, w = self.stack.work_shape
-        shifted = [_shift(t.masks[frame - 1].dense((h, w)), t.motion) for t in live]
-        boxes = np.stack([_box(m, cfg.box_extension, (h, w)) for m in shifted])
-        masks = np.stack(shifted) if "mask" in cfg.prompt else None
-        res = self._decode(frame, boxes, None, None, masks)
+        shifted = [shift_mask(t.masks[frame - 1].dense((h, w)), t.motion) for t in live]
+        boxes, points, labels, masks = prompts_from(shifted, cfg, (h, w))
+        res = self._decode(frame, boxes, points, labels, masks)
         new: dict[int, np.ndarray] = {}
         scores: dict[int, float] = {}
         probes: list[tuple[_Track, np.ndarray, np.ndarray]] = []
+        splits: list[tuple[_Track, tuple[np.ndarray, np.ndarray], float]] = []
         for j, t in enumerate(live):
             mask, prev = res.masks[j].astype(bool), shifted[j]
-            reason = self._stop_reason(t, prev, mask, float(res.iou[j]))
+            reason = stop_reason(cfg, prev, mask, float(res.iou[j]))
             if reason is not None:
                 t.stopped = (frame, reason)
                 continue
-            if cfg.detect_divisions:
-                parts = _two_parts(mask, cfg.division_min_fraction, cfg.min_area)
-                if parts is not None:
-                    self._divided(t, frame, parts, float(res.iou[j]))
-                    continue
-                if mask.sum() < cfg.division_shrink * prev.sum():
-                    probes.append((t, prev, mask))
             new[t.id], scores[t.id] = mask, float(res.iou[j])
+            if cfg.detect_divisions:
+                parts = division_pieces(mask, int(prev.sum()), cfg)
+                if parts is not None:
+                    splits.append((t, parts, float(res.iou[j])))
+                elif mask.sum() < cfg.division_shrink * prev.sum():
+                    probes.append((t, prev, mask))
+        for t, parts, score in self._confirmed(frame, splits):
+            new.pop(t.id), scores.pop(t.id)
+            self._divided(t, frame, parts, score)
         if probes:
             self._probe_sisters(frame, probes, new, scores)
         self._commit(frame, new, scores)
 
-    def _stop_reason(self, t: _Track, prev: np.ndarray, new: np.ndarray, predicted: float) -> str | None:
-        cfg = self.config
-        area, parea = int(new.sum()), int(prev.sum())
-        if area < max(1, cfg.min_area):
-            return f"mask of {area} px (min_area {cfg.min_area}): left the image or vanished"
-        if cfg.min_predicted_iou > 0 and predicted < cfg.min_predicted_iou:
-            return f"predicted IoU {predicted:.2f} < {cfg.min_predicted_iou}"
-        if area > cfg.max_growth * max(parea, 1):
-            return f"area grew ×{area / max(parea, 1):.2f} (max_growth {cfg.max_growth})"
-        inter = int(np.count_nonzero(new & prev))
-        ov = inter / max(min(area, parea), 1)
-        if ov < cfg.min_overlap:
-            return f"overlap {ov:.2f} with the moved previous mask < {cfg.min_overlap}"
-        return None
+    def _confirmed(self, frame, splits):
+        """The candidate divisions whose pieces the model sees as two objects."""
+        if not splits or not self.config.division_probe:
+            return splits
+        pts = np.array([interior_point(p) for _, parts, _ in splits for p in parts])[:, None, :]
+        res = self._decode(frame, None, pts, np.ones((len(pts), 1), np.int64), None)
+        return [s for k, s in enumerate(splits)
+                if not same_object(s[1], (res.masks[2 * k], res.masks[2 * k + 1]))]  # fmt: skip
 
     def _probe_sisters(self, frame, probes, new, scores) -> None:
         """Point prompts in the part of each shrunken track's previous mask that it lost."""
@@ -593,61 +534,11 @@ class Tracker:
                 taken = [(o, m) for o, m in taken if o != hit]
             prev = t.masks[frame - 1]
             pm = PlaneMask.from_dense(frame, mask, predicted_iou=scores[tid], overlap=1.0, anchor=False)
-            d = _centroid(pm) - _centroid(prev)
+            d = mask_centroid(pm) - mask_centroid(prev)
             s = cfg.motion_smoothing
             t.motion = d if frame - 1 == t.anchor else s * t.motion + (1 - s) * d
             t.masks[frame] = pm
             taken.append((tid, mask))
-
-
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage as ndi
-
-    mask = np.asarray(mask, bool)
-    lab, n = ndi.label(mask)
-    if n <= 1:
-        return mask
-    return lab == (int(np.argmax(np.bincount(lab.ravel())[1:])) + 1)
-
-
-def _two_parts(mask: np.ndarray, fraction: float, min_area: int):
-    """The two largest pieces of ``mask`` if they are comparable in size, else None."""
-    from scipy import ndimage as ndi
-
-    lab, n = ndi.label(mask)
-    if n < 2:
-        return None
-    sizes = np.bincount(lab.ravel())[1:]
-    order = np.argsort(sizes)[::-1]
-    a, b = sizes[order[0]], sizes[order[1]]
-    if b < max(min_area, fraction * a):
-        return None
-    return lab == order[0] + 1, lab == order[1] + 1
-
-
-def _box(mask: np.ndarray, extension: float, shape: tuple[int, int]) -> np.ndarray:
-    ys = np.flatnonzero(mask.any(axis=1))
-    xs = np.flatnonzero(mask.any(axis=0))
-    y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
-    ey, ex = extension * (y1 - y0), extension * (x1 - x0)
-    h, w = shape
-    return np.array([max(0, y0 - ey), max(0, x0 - ex), min(h, y1 + ey), min(w, x1 + ex)])
-
-
-def _shift(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
-    dy, dx = (int(round(v)) for v in motion)
-    if dy == 0 and dx == 0:
-        return mask
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    src = mask[max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
-    out[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]] = src
-    return out if out.any() else mask
-
-
-def _centroid(m: PlaneMask) -> np.ndarray:
-    ys, xs = np.nonzero(m.crop)
-    return np.array([ys.mean() + m.box[0], xs.mean() + m.box[1]])
 
 
 def track_objects(
