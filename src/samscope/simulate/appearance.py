@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samscope.simulate.dataset import check_range
+from samscope.simulate.sample import check_range
 
 __all__ = ["AppearanceConfig", "randomise_appearance"]
 

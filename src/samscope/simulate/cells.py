@@ -41,8 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from samscope.errors import InputError
-from samscope.simulate.dataset import (
+from samscope.simulate.sample import (
     SimulatedSample,
+    check_fraction,
     check_range,
     check_shape,
     config_to_dict,
@@ -50,9 +51,8 @@ from samscope.simulate.dataset import (
     sample_rng,
     sample_seeds,
 )
-from samscope.simulate.nuclei import (
+from samscope.simulate.shapes import (
     Blob,
-    check_fraction,
     finish_labels,
     grid_box,
     inner_distance,

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from samscope.errors import InputError
-from samscope.simulate.dataset import (
+from samscope.simulate.sample import (
     SimulatedSample,
     check_range,
     config_to_dict,

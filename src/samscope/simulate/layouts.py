@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from samscope.simulate.nuclei import smooth_field
+from samscope.simulate.shapes import smooth_field
 
 __all__ = ["tessellation", "keep_largest_parts"]
 

@@ -53,7 +53,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from samscope.errors import InputError
-from samscope.simulate.dataset import (
+from samscope.simulate.optics import (
+    OpticsConfig,
+    focal_geometry,
+    render_focal_stacks,
+    scale_to_sbr,
+)
+from samscope.simulate.sample import (
     SimulatedSample,
     check_range,
     check_shape,
@@ -62,12 +68,6 @@ from samscope.simulate.dataset import (
     resolve_config,
     sample_rng,
     sample_seeds,
-)
-from samscope.simulate.optics import (
-    OpticsConfig,
-    focal_geometry,
-    render_focal_stacks,
-    scale_to_sbr,
 )
 
 __all__ = ["MitochondriaConfig", "mitochondria", "simulate_one"]

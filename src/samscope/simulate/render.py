@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from samscope.errors import InputError
-from samscope.simulate.nuclei import smooth_field
+from samscope.simulate.shapes import smooth_field
 
 __all__ = ["MODALITIES", "inner_border_distance", "render"]
 

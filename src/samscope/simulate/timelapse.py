@@ -38,21 +38,15 @@ from pathlib import Path
 import numpy as np
 
 from samscope.errors import InputError
-from samscope.simulate.dataset import (
+from samscope.simulate.nuclei import NucleiConfig, paint
+from samscope.simulate.sample import (
     check_range,
     check_shape,
     config_to_dict,
     sample_rng,
     sample_seeds,
 )
-from samscope.simulate.nuclei import (
-    Blob,
-    NucleiConfig,
-    _paint,
-    assign_owners,
-    random_harmonics,
-    smooth_field,
-)
+from samscope.simulate.shapes import Blob, assign_owners, random_harmonics, smooth_field
 
 __all__ = ["SimulatedSeries", "TimelapseConfig", "nuclei_timelapse", "write_timelapse"]
 
@@ -261,7 +255,7 @@ def _simulate_series(shape: tuple[int, int], cfg: TimelapseConfig, *, seed: int,
         blobs = [_look(c, cfg) for c in cells]
         owner, windows = assign_owners(blobs, canvas, margin=8.0)
         texture = 0.6 * smooth_field(rng, canvas, 1.0) + 0.8 * smooth_field(rng, canvas, 2.5)
-        rel = _paint(rng, blobs, owner, windows, texture, contrast)
+        rel = paint(rng, blobs, owner, windows, texture, contrast)
         photons = ndi.gaussian_filter(rel, blur) if blur > 0 else rel
         photons = photons + ndi.gaussian_filter(rel, 12.0) * np.float32(0.03)
         level = brightness * (1.0 - bleach * t / max(cfg.frames - 1, 1))
