@@ -409,7 +409,9 @@ def analyze_results(
     Parameters
     ----------
     results : path
-        Folder written by ``samscope segment -o`` (searched recursively).
+        Folder written by ``samscope segment -o`` (searched recursively), or one zarr /
+        OME-Zarr label image (``samscope segment BIG -o OUT.zarr``), measured chunk by chunk
+        (:mod:`samscope.analysis.zarr_labels`).
     output : path
         Report folder (created).
     conditions : path or sequence of (image, condition), optional
@@ -434,6 +436,11 @@ def analyze_results(
         For a results folder without complete results, a conditions file naming unknown
         images, an existing report without ``overwrite``, or no image that could be analysed.
     """
+    from samscope.analysis.zarr_labels import analyze_zarr_labels, is_zarr_store
+
+    if is_zarr_store(results):  # one label image of any size, measured chunk by chunk
+        return analyze_zarr_labels(results, output, conditions=conditions, images=images,
+                                   config=config, overwrite=overwrite, progress=progress)
     output = Path(output)
     inputs = [Path(conditions)] if isinstance(conditions, str | os.PathLike) else []
     _check_output(output, overwrite, inputs)

@@ -9,7 +9,9 @@ import typer
 
 
 def analyze(
-    results: Annotated[Path, typer.Argument(help="Folder that samscope segment wrote (-o).")],
+    results: Annotated[Path, typer.Argument(
+        help="Folder that samscope segment wrote (-o), or one zarr / OME-Zarr label image "
+             "(a blockwise OUT.zarr), measured chunk by chunk.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Report folder (created).")],
     conditions: Annotated[
         Path | None,
@@ -18,7 +20,8 @@ def analyze(
     ] = None,
     images: Annotated[
         Path | None,
-        typer.Option("--images", help="Folder of the original images, for intensities."),
+        typer.Option("--images", help="Folder of the original images, for intensities (for "
+                                      "zarr labels: the image file, or a folder holding it)."),
     ] = None,
     pixel_size: Annotated[
         float | None,
@@ -58,6 +61,11 @@ def analyze(
     condition and metric: mean, sd and 95 % interval over images), OUTPUT/plots/*.png|svg and
     OUTPUT/report.html (self-contained).
 
+    A zarr / OME-Zarr label image (what samscope segment BIG -o OUT.zarr writes) is measured
+    region by region, never whole: area, perimeter, axes, centroid, box, neighbours and
+    intensity statistics equal those of an in-memory run (solidity is not measured; NaN).
+    Its intensities come from --images, else from the image the blockwise run recorded.
+
     Mitochondria are dots when their area is at most --dot-max-area (1.28 µm² = 200 px at
     80 nm, the rule of Jadhav et al. 2026), rods otherwise. Neighbours: objects with pixels
     within --neighbour-distance px of each other (2: touching or one pixel apart).
@@ -69,6 +77,8 @@ def analyze(
         samscope analyze out/ -o report/ --conditions conditions.csv --mito
 
         samscope analyze out/ -o report/ --images data/ --pixel-size 80
+
+        samscope analyze slide_labels.zarr -o report/ --images slide.ome.tif
     """
     from tqdm.auto import tqdm
 
