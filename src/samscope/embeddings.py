@@ -358,7 +358,8 @@ def compute_embeddings(
     tiles = grid.tiles if grid else [Tile(0, (0, 0), (0, 0) + plane_shape, (0, 0) + plane_shape)]
 
     arch = model.arch
-    shape = (n_planes, len(tiles), arch.embed_dim, arch.grid_size, arch.grid_size)
+    channels = getattr(model, "feature_channels", arch.embed_dim)  # SAM2: packed multi-scale
+    shape = (n_planes, len(tiles), channels, arch.grid_size, arch.grid_size)
     _check_embedding_memory(data, axes, plane_shape, shape, grid, cache)
     signature = _signature(model, data, axes, grid)
     if native_shape is not None:  # only then, so caches of native embeddings keep their signature
@@ -366,6 +367,8 @@ def compute_embeddings(
         signature["native_shape"] = list(native_shape)
     if model.precision != "fp32":  # the same trick: fp32 caches keep their signature
         signature["precision"] = model.precision
+    if getattr(model, "feature_layout", None):  # SAM2's multi-scale features (SAM1: none)
+        signature["feature_layout"] = model.feature_layout
     problems: list[str] = []
     created = False
     if cache is not None:

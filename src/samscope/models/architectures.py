@@ -120,6 +120,10 @@ ARCHITECTURES: dict[str, SamArchitecture] = {
         encoder="compact",
     ),
 }
+# Meta's SAM2 image models (Hiera encoders, transformers.Sam2Model): samscope.models.sam2_specs
+from samscope.models.sam2_specs import sam2_architectures  # noqa: E402 - needs SamArchitecture
+
+ARCHITECTURES.update(sam2_architectures())
 
 
 def get_architecture(name: str) -> SamArchitecture:
@@ -166,8 +170,8 @@ def register_architecture(arch: SamArchitecture, *, replace: bool = False) -> Sa
             f"architecture {arch.name!r}: image_size must be a multiple of patch_size and "
             "hidden_size a multiple of num_heads"
         )
-    if arch.encoder not in ("vit", "compact"):
-        raise ValueError(f"architecture {arch.name!r}: encoder must be 'vit' or 'compact', got {arch.encoder!r}")
+    if arch.encoder not in ("vit", "compact", "hiera"):
+        raise ValueError(f"architecture {arch.name!r}: encoder must be 'vit', 'compact' or 'hiera', got {arch.encoder!r}")
     if any(not 0 <= i < arch.num_layers for i in arch.global_attn_indexes):
         raise ValueError(
             f"architecture {arch.name!r}: global_attn_indexes {arch.global_attn_indexes} must "
@@ -235,6 +239,10 @@ def build_sam(arch: SamArchitecture | str, *, fast_attention: bool = True):
         arch = get_architecture(arch)
     if arch.encoder == "compact":
         return _build_compact(arch)
+    if arch.encoder == "hiera":  # SAM2: transformers.Sam2Model (samscope.models.sam2_model)
+        from samscope.models.sam2_model import build_random_sam2
+
+        return build_random_sam2(arch)
     from transformers import (
         SamConfig,
         SamMaskDecoderConfig,

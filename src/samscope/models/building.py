@@ -57,6 +57,10 @@ def build_with_weights(arch_name: str, sam_state):
     from samscope.models.architectures import build_sam, get_architecture
     from samscope.models.checkpoint import load_state_dict_strict
 
+    if get_architecture(arch_name).encoder == "hiera":  # SAM2: transformers.Sam2Model
+        from samscope.models.sam2_model import build_sam2_with_weights
+
+        return build_sam2_with_weights(arch_name, sam_state)
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in sam_state.items()}
     if get_architecture(arch_name).encoder == "compact":
         # 2 M parameters: a real (random) build costs milliseconds, whereas building on the meta

@@ -233,6 +233,9 @@ def builtin_cards() -> tuple[dict[str, ModelCard], dict[str, RemoteFile]]:
         )
     cards.extend(_shipped_cards())
     # more built-in families go here: cards.extend(family_cards()) (decoders.update(...) if any)
+    from samscope.models.sam2_cards import sam2_cards
+
+    cards.extend(sam2_cards())  # Meta's SAM2.1 / SAM2.0 (and the tiny random sam2_hiera_test)
     cards.append(
         ModelCard(
             name="vit_test",

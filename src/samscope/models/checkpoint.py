@@ -16,6 +16,9 @@ Formats samscope reads (:func:`detect_format` names them):
 ``transformers``
     ``transformers.SamModel``'s own state dict (``vision_encoder.*``, …), optionally with
     ``instance_head.*`` keys for the head (what :func:`save_checkpoint` writes as safetensors).
+``sam2``
+    Meta's SAM2 / SAM2.1 file (``{"model": state}``, ``image_encoder.trunk.*`` keys), converted
+    strictly to ``transformers.Sam2Model`` by :mod:`samscope.models.sam2_convert`.
 ``samscope``
     samscope's self-describing file (what ``samscope train`` writes)::
 
@@ -57,7 +60,7 @@ from samscope.models.checkpoint_keys import (
     transformers_to_segment_anything,
 )
 
-Format = Literal["segment-anything", "micro-sam", "unetr-decoder", "transformers", "samscope"]
+Format = Literal["segment-anything", "micro-sam", "unetr-decoder", "transformers", "samscope", "sam2"]
 StateDict = dict[str, torch.Tensor]
 
 #: How many missing / unexpected keys an error message lists.
@@ -242,6 +245,10 @@ def detect_format(obj) -> Format:
     """
     if isinstance(obj, Mapping) and obj.get("format") == "samscope":
         return "samscope"
+    from samscope.models.sam2_convert import is_meta_sam2
+
+    if is_meta_sam2(obj):  # Meta's SAM2 / SAM2.1 .pt: {"model": image_encoder.trunk.* …}
+        return "sam2"
     if isinstance(obj, Mapping) and "model_state" in obj:
         return "micro-sam"
     if isinstance(obj, Mapping) and "decoder_state" in obj:
@@ -268,6 +275,10 @@ def convert_checkpoint(obj) -> ConvertedCheckpoint:
     fmt = detect_format(obj)
     if fmt == "samscope":
         return _convert_samscope(obj)
+    if fmt == "sam2":
+        from samscope.models.sam2_convert import convert_meta_checkpoint
+
+        return convert_meta_checkpoint(obj)
     if fmt == "micro-sam":
         model_state = obj["model_state"]
         if not _is_tensor_dict(model_state):

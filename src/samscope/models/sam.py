@@ -112,6 +112,15 @@ class SamscopeModel:
         CUDA, ``fp32`` elsewhere.
     """
 
+    def __new__(cls, *args, **kwargs):
+        # a SAM2 card (Hiera encoder) makes a samscope.models.sam2_model.Sam2ScopeModel
+        card = args[1] if len(args) > 1 else kwargs.get("card")
+        if cls is SamscopeModel and card is not None and get_architecture(card.architecture).encoder == "hiera":
+            from samscope.models.sam2_model import Sam2ScopeModel
+
+            cls = Sam2ScopeModel
+        return super().__new__(cls)
+
     def __init__(
         self,
         sam: SamModel,

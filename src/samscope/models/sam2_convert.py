@@ -442,3 +442,22 @@ def build_sam2_video_model(meta_state: Mapping[str, torch.Tensor], spec: Sam2Spe
     spec = spec or infer_spec(meta_state)
     full = meta_to_transformers(meta_state)
     return _build(Sam2VideoModel, sam2_video_config(spec), full, "SAM2 video model"), spec
+
+
+def convert_meta_checkpoint(obj):
+    """A loaded Meta SAM2 checkpoint as a :class:`~samscope.models.checkpoint.ConvertedCheckpoint`.
+
+    Every key is converted and checked against ``Sam2VideoModel`` (built on the ``meta`` device:
+    names and shapes only); the image-model part becomes ``sam_state`` and the architecture
+    the matching ``sam2_*`` preset.
+    """
+    from samscope.models.architectures import get_architecture
+    from samscope.models.checkpoint import ConvertedCheckpoint
+    from samscope.models.sam2_specs import ARCH_PREFIX
+
+    state = meta_state_of(obj)
+    spec = infer_spec(state)
+    full = meta_to_transformers(state)
+    _check_video_keys(full, spec)
+    arch = get_architecture(ARCH_PREFIX + spec.name)
+    return ConvertedCheckpoint("sam2", image_state(full), architecture=arch)

@@ -177,3 +177,52 @@ def sam2_video_config(spec: Sam2Spec):
         memory_fuser_embed_dim=spec.fuser_dim,
         memory_fuser_intermediate_dim=4 * spec.fuser_dim,
     )
+
+
+#: samscope's architecture name of each preset (``sam2_hiera_t`` … ``sam2_hiera_test``).
+ARCH_PREFIX = "sam2_"
+
+
+def spec_of_architecture(name: str) -> Sam2Spec:
+    """The preset behind a SAM2 architecture name (``sam2_hiera_t`` → ``hiera_t``).
+
+    Raises
+    ------
+    KeyError
+        For a name that is not a SAM2 architecture.
+    """
+    key = name[len(ARCH_PREFIX) :] if name.startswith(ARCH_PREFIX) else name
+    try:
+        return SAM2_SPECS[key]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a SAM2 architecture; known: {sorted(SAM2_SPECS)}") from None
+
+
+def sam2_architectures() -> dict:
+    """The presets as :class:`~samscope.models.architectures.SamArchitecture` (``encoder="hiera"``).
+
+    ``embed_dim`` is the decoder width (what the instance heads read), ``patch_size`` the
+    embedding stride (16), ``hidden_size`` / ``num_layers`` / ``global_attn_indexes`` Hiera's first
+    width, depth and global blocks, ``window_size`` its first-stage window; the rest lives in the
+    :class:`Sam2Spec` named by the architecture (:func:`spec_of_architecture`).
+    """
+    from samscope.models.architectures import SamArchitecture
+
+    out = {}
+    for key, spec in SAM2_SPECS.items():
+        name = ARCH_PREFIX + key
+        out[name] = SamArchitecture(
+            name,
+            image_size=spec.image_size,
+            patch_size=16,
+            hidden_size=spec.embed_dim,
+            num_layers=sum(spec.stages),
+            num_heads=spec.num_heads,
+            global_attn_indexes=tuple(spec.global_att_blocks),
+            window_size=spec.window_spec[0],
+            embed_dim=spec.hidden,
+            decoder_mlp_dim=spec.decoder_mlp_dim,
+            decoder_heads=8,
+            encoder="hiera",
+        )
+    return out
