@@ -476,6 +476,7 @@ class PointDecoder:
         self._cost = dict.fromkeys(self.chunks, 0.0)  # seconds per prompt, smoothed; 0 = untried
         self._passes = 0
         self.fast = reassociable(model.sam.mask_decoder)  # as fast as it gets for points
+        self.fast = self.fast and not getattr(self.cache, "multiscale", False)  # SAM2: its own
 
     def __call__(self, points_xy: np.ndarray, multimask: bool):
         """Logits ``(P, K, 4g, 4g)`` and IoU ``(P, K)`` of ``(P, 2)`` points ``(x, y)`` (input px)."""
