@@ -102,7 +102,7 @@ def run_once(args) -> dict:
 def _fresh(args, size: int, workers: int, inp: Path, out: Path) -> dict:
     cmd = [sys.executable, __file__, "_run", "--input", str(inp), "--output", str(out),
            "--size", str(size), "--workers", str(workers), "--segmenter", args.segmenter,
-           "--model", args.model, "--block-size", str(args.block_size)]
+           "--model", args.model, "--block-size", str(min(args.block_size, size))]
     if args.diameter:
         cmd += ["--diameter", str(args.diameter)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -285,6 +285,8 @@ def main() -> int:
     r.add_argument("--size", type=int, required=True)
     r.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
+    if args.command in ("equivalence", "faults"):  # a small check run: one block at most
+        args.block_size = min(args.block_size, args.size)
     {"memory": memory, "equivalence": equivalence, "faults": faults, "_run": run_once}[
         args.command](args)
     return 0

@@ -83,3 +83,9 @@ def test_evaluate_reads_zarr_labels_chunk_by_chunk(tmp_path, capsys):
     assert code == 0, err
     [row] = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
     assert float(row["msa"]) == 1.0 and int(row["n_gt"]) == int(gt.max())
+    # without -m: zarr labels default to the chunked sa metrics (never read whole)
+    code, _, err = call(["evaluate", str(tmp_path / "pred.zarr"), str(tmp_path / "gt.tif"),
+                         "-o", str(tmp_path / "ev2")], capsys)
+    assert code == 0, err
+    [row] = list(csv.DictReader(open(tmp_path / "ev2" / "metrics.csv")))
+    assert float(row["msa"]) == 1.0 and "dice" not in row

@@ -214,6 +214,10 @@ def evaluate(
 
     series = is_ctc_folder(prediction) or is_ctc_folder(ground_truth)
     default = "tra,det,seg" if series else ("sa,dice" if overlapping else "sa,dice,ctc")
+    from samscope.blockwise.evaluate import is_zarr
+
+    if not series and not overlapping and (is_zarr(prediction) or is_zarr(ground_truth)):
+        default = "sa"  # zarr labels of any size: the metric counted chunk by chunk
     groups = _parse_metrics(metrics or default, overlapping)
     if series or "tra" in groups or pred_tracks is not None or gt_tracks is not None:
         tfiles = {"csv": output / "tracking.csv", "json": output / "tracking.json"}
