@@ -356,8 +356,13 @@ def _heads(x: torch.Tensor, h: int) -> torch.Tensor:  # (P, T, I) -> (P, H, T, d
     return x.reshape(p, t, h, i // h).transpose(1, 2)
 
 
-def _image_to_tokens_fast(attn, image, pos, tok_key, tok_value, residual, shared_q=None):
-    """``residual + out_proj(attention of image rows over prompt tokens)``, (P, N, C)."""
+def _image_to_tokens_fast(attn, keyed, tok_key, tok_value, residual, shared_q=None, *,
+                          inplace=False):
+    """``residual + out_proj(attention of image rows over prompt tokens)``, (P, N, C).
+
+    ``keyed`` are the image queries ``x_n + p_n`` (P or 1, N, C) (unused with ``shared_q``);
+    ``inplace`` adds into ``residual`` (a fresh tensor the caller no longer needs).
+    """
     h, c = attn.num_attention_heads, residual.shape[-1]
     k = _heads(attn.k_proj(tok_key), h)  # (P, H, T, d)
     v = _heads(attn.v_proj(tok_value), h)
@@ -369,30 +374,34 @@ def _image_to_tokens_fast(attn, image, pos, tok_key, tok_value, residual, shared
         kk = (k * attn.scaling).transpose(0, 1).reshape(h, p * t, d)
         s = torch.bmm(kk, shared_q.transpose(1, 2)).reshape(h, p, t, -1)
         s = s.transpose(0, 1).contiguous()  # (P, H, T, N)
-    else:  # scores = (x_n + p_n)·(W_q,hᵀ k) + b_q,h·k
+    else:  # scores = (x_n + p_n)·(W_q,hᵀ k) + b_q,h·k: one product with the summed rows
         wq = attn.q_proj.weight.reshape(h, d, c)
         kq = torch.einsum("phtd,hdc->phtc", k, wq).reshape(p, h * t, c) * attn.scaling
-        const = torch.einsum("phtd,hd->pht", k, attn.q_proj.bias.reshape(h, d))
-        base = (kq.reshape(p * h * t, c) @ pos.T).reshape(p, h * t, -1)
-        base += const.reshape(p, h * t, 1) * attn.scaling
-        s = torch.baddbmm(base, kq, image.transpose(1, 2)).reshape(p, h, t, -1)
+        const = torch.einsum("phtd,hd->pht", k, attn.q_proj.bias.reshape(h, d)) * attn.scaling
+        if keyed.shape[0] == 1 and p > 1:
+            keyed = keyed.expand(p, -1, -1)
+        s = torch.baddbmm(const.reshape(p, h * t, 1), kq, keyed.transpose(1, 2))
+        s = s.reshape(p, h, t, -1)
     s -= s.amax(dim=2, keepdim=True)  # softmax over the T tokens of each head
     s.exp_()
     s /= s.sum(dim=2, keepdim=True)
-    return torch.baddbmm(residual, s.reshape(p, h * t, -1).transpose(1, 2), u)
+    a = s.reshape(p, h * t, -1).transpose(1, 2)
+    if inplace and residual.dtype == a.dtype == u.dtype:  # (not under bf16 autocast)
+        return residual.baddbmm_(a, u)
+    return torch.baddbmm(residual, a, u)
 
 
-def _tokens_to_image_fast(attn, query, image, pos):
-    """out_proj(attention of prompt tokens over image rows ``image + pos``), (P, T, C)."""
+def _tokens_to_image_fast(attn, query, image, keyed):
+    """out_proj(attention of prompt tokens over image rows: keys ``keyed`` = ``image + pos``,
+    values ``image``), (P, T, C). ``image`` and ``keyed`` are (P or 1, N, C)."""
     h, c = attn.num_attention_heads, image.shape[-1]
     q = _heads(attn.q_proj(query), h)  # (P, H, T, d)
     p, _, t, d = q.shape
     qk = torch.einsum("phtd,hdc->phtc", q, attn.k_proj.weight.reshape(h, d, c))
     qk = qk.reshape(p, h * t, c) * attn.scaling  # b_k·q is constant per row: drops out
-    base = (qk.reshape(p * h * t, c) @ pos.T).reshape(p, h * t, -1)
     if image.shape[0] == 1 and p > 1:
-        image = image.expand(p, -1, -1)
-    a = torch.baddbmm(base, qk, image.transpose(1, 2)).softmax(dim=-1)  # (P, HT, N)
+        image, keyed = image.expand(p, -1, -1), keyed.expand(p, -1, -1)
+    a = torch.bmm(qk, keyed.transpose(1, 2)).softmax(dim=-1)  # (P, HT, N)
     z = torch.bmm(a, image).reshape(p, h, t, c)  # Σ_n a_n x_n
     out = torch.einsum("phtc,hdc->phtd", z, attn.v_proj.weight.reshape(h, d, c))
     out = out + attn.v_proj.bias.reshape(h, 1, d)
@@ -414,25 +423,28 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool):
                                 v=cache.value1)  # fmt: skip
     else:
         image = (cache.raw + dense).flatten(2).transpose(1, 2)  # (P, N, C)
-        attn = _tokens_to_image_fast(b0.cross_attn_token_to_image, q + prompt, image, pos)
+        keyed = image + pos
+        attn = _tokens_to_image_fast(b0.cross_attn_token_to_image, q + prompt, image, keyed)
     q = b0.layer_norm2(q + attn)
     q = b0.layer_norm3(q + b0.mlp(q))
     if dense is None:
-        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, None, pos, q + prompt, q,
+        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, None, q + prompt, q,
                                      cache.tokens.expand(p, -1, -1), shared_q=cache.query1[0])
     else:
-        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, image, pos, q + prompt, q,
+        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, keyed, q + prompt, q,
                                      image)  # fmt: skip
     keys = b0.layer_norm4(keys)
-    # block 1
+    # block 1: the image rows keyed by position serve both cross-attentions
+    keyed = keys + pos
     q = b1.layer_norm1(q + _self_attention(b1.self_attn, q + prompt, q))
     q = b1.layer_norm2(q + _tokens_to_image_fast(b1.cross_attn_token_to_image, q + prompt, keys,
-                                                 pos))  # fmt: skip
+                                                 keyed))  # fmt: skip
     q = b1.layer_norm3(q + b1.mlp(q))
-    keys = _image_to_tokens_fast(b1.cross_attn_image_to_token, keys, pos, q + prompt, q, keys)
+    keys = _image_to_tokens_fast(b1.cross_attn_image_to_token, keyed, q + prompt, q, keys,
+                                 inplace=True)  # fmt: skip
     keys = b1.layer_norm4(keys)
     # final attention, heads, up-scaling
-    attn = _tokens_to_image_fast(tw.final_attn_token_to_image, q + prompt, keys, pos)
+    attn = _tokens_to_image_fast(tw.final_attn_token_to_image, q + prompt, keys, keys + pos)
     q = tw.layer_norm_final_attn(q + attn)
     iou = dec.iou_prediction_head(q[:, 0, :])
     selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
