@@ -3,7 +3,9 @@
 - ``amg`` (automatic mask generation) and ``foreground`` (foreground-prompted) need only SAM's
   prompt decoder, which every model has;
 - ``ais`` and ``apg`` need the instance-distance head (``model.instance_head``);
-- ``distance`` needs the distance-map head (``model.distance_head``).
+- ``distance`` needs the distance-map head (``model.distance_head``);
+- ``concept`` (every object of a text phrase, :mod:`samscope.instance.concept`) needs SAM3's
+  detector (``model.concept_model``); a SAM3 model runs only that mode.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from samscope.errors import InputError
 __all__ = ["MODES", "require_mode", "supported_modes"]
 
 #: Every automatic mode, in the order they are listed to users.
-MODES = ("amg", "ais", "apg", "distance", "foreground")
+MODES = ("amg", "ais", "apg", "distance", "foreground", "concept")
 
 #: The model attribute each mode needs beyond SAM's own decoder.
-_NEEDS = {"ais": "instance_head", "apg": "instance_head", "distance": "distance_head"}
+_NEEDS = {"ais": "instance_head", "apg": "instance_head", "distance": "distance_head", "concept": "concept_model"}
 
 
 def supported_modes(model: Any) -> tuple[str, ...]:
@@ -33,6 +35,8 @@ def supported_modes(model: Any) -> tuple[str, ...]:
     -------
     tuple of str
     """
+    if getattr(model, "concept_model", None) is not None and not hasattr(model, "decode"):
+        return ("concept",)  # SAM3's detector alone (samscope.models.sam3.ConceptModel)
     return tuple(
         mode
         for mode in MODES
@@ -47,7 +51,7 @@ def require_mode(model: Any, mode: str) -> None:
     supported = supported_modes(model)
     if mode not in supported:
         name = getattr(getattr(model, "card", None), "name", None) or type(model).__name__
-        need = _NEEDS[mode].replace("_", " ")
+        need = _NEEDS.get(mode, "SAM prompt decoder").replace("_", " ")
         raise InputError(
             f"model {name!r} has no {need}, so it cannot run mode {mode!r}; "
             f"it supports: {', '.join(supported)}"

@@ -122,6 +122,10 @@ def segment(
         px = image.pixel_size[-1]
         pixel_size_nm = float(px) if px is not None and np.isfinite(px) else None
     _check_config(chosen, config)
+    if chosen == "concept":  # SAM3's detector sees the whole image at its own size
+        from samscope.instance.concept import segment_concept
+
+        return segment_concept(model, plane, config=config)
     if _is_constant(plane):
         return Instances.empty(
             plane.shape[:2], mode=chosen, overlapping=chosen in ("amg", "apg", "foreground")
@@ -323,6 +327,7 @@ _CONFIG_CLASSES = {
     "apg": ("samscope.instance.apg", "APGConfig"),
     "distance": ("samscope.instance.distance", "DistanceConfig"),
     "foreground": ("samscope.instance.foreground", "ForegroundConfig"),
+    "concept": ("samscope.instance.concept", "ConceptConfig"),
 }
 
 
