@@ -6,10 +6,8 @@ import pytest
 from samscope.embeddings import compute_embeddings, load_embeddings
 from samscope.errors import CacheMismatchError, InputError
 from samscope.instance.scale import interactive_scale, resize_plane
+from samscope.prompt_inputs import box_to_working, points_to_working, result_to_native
 from samscope.prompting import (
-    _box_to_working,
-    _points_to_working,
-    _result_to_native,
     segment_from_boxes,
     segment_from_prompts,
     segment_objects,
@@ -42,12 +40,12 @@ def test_point_prompt_equals_prompting_the_resized_image(test_model, scaled, by_
     got = segment_from_prompts(test_model, scaled, points=point, multimask=True)
     assert got.masks.shape == (3, *blobs_image.shape)
     ref = segment_from_prompts(
-        test_model, by_hand, points=_points_to_working(point, SCALE, by_hand.image_shape),
+        test_model, by_hand, points=points_to_working(point, SCALE, by_hand.image_shape),
         multimask=True,
     )  # fmt: skip
     np.testing.assert_allclose(got.logits, ref.logits, atol=1e-4)
     np.testing.assert_allclose(got.iou, ref.iou, atol=1e-5)
-    back = _result_to_native(ref, blobs_image.shape)
+    back = result_to_native(ref, blobs_image.shape)
     assert (got.masks == back.masks).all()
 
 
@@ -55,7 +53,7 @@ def test_boxes_and_objects_come_back_in_the_native_grid(test_model, scaled, by_h
     boxes = np.array([[20, 30, 60, 70], [80, 140, 120, 190]], float)
     got = segment_from_boxes(test_model, scaled, boxes)
     assert got.masks.shape == (2, *blobs_image.shape)
-    work = np.array([_box_to_working(b, SCALE, by_hand.image_shape) for b in boxes])
+    work = np.array([box_to_working(b, SCALE, by_hand.image_shape) for b in boxes])
     ref = segment_from_boxes(test_model, by_hand, work)
     np.testing.assert_allclose(got.logits, ref.logits, atol=1e-4)
     masks = np.zeros((2, *blobs_image.shape), bool)
@@ -83,8 +81,8 @@ def test_prompts_are_checked_in_the_native_grid(test_model, scaled, blobs_image)
 
 
 def test_tiny_box_stays_a_box_after_shrinking():
-    assert tuple(_box_to_working(np.array([10, 10, 11, 11.0]), 0.1, (20, 20))) == (1, 1, 2, 2)
-    assert tuple(_box_to_working(np.array([0, 0, 200, 200.0]), 0.1, (20, 20))) == (0, 0, 20, 20)
+    assert tuple(box_to_working(np.array([10, 10, 11, 11.0]), 0.1, (20, 20))) == (1, 1, 2, 2)
+    assert tuple(box_to_working(np.array([0, 0, 200, 200.0]), 0.1, (20, 20))) == (0, 0, 20, 20)
 
 
 def test_scaled_cache_round_trip(test_model, blobs_image, tmp_path):
