@@ -80,3 +80,20 @@ def test_bad_input(sam3):
         require_mode(sam1, "concept")
     with pytest.raises(InputError, match="score_threshold"):
         ConceptConfig(score_threshold=2)
+
+
+def test_pipeline_writes_concept_results(sam3, tmp_path):
+    import json
+
+    import tifffile
+
+    from samscope.pipeline import SegmentRequest, segment_batch
+
+    tifffile.imwrite(tmp_path / "img.tif", np.random.default_rng(1).integers(0, 255, (40, 50)).astype(np.uint8))
+    settings = {"text": "nucleus", "score_threshold": "0.0", "mask_threshold": "0.0"}
+    result = segment_batch(SegmentRequest([tmp_path / "img.tif"], output=tmp_path / "out", model=sam3,
+                                          mode="concept", settings=settings))  # fmt: skip
+    (record,) = result.records
+    assert record.status == "done" and record.n_objects == sam3.model.config.detr_decoder_config.num_queries
+    doc = json.loads((tmp_path / "out" / "img_segmentation.json").read_text())
+    assert doc["mode"] == "concept" and doc["settings"]["text"] == "nucleus" and doc["model"] == "sam3"

@@ -18,8 +18,12 @@ def segment(
         typer.Option("--output", "-o", help="Output folder (default: beside each image)."),
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="auto, amg, ais, apg, distance or foreground.")
+        str, typer.Option("--mode", help="auto, amg, ais, apg, distance, foreground or concept.")
     ] = "auto",
+    text: Annotated[
+        str | None,
+        typer.Option("--text", help="--mode concept (SAM3): the objects to find, e.g. nucleus."),
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -165,6 +169,8 @@ def segment(
         )
         return
 
+    if text is not None:  # the concept mode's text is one of its settings
+        settings = [*(settings or []), f"text={text}"]
     request = SegmentRequest(
         inputs,
         output=output,

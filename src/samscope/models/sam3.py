@@ -91,7 +91,7 @@ class ConceptDetections:
     presence: float
 
 
-@dataclass
+@dataclass(repr=False)
 class ConceptModel:
     """A SAM3 detector with its tokenizer: ``detect(image, text)``.
 
@@ -111,6 +111,14 @@ class ConceptModel:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     _text_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The card's name (``sam3``)."""
+        return self.card.name if self.card is not None else "sam3"
+
+    def __repr__(self) -> str:
+        return f"ConceptModel({self.name!r})"
 
     @property
     def concept_model(self) -> ConceptModel:
