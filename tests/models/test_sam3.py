@@ -14,7 +14,7 @@ def test_card_names_the_official_source_and_is_never_downloaded():
     assert card.default_mode == "concept"
 
 
-def test_load_from_folder_and_clear_errors(tmp_path):
+def test_load_from_folder_and_clear_errors(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
     import sys
     from pathlib import Path
@@ -40,3 +40,21 @@ def test_load_from_folder_and_clear_errors(tmp_path):
         load_sam3(pt)
     with pytest.raises(CheckpointError, match="not a SAM3 model folder"):
         load_sam3(tmp_path)
+
+    # import into the cache, then `--model sam3`; nothing imported yet: a clear message
+    from samscope.errors import InputError, ModelNotFoundError
+    from samscope.models.sam3 import cached_sam3_folder, import_sam3_folder, sam3_or_none
+
+    monkeypatch.setenv("SAMSCOPE_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ModelNotFoundError, match="gated"):
+        sam3_or_none("sam3")
+    assert sam3_or_none("vit_b") is None and sam3_or_none(tmp_path) is None
+    with pytest.raises(CheckpointError, match="tokenizer"):
+        import_sam3_folder(folder)
+    (folder / "vocab.json").write_text("{}")
+    dest = import_sam3_folder(folder)
+    assert dest == cached_sam3_folder() and (dest / "config.json").is_file()
+    with pytest.raises(InputError, match="already imported"):
+        import_sam3_folder(folder)
+    assert import_sam3_folder(folder, replace=True) == dest
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["sam3"]  # no temporary folders left

@@ -36,9 +36,12 @@ __all__ = [
     "SAM3_SOURCE",
     "ConceptDetections",
     "ConceptModel",
+    "cached_sam3_folder",
+    "import_sam3_folder",
     "is_sam3_folder",
     "load_sam3",
     "sam3_cards",
+    "sam3_or_none",
 ]
 
 #: Where SAM3's weights officially come from (gated: accept Meta's licence there first).
@@ -272,3 +275,82 @@ def load_sam3(
     if card is None:
         card = sam3_cards()[0]
     return ConceptModel(model, tokenizer or _hf_tokenizer(p), card)
+
+
+# -- the registry's hooks: `--model sam3`, `--model FOLDER`, `samscope models import FOLDER --name sam3`
+
+
+def cached_sam3_folder() -> Path:
+    """Where ``samscope models import FOLDER --name sam3`` puts SAM3's folder."""
+    from samscope.models.cache import models_dir
+
+    return models_dir() / "sam3"
+
+
+def sam3_or_none(name_or_path: str | Path, *, device: str | None = None) -> ConceptModel | None:
+    """SAM3 when ``name_or_path`` is ``sam3`` or a SAM3 folder; None for anything else.
+
+    Raises
+    ------
+    ModelNotFoundError
+        ``sam3`` was asked for but has not been imported (the message says how).
+    """
+    from samscope.errors import ModelNotFoundError
+
+    if str(name_or_path) == "sam3":
+        folder = cached_sam3_folder()
+        if not is_sam3_folder(folder):
+            raise ModelNotFoundError(
+                f"model 'sam3' is not in the cache: its weights are gated, so samscope never "
+                f"downloads them. Accept Meta's licence on {SAM3_SOURCE}, download the folder "
+                "(config.json, model.safetensors, tokenizer files), then run "
+                "`samscope models import FOLDER --name sam3` (or pass --model FOLDER)"
+            )
+        return load_sam3(folder, device=device)
+    p = Path(name_or_path).expanduser()
+    if is_sam3_folder(p) or (p.name == "config.json" and is_sam3_folder(p.parent)):
+        return load_sam3(p, device=device)
+    return None
+
+
+def import_sam3_folder(folder: str | Path, *, replace: bool = False) -> Path:
+    """Copy a SAM3 Hugging Face folder into the cache (atomically: copied, then renamed).
+
+    Raises
+    ------
+    CheckpointError
+        Not a SAM3 folder, no weights or no tokenizer in it.
+    InputError
+        SAM3 is already imported and ``replace`` is False.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    src = Path(folder).expanduser()
+    if not is_sam3_folder(src):
+        raise CheckpointError(f"{src}: not a SAM3 model folder (config.json with model_type 'sam3'; from {SAM3_SOURCE})")
+    if not any(src.glob("*.safetensors")):
+        raise CheckpointError(f"{src}: no .safetensors weights in the folder")
+    if not ((src / "tokenizer.json").is_file() or (src / "vocab.json").is_file()):
+        raise CheckpointError(f"{src}: no tokenizer files (tokenizer.json or vocab.json + merges.txt)")
+    dest = cached_sam3_folder()
+    if dest.exists() and not replace:
+        raise InputError(f"SAM3 is already imported ({dest}); add --replace to import it again")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".sam3-", dir=dest.parent))
+    try:
+        for item in src.iterdir():
+            if item.is_file():
+                shutil.copy2(item, tmp / item.name)
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".sam3-old-{os.getpid()}")
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
