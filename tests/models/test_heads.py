@@ -79,3 +79,34 @@ def test_to_original_crops_padding_then_resizes():
     assert out.shape == (1, 3, 64, 128)
     assert torch.all(out == 1.0)
     assert to_original(maps, (128, 256), (128, 256)).shape == (1, 3, 128, 256)
+
+
+@pytest.mark.parametrize("upsampling", ["bilinear", "transpose"])
+def test_inference_rewrite_equals_the_modules(upsampling):
+    """Eval-mode inference (1×1 convs before up-sampling, batch norm folded) = the module chain."""
+    from samscope.models import heads
+
+    torch.manual_seed(0)
+    head = InstanceDistanceHead(32, initial_features=8, upsampling=upsampling)
+    for m in head.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial running statistics and affine
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.5)
+    head.eval()
+    emb = torch.randn(2, 32, 8, 8)
+    calls = []
+    original = heads._inference_logits
+    heads._inference_logits = lambda *a: calls.append(1) or original(*a)
+    try:
+        with torch.no_grad():
+            fast = head(emb)
+    finally:
+        heads._inference_logits = original
+    assert calls  # the rewrite ran
+    with torch.enable_grad():  # autograd: the module chain
+        slow = head(emb).detach()
+    assert slow.shape == fast.shape == (2, 3, 128, 128)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    assert slow.std() > 0.01

@@ -247,7 +247,13 @@ class InstanceDistanceHead(nn.Module):
         return head.eval()
 
     def logits(self, image_embeddings: torch.Tensor) -> torch.Tensor:
-        """Pre-sigmoid output, ``(B, out_channels, 16 g, 16 g)`` for embeddings ``(B, embed_dim, g, g)``."""
+        """Pre-sigmoid output, ``(B, out_channels, 16 g, 16 g)`` for embeddings ``(B, embed_dim, g, g)``.
+
+        In inference (eval mode, no autograd) the same arithmetic is evaluated more cheaply by
+        :func:`_inference_logits` (equal up to float rounding); training runs the modules.
+        """
+        if not self.training and not torch.is_grad_enabled() and _foldable(self):
+            return _inference_logits(self, image_embeddings)
         z9 = self.deconv1(image_embeddings)
         z6 = self.deconv2(z9)
         z3 = self.deconv3(z6)
@@ -272,6 +278,64 @@ class InstanceDistanceHead(nn.Module):
             resolution (the padded, resized image); crop and resize with :func:`to_original`.
         """
         return torch.sigmoid(self.logits(image_embeddings))
+
+
+# -- inference: the same arithmetic with less of it ---------------------------------------------
+#
+# Two exact rewrites (up to float rounding) of the eval-mode head, both standard:
+# - a 1×1 convolution commutes with ×2 bilinear up-sampling (every interpolated pixel is a convex
+#   combination of input pixels, weights summing to one, so the bias passes through too): the 1×1
+#   convolutions run on the coarse grid, 4× fewer pixels, before up-sampling;
+# - eval-mode batch norm after a convolution is folded into that convolution's weights and bias.
+
+
+def _foldable(head: InstanceDistanceHead) -> bool:
+    """Whether every batch norm uses running statistics (so it can be folded)."""
+    return all(
+        m.track_running_stats and m.running_var is not None
+        for m in head.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    )
+
+
+def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``bn(conv(x))`` as one convolution (eval-mode batch norm)."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    shift = -bn.running_mean * scale
+    if bn.weight is not None:
+        scale, shift = scale * bn.weight, shift * bn.weight + bn.bias
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+    return conv.weight * scale.reshape(-1, 1, 1, 1), bias * scale + shift
+
+
+def _up(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """An up-sampler: bilinear ones as 1×1 convolution on the coarse grid, then interpolation."""
+    if isinstance(module, _BilinearUp):
+        x = module.conv(x)
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    return module(x)
+
+
+def _up_block(block: _UpBlock, x: torch.Tensor) -> torch.Tensor:
+    up, conv, bn = block.block[0], block.block[1].block, block.block[2]
+    weight, bias = _folded(conv, bn)
+    return F.relu_(F.conv2d(_up(up, x), weight, bias, padding=conv.padding))
+
+
+def _inference_logits(head: InstanceDistanceHead, emb: torch.Tensor) -> torch.Tensor:
+    """:meth:`InstanceDistanceHead.logits` in eval mode without autograd, rewritten as above."""
+    z9 = _up_block(head.deconv1, emb)
+    z6 = _up_block(head.deconv2, z9)
+    z3 = _up_block(head.deconv3, z6)
+    z0 = _up_block(head.deconv4, z3)
+    x = head.base(emb)
+    decoder = head.decoder
+    for block, sampler, skip in zip(decoder.blocks, decoder.samplers, [z9, z6, z3], strict=True):
+        x = _up(sampler, x)
+        x = block(torch.cat([x, _center_crop(skip, x.shape)], dim=1))
+    x = _up(head.deconv_out, x)
+    x = head.decoder_head(torch.cat([x, z0], dim=1))
+    return head.out_conv(x)
 
 
 def to_original(
