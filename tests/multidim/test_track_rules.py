@@ -14,9 +14,12 @@ def disc(shape, cy, cx, r):
 
 def test_two_separated_daughters_are_a_division():
     cfg = TrackingConfig()
-    mask = disc((80, 80), 40, 25, 9) | disc((80, 80), 40, 55, 9)
-    parts = division_pieces(mask, prev_area=int(disc((80, 80), 40, 40, 13).sum()), cfg=cfg)
-    assert parts is not None and parts[0].sum() == parts[1].sum() == disc((80, 80), 40, 25, 9).sum()
+    mother = disc((80, 80), 40, 40, 14)
+    mask = disc((80, 80), 40, 29, 8) | disc((80, 80), 40, 51, 8)
+    parts = division_pieces(mask, mother, cfg=cfg)
+    assert parts is not None and parts[0].sum() == parts[1].sum() == disc((80, 80), 40, 29, 8).sum()
+    # the same two objects, but one of them outside the mother: a neighbour caught by the box
+    assert division_pieces(disc((80, 80), 40, 34, 8) | disc((80, 80), 40, 66, 8), mother, cfg) is None
 
 
 def test_fragments_of_one_nucleus_are_not():
@@ -24,13 +27,13 @@ def test_fragments_of_one_nucleus_are_not():
     whole = disc((80, 80), 40, 40, 15)
     cracked = whole.copy()
     cracked[:, 40] = False  # a one-pixel crack: no gap worth the name
-    assert division_pieces(cracked, int(whole.sum()), cfg) is None
+    assert division_pieces(cracked, whole, cfg) is None
     # two small pieces far apart but adding up to a fraction of the mother: not plausible
     small = disc((80, 80), 40, 15, 4) | disc((80, 80), 40, 65, 4)
-    assert division_pieces(small, int(whole.sum()), cfg) is None
+    assert division_pieces(small, whole, cfg) is None
     # a very uneven split
     uneven = disc((80, 80), 40, 30, 12) | disc((80, 80), 40, 62, 4)
-    assert division_pieces(uneven, int(whole.sum()), cfg) is None
+    assert division_pieces(uneven, whole, cfg) is None
 
 
 def test_same_object_when_a_probe_covers_the_other_piece():

@@ -191,6 +191,32 @@ def cells_command(
     _run("cells", n, output, seed, shape, fmt, preview, overwrite, workers, quiet, options, settings)
 
 
+def bacteria_command(
+    output: _Out,
+    n: _N = 1,
+    seed: _Seed = 0,
+    frames: Annotated[int, typer.Option("--frames", help="Frames per colony time-lapse.")] = 30,
+    shape: Annotated[str, typer.Option("--shape", help="Image size Y,X or one side.")] = "256",
+    look: Annotated[str, typer.Option("--look", help="fluorescence or phase.")] = "fluorescence",
+    overwrite: _Overwrite = False,
+) -> None:
+    """Simulate growing, dividing rod bacteria colonies as time-lapses with lineage ground truth.
+
+    samscope.simulate.colony: OUTPUT/images/000000.tif (TYX), OUTPUT/labels/000000.tif (track
+    ids), OUTPUT/tracks/000000.txt (L B E P, the CTC's man_track.txt), OUTPUT/params/, dataset.json.
+
+    Examples:
+
+        samscope simulate bacteria --frames 30 -n 2 -o colonies/
+    """
+    from samscope.cli._common import parse_shape
+    from samscope.simulate.colony import ColonyConfig, write_colony
+
+    write_colony(output, n, shape=parse_shape(shape, "shape"), seed=seed,
+                 config=ColonyConfig(frames=frames, look=look), overwrite=overwrite)  # fmt: skip
+    typer.echo(f"{n} bacteria colony time-lapses of {frames} frames in {output} (tracks/*.txt: lineages)")
+
+
 def generalist_command(
     output: _Out,
     n: _N = 100,
@@ -246,5 +272,6 @@ def register(app: typer.Typer) -> None:
     sim.command("mitochondria")(mitochondria_command)
     sim.command("nuclei")(nuclei_command)
     sim.command("cells")(cells_command)
+    sim.command("bacteria")(bacteria_command)
     sim.command("generalist")(generalist_command)
     app.add_typer(sim, name="simulate")

@@ -51,6 +51,7 @@ from samscope.multidim.objects import ObjectPrompt, PlaneMask, PropagatedObject,
 from samscope.multidim.stack import PlaneStack
 from samscope.multidim.track_rules import (
     TrackingConfig,
+    continuing_mask,
     division_pieces,
     interior_point,
     largest_component,
@@ -439,10 +440,12 @@ class Tracker:
                 continue
             new[t.id], scores[t.id] = mask, float(res.iou[j])
             if cfg.detect_divisions:
-                parts = division_pieces(mask, int(prev.sum()), cfg)
+                parts = division_pieces(mask, prev, cfg)
                 if parts is not None:
                     splits.append((t, parts, float(res.iou[j])))
-                elif mask.sum() < cfg.division_shrink * prev.sum():
+                    continue
+                new[t.id] = mask = continuing_mask(mask, prev, cfg)
+                if mask.sum() < cfg.division_shrink * prev.sum():
                     probes.append((t, prev, mask))
         for t, parts, score in self._confirmed(frame, splits):
             new.pop(t.id), scores.pop(t.id)

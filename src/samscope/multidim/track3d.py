@@ -40,6 +40,7 @@ from samscope.multidim.stack import PlaneStack
 from samscope.multidim.track import TrackInfo
 from samscope.multidim.track_rules import (
     TrackingConfig,
+    continuing_mask,
     division_pieces,
     interior_point,
     prompts_from,
@@ -59,11 +60,14 @@ class _Track3:
     parent: int = 0
     seed: PlaneMask | None = None
     masks: dict[int, dict[int, PlaneMask]] = field(default_factory=dict)  # t → z → mask (work)
+    keys: dict[int, int] = field(default_factory=dict)  # t → key plane
     motion: np.ndarray = field(default_factory=lambda: np.zeros(2))
     stopped: tuple[int, str] | None = None
 
     def key(self, t: int) -> int:
-        """The plane where the object is largest at time point ``t``."""
+        """The plane tracked into ``t + 1``: where the object stands out most at ``t``."""
+        if t in self.keys:
+            return self.keys[t]
         planes = self.masks[t]
         return max(planes, key=lambda z: planes[z].area)
 
@@ -235,12 +239,14 @@ class VolumeTracker:
                 if reason is not None:
                     tr.stopped = (t, reason)
                     continue
-                parts = division_pieces(mask, int(prev.sum()), cfg) if cfg.detect_divisions else None
+                parts = division_pieces(mask, prev, cfg) if cfg.detect_divisions else None
                 if parts is not None:
                     splits.append((tr, parts))
+                else:
+                    mask = continuing_mask(mask, prev, cfg)
                 seeds[tr.id] = PlaneMask.from_dense(z, mask, predicted_iou=float(res.iou[j]), overlap=1.0,
                                                     anchor=True)  # fmt: skip
-            for tr, parts in self._confirmed(t, z, splits):
+            for tr, parts in self._confirmed(t, z, splits):  # the rest: one object, both pieces
                 seeds.pop(tr.id)
                 tr.stopped = (t, "divided")
                 for part in parts:
@@ -292,6 +298,7 @@ class VolumeTracker:
         if not index:
             return
         result = prop.run()
+        images: dict[int, np.ndarray] = {}
         for i, tid in index.items():
             tr = self._tracks[tid]
             planes = {z: m for z, m in result.objects[i].masks.items() if m.area}
@@ -301,10 +308,30 @@ class VolumeTracker:
                 tr.stopped = (t, "nothing found on any plane")
                 continue
             tr.masks[t] = planes
+            tr.keys[t] = _key_plane(st, planes, images)
             if (t - 1) in tr.masks:
                 d = _centroid3(planes) - _centroid3(tr.masks[t - 1])
                 s = self.config.motion_smoothing
                 tr.motion = d if t - 1 == tr.anchor else s * tr.motion + (1 - s) * d
+
+
+def _key_plane(st: PlaneStack, planes: dict[int, PlaneMask], images: dict[int, np.ndarray]) -> int:
+    """The largest of the planes where the object stands out (contrast against its surroundings
+    at least 0.8 of its best plane's): a blurred out-of-focus plane of a nucleus can be as large
+    as the others, but its box catches neighbours."""
+    from samscope.multidim.link import object_contrast
+
+    if len(planes) == 1:
+        return next(iter(planes))
+    contrast = {}
+    for z, m in planes.items():
+        if z not in images:
+            images[z] = st.image(z)
+        c = object_contrast(images[z], m.dense(st.work_shape))
+        contrast[z] = c if np.isfinite(c) else -np.inf
+    best = max(contrast.values())
+    sharp = [z for z, c in contrast.items() if c >= 0.8 * best] if best > 0 else list(planes)
+    return max(sorted(sharp), key=lambda z: planes[z].area)
 
 
 def _centroid3(planes: dict[int, PlaneMask]) -> np.ndarray:

@@ -6,7 +6,8 @@ Pure numpy (scipy.ndimage): no model here. :mod:`samscope.multidim.track` (TYX) 
 
 A **division** needs two well-separated daughters of plausible size, not two fragments of one
 textured nucleus (:func:`division_pieces`): the two largest pieces of the new mask must be
-comparable (``division_min_fraction``), their areas must add up to a plausible share of the mother
+comparable (``division_min_fraction``), each must lie mostly inside the mother's previous mask
+(``division_min_inside``), their areas must add up to a plausible share of the mother
 (``division_min_sum`` … ``division_max_sum`` of the previous mask), and a gap of at least
 ``division_min_gap`` of the mother's equivalent diameter must part them. The trackers then
 confirm it with the model (``division_probe``): each piece's most interior point is decoded alone,
@@ -25,6 +26,7 @@ from samscope.multidim.objects import PlaneMask
 __all__ = [
     "TrackingConfig",
     "box_of",
+    "continuing_mask",
     "division_pieces",
     "interior_point",
     "largest_component",
@@ -73,6 +75,9 @@ class TrackingConfig:
         most.
     division_min_gap : float
         The daughters are parted by at least this fraction of the mother's equivalent diameter.
+    division_min_inside : float
+        Each daughter lies at least this fraction inside the mother's (shifted) previous mask: a
+        piece of a neighbour caught by the box is not a daughter.
     division_probe : bool
         Confirm a division by decoding each daughter's interior point alone (module docstring).
     division_shrink : float
@@ -92,8 +97,9 @@ class TrackingConfig:
     detect_divisions: bool = True
     division_min_fraction: float = 0.3
     division_min_sum: float = 0.5
-    division_max_sum: float = 1.5
-    division_min_gap: float = 0.1
+    division_max_sum: float = 1.2
+    division_min_gap: float = 0.15
+    division_min_inside: float = 0.3
     division_probe: bool = True
     division_shrink: float = 0.7
     max_frames: int | None = None
@@ -103,7 +109,7 @@ class TrackingConfig:
             raise InputError(f"prompt must be one of {', '.join(PROMPTS)}; got {self.prompt!r}")
         for name in ("box_extension", "min_overlap", "min_predicted_iou", "max_shared",
                      "division_min_fraction", "division_shrink", "division_min_sum",
-                     "division_min_gap"):  # fmt: skip
+                     "division_min_gap", "division_min_inside"):  # fmt: skip
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise InputError(f"{name} must be in [0, 1], got {v}")
@@ -138,15 +144,15 @@ def stop_reason(cfg: TrackingConfig, prev: np.ndarray, new: np.ndarray, predicte
     return None
 
 
-def division_pieces(mask: np.ndarray, prev_area: int, cfg: TrackingConfig):
+def division_pieces(mask: np.ndarray, prev: np.ndarray, cfg: TrackingConfig):
     """The two daughters of ``mask`` if it fell apart like a division (module docstring), else None.
 
     Parameters
     ----------
     mask : ndarray of bool
         The track's new mask.
-    prev_area : int
-        Pixels of its previous mask.
+    prev : ndarray of bool
+        Its previous mask (shifted by the motion estimate).
     cfg : TrackingConfig
 
     Returns
@@ -164,15 +170,37 @@ def division_pieces(mask: np.ndarray, prev_area: int, cfg: TrackingConfig):
     a, b = int(sizes[order[0]]), int(sizes[order[1]])
     if b < max(cfg.min_area, cfg.division_min_fraction * a):
         return None
-    prev_area = max(int(prev_area), 1)
+    prev = np.asarray(prev, bool)
+    prev_area = max(int(prev.sum()), 1)
     if not cfg.division_min_sum * prev_area <= a + b <= cfg.division_max_sum * prev_area:
         return None
     big, small = lab == order[0] + 1, lab == order[1] + 1
+    for piece in (big, small):  # both daughters come out of the mother, not from a neighbour
+        if np.count_nonzero(piece & prev) < cfg.division_min_inside * piece.sum():
+            return None
     if cfg.division_min_gap > 0:
         gap = float(ndi.distance_transform_edt(~big)[small].min()) - 1.0  # background px between
         if gap < cfg.division_min_gap * np.sqrt(4 * prev_area / np.pi):
             return None
     return big, small
+
+
+def continuing_mask(mask: np.ndarray, prev: np.ndarray, cfg: TrackingConfig) -> np.ndarray:
+    """What a track that did not divide goes on with: its largest piece and the pieces close to
+    it (fragments of one textured nucleus, parted by less than ``division_min_gap``); a piece
+    well apart from it is another object the box caught."""
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, bool)
+    lab, n = ndi.label(mask)
+    if n < 2:
+        return mask
+    sizes = np.bincount(lab.ravel())[1:]
+    big = lab == int(np.argmax(sizes)) + 1
+    limit = cfg.division_min_gap * np.sqrt(4 * max(int(np.asarray(prev).sum()), 1) / np.pi)
+    near = ndi.distance_transform_edt(~big) - 1.0 < max(limit, 1.0)
+    keep = np.unique(lab[near & mask])
+    return np.isin(lab, keep[keep > 0])
 
 
 def same_object(pieces, probes) -> bool:
