@@ -114,6 +114,10 @@ def test_dispatch_and_errors(video, stack):
         propagate(video, stack, [ObjectPrompt(2, points=[[10, 10]])], propagator="magic")
     with pytest.raises(InputError, match="no SAM2 video memory"):
         video_model_of(object())
+    from types import SimpleNamespace
+
+    assert video_model_of(SimpleNamespace(sam=video)) is video
+    assert video_model_of(SimpleNamespace(video_model=lambda: video)) is video
     with pytest.raises(InputError, match="no objects"):
         propagate_with("sam2-memory", video, stack, [])
     with pytest.raises(InputError, match="outside"):

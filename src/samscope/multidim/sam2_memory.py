@@ -136,8 +136,8 @@ def video_model_of(model: Any) -> Any:
     Parameters
     ----------
     model : Sam2VideoModel or SamscopeModel
-        A ``Sam2VideoModel``, or a samscope model that holds one (attribute ``video_model``, or
-        a callable ``video_model()``, as SAM2 models converted from Meta's checkpoints do).
+        A ``Sam2VideoModel``, or a samscope model that holds one: attribute ``video_model`` (or
+        a method ``video_model()``), or its ``sam`` module itself.
 
     Raises
     ------
@@ -153,7 +153,14 @@ def video_model_of(model: Any) -> Any:
         got = got()
     if isinstance(got, Sam2VideoModel):
         return got
+    if isinstance(getattr(model, "sam", None), Sam2VideoModel):  # a samscope model built on one
+        return model.sam
     name = getattr(getattr(model, "card", None), "name", None) or type(model).__name__
+    if getattr(getattr(getattr(model, "sam", None), "config", None), "model_type", None) == "sam2":
+        raise InputError(
+            f"model {name!r} was loaded as a SAM2 image model, without SAM2's memory modules; build "
+            "it with samscope.models.sam2_convert.build_sam2_video_model for the 'sam2-memory' propagator"
+        )
     raise InputError(
         f"model {name!r} has no SAM2 video memory, so it cannot run the 'sam2-memory' propagator; "
         "use a SAM2 model (e.g. sam2.1_hiera_t) or --propagator projection"
