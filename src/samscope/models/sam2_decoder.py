@@ -160,3 +160,28 @@ def decode(
         high_resolution_features=[h.expand(p, -1, -1, -1) for h in hr],
     )
     return masks[:, 0], iou[:, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# for code written against SAM1's modules (training, validation)
+# --------------------------------------------------------------------------------------------
+
+
+def is_sam2(sam: nn.Module) -> bool:
+    """Whether ``sam`` is a ``transformers`` SAM2 model (``Sam2Model`` / ``Sam2VideoModel``)."""
+    return getattr(getattr(sam, "config", None), "model_type", None) in ("sam2", "sam2_video")
+
+
+def input_geometry(sam: nn.Module) -> tuple[int, int]:
+    """``(input side, low-resolution mask side)`` of a SAM or SAM2 (read from its prompt encoder)."""
+    cfg = sam.config.prompt_encoder_config
+    size = int(cfg.image_size)
+    return size, 4 * (size // int(cfg.patch_size))
+
+
+def encoder_embedding(sam: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """The image encoder's output as samscope stores it: SAM1's embedding ``(B, C, g, g)``, or
+    SAM2's packed multi-scale features ``(B, 4C, g, g)`` (differentiable)."""
+    if is_sam2(sam):
+        return pack_features(*image_features(sam, pixels))
+    return sam.vision_encoder(pixels).last_hidden_state

@@ -21,6 +21,8 @@ encoder has the same interface).
 
 from __future__ import annotations
 
+import types
+
 import torch
 
 from samscope.models.sam import SamscopeModel, check_precision
@@ -69,10 +71,7 @@ class Sam2ScopeModel(SamscopeModel):
     def __init__(self, sam, card, **kwargs) -> None:
         super().__init__(sam, card, **kwargs)
         self.spec: Sam2Spec = spec_of_architecture(card.architecture)
-        for head in (self.instance_head, self.distance_head):
-            if head is not None and not getattr(head, "_sam2_hooked", False):
-                head.register_forward_pre_hook(_embedding_part(self.spec.hidden))
-                head._sam2_hooked = True
+        adapt_heads(self.sam, self.instance_head, self.distance_head)
 
     @property
     def feature_channels(self) -> int:
@@ -145,3 +144,30 @@ def samscope_sam2_model(sam, spec: Sam2Spec, *, name: str = "sam2", device: str 
 
     card = ModelCard(name=name, architecture=ARCH_PREFIX + spec.name, source="user")
     return Sam2ScopeModel(sam, card, device=device)
+
+
+def adapt_heads(sam, *heads) -> None:
+    """Make the heads of a SAM2 read the embedding part of packed features (no-op for SAM1).
+
+    Both ``forward`` (a pre-hook) and ``logits`` (an instance attribute wrapping the method)
+    take the first ``C`` channels of a ``(B, 4C, g, g)`` input; the state dicts are unchanged.
+    """
+    from samscope.models.sam2_decoder import is_sam2
+
+    if not is_sam2(sam):
+        return
+    hidden = int(sam.mask_decoder.hidden_size)
+    hook = _embedding_part(hidden)
+    for head in heads:
+        if head is None or getattr(head, "_sam2_hooked", False):
+            continue
+        head.register_forward_pre_hook(hook)
+        if hasattr(type(head), "logits"):  # a bound method: deep copies rebind it to the copy
+            head.logits = types.MethodType(_sliced_logits, head)
+        head._sam2_hidden = hidden
+        head._sam2_hooked = True
+
+
+def _sliced_logits(head, x):
+    hidden = head._sam2_hidden
+    return type(head).logits(head, x[:, :hidden] if x.ndim == 4 and x.shape[1] == 4 * hidden else x)

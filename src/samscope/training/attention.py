@@ -45,7 +45,7 @@ def use_training_attention(sam: nn.Module) -> nn.Module:
 
     Parameters (and any LoRA wrappers around ``qkv``) are shared, not copied. Returns ``sam``.
     """
-    for layer in sam.vision_encoder.layers:
+    for layer in getattr(sam.vision_encoder, "layers", ()):  # SAM2's Hiera keeps its own
         if hasattr(layer, "attn") and not isinstance(layer.attn, TrainingRelPosAttention):
             layer.attn = TrainingRelPosAttention.from_transformers(layer.attn)
     return sam
