@@ -98,6 +98,10 @@ def prepare_decoder(sam: nn.Module, embedding: torch.Tensor) -> DecoderCache:
     embedding : torch.Tensor
         ``(1, C, g, g)`` image embedding (on the model's device).
     """
+    if getattr(sam.config, "model_type", None) == "sam2":  # SAM2: samscope.models.sam2_decoder
+        from samscope.models.sam2_decoder import prepare_decoder as prepare_sam2
+
+        return prepare_sam2(sam, embedding)
     if embedding.ndim != 4 or embedding.shape[0] != 1:
         raise ValueError(
             f"expected one image embedding of shape (1, C, g, g), got {tuple(embedding.shape)}"
@@ -292,6 +296,8 @@ def decode(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the mask decoder for ``P`` prompts on one cached image.
 
+    A SAM2 cache (:class:`samscope.models.sam2_decoder.Sam2DecoderCache`) runs SAM2's decoder.
+
     Parameters
     ----------
     sam : transformers.SamModel or samscope.models.sam_lite.SamLite
@@ -313,6 +319,10 @@ def decode(
     iou : torch.Tensor
         ``(P, K)`` predicted IoU.
     """
+    if getattr(cache, "multiscale", False):  # SAM2: samscope.models.sam2_decoder
+        from samscope.models.sam2_decoder import decode as decode_sam2
+
+        return decode_sam2(sam, cache, sparse, dense=dense, multimask=multimask)
     dec = sam.mask_decoder
     p = sparse.shape[0]
     if method not in ("auto", "reference", "reassociated"):

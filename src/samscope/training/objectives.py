@@ -310,8 +310,11 @@ class TrainingModel(nn.Module):
         self.prompt = prompt
         self.weights = dict(weights)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.input_size = int(sam.config.vision_config.image_size)
-        self.low_res = 4 * (self.input_size // int(sam.config.vision_config.patch_size))
+        from samscope.models.sam2_decoder import input_geometry
+        from samscope.models.sam2_model import adapt_heads
+
+        self.input_size, self.low_res = input_geometry(sam)  # SAM or SAM2
+        adapt_heads(sam, instance_head, distance_head)  # SAM2: heads read the embedding part
 
     def encoder_trains(self) -> bool:
         """Whether any image-encoder parameter requires gradients."""
@@ -319,11 +322,13 @@ class TrainingModel(nn.Module):
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
         """Image embeddings ``(B, C, g, g)`` of 0–1 patches (gradients only if the encoder trains)."""
+        from samscope.models.sam2_decoder import encoder_embedding  # SAM2: packed multi-scale
+
         pixels = encoder_input(image, self.input_size, self.mean, self.std)
         if self.encoder_trains():
-            return self.sam.vision_encoder(pixels).last_hidden_state
+            return encoder_embedding(self.sam, pixels)
         with torch.no_grad():
-            return self.sam.vision_encoder(pixels).last_hidden_state
+            return encoder_embedding(self.sam, pixels)
 
     def distance_logits(self, embedding: torch.Tensor) -> torch.Tensor:
         """Distance-map head output ``(B, 1, S', S')`` before the sigmoid."""
