@@ -211,7 +211,6 @@ def segment_frames(
     progress : callable, optional
         ``progress(done, total)`` after each frame.
     """
-    from samscope.instance.segment import segment
     from samscope.labels import label_dtype
 
     n = int(data.shape[0])
@@ -240,11 +239,68 @@ def segment_frames(
             out.append(res.labels)
         else:
             kw = {"diameter": diameter} if diameter is not None else {}
-            out.append(segment(frame, model, mode=mode, config=config, **kw).labels)
+            out.append(_segment_frame(frame, model, mode, config, kw))
         if progress is not None:
             progress(t + 1, n)
     top = max(int(o.max()) for o in out)
     return np.stack([o.astype(label_dtype(top), copy=False) for o in out]), diameter
+
+
+BORDER_FRACTION = 0.05
+
+
+def _segment_frame(frame: np.ndarray, model: Any, mode: str, config: Any, kw: dict) -> np.ndarray:
+    """One 2-D frame's labels. With the model's own AIS settings, nuclei cut by the image border
+    are kept down to ``BORDER_FRACTION`` of a typical nucleus's area (the card's ``min_size`` is
+    for whole objects; a time series' ground truth follows a nucleus until it has left)."""
+    from samscope.instance.segment import choose_mode, segment
+
+    auto = getattr(getattr(model, "card", None), "automatic", None)
+    if config is not None or not getattr(auto, "min_size", 0) or choose_mode(model, mode) != "ais":
+        return segment(frame, model, mode=mode, config=config, **kw).labels
+    from samscope.instance.ais import AISConfig
+
+    res = segment(frame, model, mode="ais", config=AISConfig(min_size=0), **kw)
+    return keep_border_fragments(res.labels, *fragment_sizes(model, res.diameter, res.scale))
+
+
+def fragment_sizes(model: Any, diameter: float | None, scale: float | None) -> tuple[float, float]:
+    """``(min_size, border_min_size)`` in native pixels for :func:`keep_border_fragments`: the
+    card's ``min_size`` (given at the working scale) for whole objects, ``BORDER_FRACTION`` of a
+    nucleus of ``diameter`` for objects on the border."""
+    auto = getattr(getattr(model, "card", None), "automatic", None)
+    interior = float(getattr(auto, "min_size", 0) or 0) / float(scale or 1.0) ** 2
+    border = BORDER_FRACTION * np.pi / 4 * diameter**2 if diameter else BORDER_FRACTION * interior
+    return interior, min(border, interior)
+
+
+def keep_border_fragments(labels: np.ndarray, min_size: float, border_min_size: float) -> np.ndarray:
+    """Drop objects under ``min_size`` pixels, except those touching the image border, which
+    only need ``border_min_size`` (nuclei partly outside the image). Ids are kept.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray, (Y, X)
+    min_size, border_min_size : float
+
+    Returns
+    -------
+    numpy.ndarray
+        A copy without the dropped objects.
+    """
+    labels = np.asarray(labels)
+    if not labels.any():
+        return labels.copy()
+    sizes = np.bincount(labels.ravel())
+    edge = np.zeros(sizes.size, bool)
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        edge[np.unique(side)] = True
+    need = np.where(edge, border_min_size, min_size)
+    drop = (sizes < need) & (sizes > 0)
+    drop[0] = False
+    out = labels.copy()
+    out[drop[labels]] = 0
+    return out
 
 
 def _z_scale(path: Path, axes: str | None, given: float | None) -> float:
@@ -320,9 +376,9 @@ def track_series(
             )
         model_name = None
     else:
-        from samscope.pipeline.segmentation import SegmentRequest, _resolve_model
+        from samscope.pipeline.segmentation import SegmentRequest, resolve_model
 
-        net, mode, config = _resolve_model(SegmentRequest(
+        net, mode, config = resolve_model(SegmentRequest(
             [req.series], model=req.model, checkpoint=req.checkpoint, device=req.device,
             mode=req.mode, settings=req.settings, diameter=req.diameter,
         ))  # fmt: skip
