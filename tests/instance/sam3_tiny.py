@@ -5,7 +5,7 @@ from __future__ import annotations
 WORDS = ("nucleus", "cell", "nuclei", "mitochondrion")
 
 
-def tiny_sam3_model(seed: int = 0, *, size: int = 56, queries: int = 8):
+def tiny_sam3_model(seed: int = 0, *, size: int = 56, queries: int = 8, vocab: int = 16, positions: int = 8):
     """A seeded random Sam3Model whose ViT sees ``size``² (patch 14)."""
     import torch
     from transformers import Sam3Config, Sam3Model
@@ -19,8 +19,8 @@ def tiny_sam3_model(seed: int = 0, *, size: int = 56, queries: int = 8):
             fpn_hidden_size=32,
             backbone_feature_sizes=[[grid * 4, grid * 4], [grid * 2, grid * 2], [grid, grid]],
         ),
-        text_config=dict(vocab_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=8, projection_dim=32,
+        text_config=dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=positions, projection_dim=32,
                          bos_token_id=1, eos_token_id=2, pad_token_id=0),
         geometry_encoder_config=dict(hidden_size=32, num_layers=1, num_attention_heads=2, intermediate_size=64),
         detr_encoder_config=dict(hidden_size=32, num_layers=1, num_attention_heads=2, intermediate_size=64),
@@ -37,3 +37,27 @@ def toy_tokenizer(text: str):
     ids = [1] + [4 + WORDS.index(w) if w in WORDS else 3 for w in text.lower().split()][:6] + [2]
     mask = [1] * len(ids) + [0] * (8 - len(ids))
     return ids + [0] * (8 - len(ids)), mask
+
+
+def save_tiny_sam3_folder(folder):
+    """A SAM3 Hugging Face folder: tiny random weights and a character-level CLIP tokenizer."""
+    import json
+    from pathlib import Path
+
+    from transformers import CLIPTokenizer
+
+    folder = Path(folder)
+    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab.update({c: 3 + i for i, c in enumerate(letters)})
+    vocab.update({c + "</w>": 29 + i for i, c in enumerate(letters)})
+    raw = folder / "raw"
+    raw.mkdir(parents=True)
+    (raw / "vocab.json").write_text(json.dumps(vocab))
+    (raw / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(raw / "vocab.json"), str(raw / "merges.txt"), pad_token="!").save_pretrained(folder)
+    tiny_sam3_model(vocab=64, positions=32).save_pretrained(folder)
+    for f in raw.iterdir():
+        f.unlink()
+    raw.rmdir()
+    return folder

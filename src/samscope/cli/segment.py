@@ -132,6 +132,11 @@ def segment(
 
         samscope segment mito.tif -o out/ --mode foreground --pixel-size 80
 
+    SAM3 (weights imported by you: samscope models import FOLDER --name sam3) finds every object
+    of a text phrase:
+
+        samscope segment cells.tif -o out/ --model sam3 --mode concept --text nucleus
+
     Images of any size (blockwise): with -o OUT.zarr (or --dask, --block-size) one image is
     read block by block (--block-size, default 2048; volumes 32,512,512), each block segmented
     with an overlap (--halo here means the block overlap, default twice the object diameter),
