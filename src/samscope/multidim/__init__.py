@@ -26,6 +26,7 @@ from samscope.multidim.propagate import (
 )
 from samscope.multidim.stack import PlaneStack
 from samscope.multidim.track import Tracker, TrackInfo, TrackingConfig, track_objects
+from samscope.multidim.track3d import VolumeTracker
 from samscope.multidim.volume import (
     METHODS,
     VolumeResult,
@@ -48,6 +49,7 @@ __all__ = [
     "TrackedSeries",
     "Tracker",
     "TrackingConfig",
+    "VolumeTracker",
     "Propagation",
     "PropagatedObject",
     "PropagationConfig",

@@ -9,9 +9,13 @@ optionally the mask itself), shifted by its exponentially smoothed centroid moti
 (:func:`samscope.prompting.segment_objects`). A track ends where its mask becomes too small (it
 left the image), where the decoder's predicted IoU or the overlap with the shifted previous mask
 falls too low (it vanished), where it grows too much (a leak) or where it collides with an older
-track. A **division** is detected when the new mask falls apart into two comparable pieces, or
-when it shrinks sharply and a probe prompt in the part of the previous mask it lost finds a sister
-object there; the mother then ends and both daughters are followed as its children. The user can
+track. A **division** is detected when the new mask falls apart into two well-separated daughters
+of plausible size that the model also sees as two objects (:func:`~samscope.multidim.track_rules.
+division_pieces`: not two fragments of one textured nucleus, not a neighbour caught by the box),
+or when it shrinks sharply and a probe prompt in the part of the previous mask it lost finds a
+sister object there; the mother then ends and both daughters are followed as its children. A
+piece far from the rest of a mask that is not a division is dropped. 3-D + t:
+:mod:`samscope.multidim.track3d`. The user can
 also mark a division (:meth:`Tracker.divide`), end a track (:meth:`Tracker.end`) or correct it on
 any frame (:meth:`Tracker.correct`): the track is recomputed from that frame on (its
 automatically found descendants are dropped and found again), and nothing before it changes.
