@@ -453,12 +453,17 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool):
     keys = _image_to_tokens_fast(b1.cross_attn_image_to_token, keyed, q + prompt, q, keys,
                                  inplace=True)  # fmt: skip
     keys = b1.layer_norm4(keys)
-    # final attention, heads, up-scaling
+    # final attention, heads, up-scaling: only the IoU token and the mask tokens that are read
+    # out go on (each token attends to the image on its own, so the others can be left out)
+    selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
+    keep = [0, *(1 + i for i in selected)]
+    q, prompt = q[:, keep], prompt[:, keep]
     attn = _tokens_to_image_fast(tw.final_attn_token_to_image, q + prompt, keys, keys + pos)
     q = tw.layer_norm_final_attn(q + attn)
     iou = dec.iou_prediction_head(q[:, 0, :])
-    selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
-    hyper = torch.stack([dec.output_hypernetworks_mlps[i](q[:, 1 + i, :]) for i in selected], 1)
+    hyper = torch.stack(
+        [dec.output_hypernetworks_mlps[i](q[:, 1 + j, :]) for j, i in enumerate(selected)], 1
+    )
     logits = _upscale_and_predict(dec, keys, hyper, cache.grid)
     return logits, (iou[:, 1:] if multimask else iou[:, :1])
 
