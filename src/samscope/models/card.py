@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 #: SAM's pixel statistics (ImageNet mean/std × 255), applied after scaling the image to 0–255.
@@ -119,3 +120,39 @@ class ModelCard:
         if max(int(s) for s in plane_shape) <= self.tile_shape + 2 * halo:
             return None, None
         return int(self.tile_shape), halo
+
+
+def card_to_dict(card: ModelCard) -> dict:
+    """A card as nested plain values (JSON- and checkpoint-safe)."""
+    from dataclasses import asdict
+
+    return asdict(card)
+
+
+def card_from_dict(values: Mapping, *, strict: bool = True) -> ModelCard:
+    """The card :func:`card_to_dict` wrote (lists back to tuples).
+
+    ``strict`` (a checkpoint's card): unknown fields are a
+    :class:`~samscope.errors.CheckpointError`; otherwise (the record of imported models, perhaps
+    written by another samscope version) they are ignored.
+    """
+    from dataclasses import fields
+
+    from samscope.errors import CheckpointError
+
+    def build(cls, data):
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown and strict:
+            raise CheckpointError(f"model card: unknown field(s) {unknown} for {cls.__name__}")
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+
+    data = build(ModelCard, values)
+    if isinstance(data.get("normalisation"), Mapping):
+        data["normalisation"] = Normalisation(**build(Normalisation, data["normalisation"]))
+    if isinstance(data.get("automatic"), Mapping):
+        data["automatic"] = AutomaticDefaults(**build(AutomaticDefaults, data["automatic"]))
+    try:
+        return ModelCard(**data)
+    except TypeError as err:
+        raise CheckpointError(f"invalid model card{' in checkpoint' if strict else ''}: {err}") from None

@@ -52,11 +52,13 @@ from torch import nn
 
 from samscope.errors import CheckpointError
 from samscope.models.architectures import ARCHITECTURES, SamArchitecture
+from samscope.models.card import card_from_dict, card_to_dict  # noqa: F401 - card_from_dict re-exported
 from samscope.models.checkpoint_keys import (
     SHARED_KEY,
     TIED_KEY,
     segment_anything_to_transformers,
     strip_prefix,  # noqa: F401 - re-exported (public since before the split)
+    tie_shared_embedding,
     transformers_to_segment_anything,
 )
 
@@ -67,9 +69,6 @@ StateDict = dict[str, torch.Tensor]
 MAX_LISTED_KEYS = 20
 
 HEAD_PREFIX = "instance_head."
-
-#: Kept under their former private names for callers not yet updated.
-_TIED_KEY, _SHARED_KEY = TIED_KEY, SHARED_KEY
 
 #: Version of the ``samscope`` checkpoint layout this code writes (and the newest it reads).
 SAMSCOPE_FORMAT_VERSION = 1
@@ -297,8 +296,7 @@ def convert_checkpoint(obj) -> ConvertedCheckpoint:
             raise CheckpointError("'decoder_state' is not a state dict of tensors")
         return ConvertedCheckpoint(fmt, None, dict(decoder))
     sam = {k: v for k, v in obj.items() if not k.startswith(HEAD_PREFIX)}
-    if SHARED_KEY in sam and TIED_KEY not in sam:
-        sam[TIED_KEY] = sam[SHARED_KEY]
+    tie_shared_embedding(sam)
     head = {k[len(HEAD_PREFIX):]: v for k, v in obj.items() if k.startswith(HEAD_PREFIX)}
     return ConvertedCheckpoint(fmt, sam, head or None)
 
@@ -328,8 +326,7 @@ def _convert_samscope(obj: Mapping) -> ConvertedCheckpoint:
             sam = merge_lora_state(sam, lora["state"], float(lora["scaling"]))
         except (KeyError, TypeError, ValueError) as err:
             raise CheckpointError(f"samscope checkpoint: invalid 'lora' entry: {err}") from None
-    if SHARED_KEY in sam and TIED_KEY not in sam:
-        sam[TIED_KEY] = sam[SHARED_KEY]
+    tie_shared_embedding(sam)
     heads = {}
     for key in ("instance_head_state", "distance_head_state"):
         value = obj.get(key)
@@ -529,37 +526,6 @@ def save_checkpoint(
 
 def _cpu_state(module: nn.Module) -> StateDict:
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
-def card_to_dict(card) -> dict:
-    """A :class:`~samscope.models.card.ModelCard` as nested plain values."""
-    from dataclasses import asdict
-
-    return asdict(card)
-
-
-def card_from_dict(values: Mapping):
-    """Inverse of :func:`card_to_dict`; unknown keys are a :class:`CheckpointError`."""
-    from dataclasses import fields
-
-    from samscope.models.card import AutomaticDefaults, ModelCard, Normalisation
-
-    def build(cls, data):
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise CheckpointError(f"model card: unknown field(s) {unknown} for {cls.__name__}")
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-
-    data = build(ModelCard, values)
-    if isinstance(data.get("normalisation"), Mapping):
-        data["normalisation"] = Normalisation(**build(Normalisation, data["normalisation"]))
-    if isinstance(data.get("automatic"), Mapping):
-        data["automatic"] = AutomaticDefaults(**build(AutomaticDefaults, data["automatic"]))
-    try:
-        return ModelCard(**data)
-    except TypeError as err:
-        raise CheckpointError(f"invalid model card in checkpoint: {err}") from None
 
 
 def _save_samscope(

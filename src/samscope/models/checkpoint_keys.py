@@ -14,6 +14,7 @@ __all__ = [
     "SHARED_KEY",
     "TIED_KEY",
     "segment_anything_to_transformers",
+    "tie_shared_embedding",
     "strip_prefix",
     "transformers_to_segment_anything",
 ]
@@ -63,6 +64,13 @@ _KEY_RULES: tuple[tuple[str, str], ...] = (
 #: The tied copy of the positional embedding that ``SamModel`` also lists in its state dict.
 TIED_KEY = "prompt_encoder.shared_embedding.positional_embedding"
 SHARED_KEY = "shared_image_embedding.positional_embedding"
+
+
+def tie_shared_embedding(state: dict) -> dict:
+    """Add the tied copy :data:`TIED_KEY` of :data:`SHARED_KEY` when it is missing (in place)."""
+    if SHARED_KEY in state and TIED_KEY not in state:
+        state[TIED_KEY] = state[SHARED_KEY]
+    return state
 
 #: Mask-decoder MLPs: segment-anything numbers their linear layers ``layers.0 … layers.{n-1}``;
 #: transformers calls them ``proj_in``, ``layers.0 … layers.{n-3}``, ``proj_out``.
@@ -127,9 +135,7 @@ def segment_anything_to_transformers(state: Mapping[str, torch.Tensor]) -> State
         if new is None:
             new = _rename(key, _SA_TO_HF) or key
         out[new] = value
-    if SHARED_KEY in out and TIED_KEY not in out:
-        out[TIED_KEY] = out[SHARED_KEY]
-    return out
+    return tie_shared_embedding(out)
 
 
 def transformers_to_segment_anything(state: Mapping[str, torch.Tensor]) -> StateDict:

@@ -18,7 +18,7 @@ from samscope.models.hashing import file_hash
 def _samscope_card(path: Path, converted) -> ModelCard:
     """The card stored in a samscope-format checkpoint (its architecture registered on the way)."""
     from samscope.models.architectures import register_architecture
-    from samscope.models.checkpoint import card_from_dict
+    from samscope.models.card import card_from_dict
 
     try:
         arch = register_architecture(converted.architecture)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from samscope.errors import InputError, ModelNotFoundError
 from samscope.models.cache import models_dir
-from samscope.models.card import AutomaticDefaults, ModelCard, Normalisation
+from samscope.models.card import ModelCard, card_from_dict, card_to_dict
 
 #: The record of the models a user imported under their own names, in :func:`models_dir`.
 USER_MODELS_FILE = "user-models.json"
@@ -23,27 +23,6 @@ USER_MODELS_FILE = "user-models.json"
 def user_models_path() -> Path:
     """Where the cards of models imported with ``--name`` are recorded."""
     return models_dir() / USER_MODELS_FILE
-
-
-def card_to_json(card: ModelCard) -> dict:
-    """``card`` as plain JSON values (nested dataclasses as dicts)."""
-    from dataclasses import asdict
-
-    return asdict(card)
-
-
-def card_from_json(values: dict) -> ModelCard:
-    """The card :func:`card_to_json` wrote (unknown keys ignored, lists back to tuples)."""
-    from dataclasses import fields
-
-    def build(cls, data: dict):
-        names = {f.name for f in fields(cls)}
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
-
-    data = build(ModelCard, values)
-    data["normalisation"] = Normalisation(**build(Normalisation, values.get("normalisation", {})))
-    data["automatic"] = AutomaticDefaults(**build(AutomaticDefaults, values.get("automatic", {})))
-    return ModelCard(**data)
 
 
 def read_user_models(path: Path) -> dict:
@@ -79,7 +58,7 @@ def recorded_cards(records: dict, path: Path) -> Iterator[tuple[str, ModelCard]]
             arch = entry.get("architecture_spec")
             if arch is not None and arch.get("name") not in ARCHITECTURES:
                 register_architecture(architecture_from_dict(dict(arch)))
-            card = card_from_json(entry["card"])
+            card = card_from_dict(entry["card"], strict=False)
         except Exception as err:  # noqa: BLE001 - one bad record must not hide the others
             logging.getLogger(__name__).warning("skipping imported model %r in %s: %s", name, path, err)
             continue
@@ -107,7 +86,7 @@ def record_user_model(card: ModelCard, imported_from: Path) -> None:
     path = user_models_path()
     records = read_user_models(path) if path.is_file() else {"models": {}}
     records["models"][card.name] = {
-        "card": card_to_json(card),
+        "card": card_to_dict(card),
         "architecture_spec": architecture_to_dict(get_architecture(card.architecture)),
         "imported_from": str(imported_from.resolve()),
     }

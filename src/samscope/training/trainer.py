@@ -18,7 +18,6 @@ every process draws its own patches, rank 0 validates, logs and writes.
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import os
 import signal
@@ -39,17 +38,11 @@ from samscope.training.data import (
     default_workers,
 )
 from samscope.training.objectives import PromptSettings, TrainingModel
+from samscope.training.run_log import append_row, plot_metrics, truncate_rows
 from samscope.training.setup import Networks, build_networks, build_sources, trained_card
 from samscope.training.validation import ValidationSet, validate
 
 __all__ = ["TrainResult", "Trainer", "train"]
-
-CSV_FIELDS = (
-    "kind", "step", "time_s", "lr", "loss", "mask_loss", "iou_loss", "instance_loss",
-    "distance_loss", "train_dice", "val_dice", "val_dice_point", "val_dice_box", "val_msa",
-    "val_msa_instance", "val_msa_distance", "val_loss", "metric", "steps_per_s", "peak_memory_mb",
-)  # fmt: skip
-
 
 @dataclass
 class TrainResult:
@@ -249,11 +242,9 @@ class Trainer:
         training = obj.get("training") or {}
         if training.get("metric_name", self.metric_name) != self.metric_name:
             raise InputError(f"{path} monitors {training.get('metric_name')!r}, not {self.metric_name!r}")
-        sam_state = dict(obj["model_state"])
-        from samscope.models.checkpoint import _SHARED_KEY, _TIED_KEY
+        from samscope.models.checkpoint_keys import tie_shared_embedding
 
-        if _SHARED_KEY in sam_state:
-            sam_state.setdefault(_TIED_KEY, sam_state[_SHARED_KEY])
+        sam_state = tie_shared_embedding(dict(obj["model_state"]))
         if obj.get("lora"):
             from samscope.models.lora import join_lora_state
 
@@ -360,25 +351,7 @@ class Trainer:
         return self.out_dir / "metrics.csv"
 
     def _write_row(self, row: dict) -> None:
-        path = self._csv_path()
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(row.get(k)) for k in CSV_FIELDS})
-
-    def _truncate_csv(self) -> None:
-        """Drop rows past the resumed step (they were written after the last checkpoint)."""
-        path = self._csv_path()
-        if not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        append_row(self._csv_path(), row)
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
@@ -392,8 +365,8 @@ class Trainer:
         finally:
             torch.set_num_threads(previous)
 
-    def _fit(self) -> TrainResult:
-        c = self.config
+    def _start_distributed(self) -> None:
+        """Join (or start) the process group under torchrun and wrap the model in DDP."""
         self._owns_group = False
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -407,8 +380,11 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
+
+    def _open_run(self, last: Path) -> bool:
+        """Resume from ``last`` when asked and present; set up the run folder. True if resumed."""
+        c = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        last = self.ckpt_dir / "last.pt"
         resumed = False
         if c.run.resume and last.is_file():
             self.load(last)
@@ -418,9 +394,29 @@ class Trainer:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.toml").write_text(c.to_toml())
             if resumed:
-                self._truncate_csv()
+                truncate_rows(self._csv_path(), self.step)
             elif self._csv_path().exists():
                 self._csv_path().unlink()
+        return resumed
+
+    def _close_run(self, last: Path) -> Path | None:
+        """Last checkpoint, export and plot (rank 0); leave the process group. The model path."""
+        model_path = None
+        if self.is_main:
+            self.save(last)
+            model_path = self.export()
+            plot_metrics(self._csv_path(), self.out_dir / "metrics.png", self.metric_name)
+        if self.world > 1:
+            torch.distributed.barrier()
+            if self._owns_group:
+                torch.distributed.destroy_process_group()
+        return model_path
+
+    def _fit(self) -> TrainResult:
+        c = self.config
+        self._start_distributed()
+        last = self.ckpt_dir / "last.pt"
+        resumed = self._open_run(last)
         t0 = time.perf_counter()
         if not resumed and self.is_main:
             metrics = self.validate()
@@ -472,15 +468,7 @@ class Trainer:
             _restore_sigterm(previous)
             if bar is not None:
                 bar.close()
-        model_path = None
-        if self.is_main:
-            self.save(last)
-            model_path = self.export()
-            _plot(self._csv_path(), self.out_dir / "metrics.png", self.metric_name)
-        if self.world > 1:
-            torch.distributed.barrier()
-            if self._owns_group:
-                torch.distributed.destroy_process_group()
+        model_path = self._close_run(last)
         return TrainResult(
             self.out_dir, model_path, self.step, self.metric_name, self.initial_metric,
             self.best_metric, self.history, stopped_early,
@@ -533,14 +521,6 @@ class Trainer:
         return export_model(source, self.out_dir / "model.pt")
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
 def _progress(config: TrainConfig, start: int, main: bool):
     if not (config.run.progress and main):
         return None
@@ -565,30 +545,6 @@ def _install_sigterm(flag: dict):
 def _restore_sigterm(previous) -> None:
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _plot(csv_path: Path, out: Path, metric: str) -> None:
-    """Loss (training steps) and the validation metric against the step."""
-    if not csv_path.exists():
-        return
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    train = [(int(r["step"]), float(r["loss"])) for r in rows if r["kind"] == "train" and r["loss"]]
-    val = [(int(r["step"]), float(r["metric"])) for r in rows if r["kind"] == "val" and r["metric"]]
-    fig = Figure(figsize=(10, 3.6))
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(1, 2)
-    if train:
-        ax1.plot(*zip(*train, strict=True), lw=0.8)
-    ax1.set(xlabel="step", ylabel="training loss", title="loss")
-    if val:
-        ax2.plot(*zip(*val, strict=True), marker="o")
-    ax2.set(xlabel="step", ylabel=f"validation {metric}", title=f"validation {metric}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
 
 
 def train(config: TrainConfig, *, log=None) -> TrainResult:
