@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from samscope.errors import InputError
+from samscope.io import has_colour_axis
 
 __all__ = [
     "Transform",
@@ -145,7 +146,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
         return np.repeat(data[..., None], 3, axis=-1)
     if data.ndim == 3 and data.shape[-1] == 1:
         return np.repeat(data, 3, axis=-1)
-    if data.ndim == 3 and data.shape[-1] in (3, 4):
+    if data.ndim == 3 and has_colour_axis(data.shape):
         return data[..., :3]
     raise InputError(
         f"expected a 2-D image (y, x) or RGB (y, x, 3), got shape {data.shape}; "

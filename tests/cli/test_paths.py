@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from samscope.cli._paths import check_not_input, check_output_dir, check_output_file, same_path
 from samscope.errors import InputError
+from samscope.io.paths import check_not_input, check_output_dir, check_output_file, same_path
 
 
 def test_same_path_sees_links_and_dots(tmp_path):

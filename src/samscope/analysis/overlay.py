@@ -37,9 +37,9 @@ def label_colours(ids: np.ndarray) -> np.ndarray:
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3].astype(np.float32).mean(axis=-1)
+    from samscope.io import colour_to_grey
+
+    arr = colour_to_grey(np.asarray(image))
     if arr.ndim != 2:
         raise InputError(f"an overlay needs a 2-D image (y, x) or RGB, got shape {arr.shape}")
     finite = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)

@@ -99,9 +99,9 @@ def embed(
     import time
 
     from samscope.cli import _interrupt
-    from samscope.cli._paths import check_not_input, check_output_dir
     from samscope.embeddings import cache_progress, check_cache_location
     from samscope.io import read_image
+    from samscope.io.paths import check_not_input, check_output_dir
 
     inputs = _inputs(image, model, checkpoint)
     check_not_input(output, inputs, "embeddings cache")
@@ -274,10 +274,10 @@ def prompt(
     """
     import numpy as np
 
-    from samscope.cli._paths import check_not_input, check_output_dir, check_output_file
     from samscope.embeddings import check_cache_location
     from samscope.errors import InputError
     from samscope.io import read_image, write_labels
+    from samscope.io.paths import check_not_input, check_output_dir, check_output_file
     from samscope.prompting import segment_from_boxes, segment_from_prompts
 
     pts = parse_rows(points, 2, "point")

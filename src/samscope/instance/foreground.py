@@ -190,9 +190,9 @@ class ForegroundPrediction:
 
 def _grey(image) -> np.ndarray:
     data = image.data if hasattr(image, "data") and hasattr(image, "axes") else image
-    arr = np.asarray(data)
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3].astype(np.float32).mean(axis=-1)
+    from samscope.io import colour_to_grey
+
+    arr = colour_to_grey(np.asarray(data))
     if arr.ndim != 2:
         raise InputError(
             f"segment_foreground takes a 2-D image (y, x) or RGB, got shape {arr.shape}; "

@@ -16,6 +16,7 @@ import numpy as np
 from samscope.errors import InputError
 from samscope.instance.instances import Instances
 from samscope.instance.modes import MODES, require_mode, supported_modes
+from samscope.io import array_axes
 
 __all__ = ["ais_from_scaled_maps", "choose_mode", "scaled_ais_maps", "segment"]
 
@@ -46,7 +47,7 @@ def _plane_2d(image: Any) -> tuple[np.ndarray, str]:
     arr = np.asarray(data)
     if arr.ndim == 2:
         return arr, "YX"
-    if arr.ndim == 3 and (axes == "YXC" or (axes is None and arr.shape[-1] in (3, 4))):
+    if arr.ndim == 3 and (axes == "YXC" or (axes is None and array_axes(arr.shape) == "YXC")):
         return arr, "YXC"
     raise InputError(
         f"segment takes one 2-D image (y, x) or RGB (y, x, 3); got shape {arr.shape}"

@@ -171,6 +171,61 @@ def check_axes(axes: str, shape: tuple[int, ...], *, source: Any = "image") -> s
     return up
 
 
+#: Lengths of a last axis that holds colour (RGB, RGBA).
+COLOUR_CHANNELS = (3, 4)
+
+
+def has_colour_axis(shape: tuple[int, ...], dtype: Any = None) -> bool:
+    """The one RGB rule: a last axis of length 3 or 4 (of a 3-D or larger array) is colour.
+
+    With ``dtype`` (arrays read from files without axis metadata) only a uint8 array counts:
+    a 16-bit stack of 3 planes is not a colour image.
+
+    >>> has_colour_axis((64, 64, 3)), has_colour_axis((64, 64, 3), np.uint16), has_colour_axis((3, 64))
+    (True, False, False)
+    """
+    return (
+        len(shape) >= 3
+        and int(shape[-1]) in COLOUR_CHANNELS
+        and (dtype is None or np.dtype(dtype) == np.uint8)
+    )
+
+
+def array_axes(shape: tuple[int, ...], axes: str | None = None, *, dtype: Any = None,
+               colour: bool = True, source: Any = "image") -> str:
+    """The axes of an array: ``axes`` checked against ``shape``, else the one rule.
+
+    2-D → ``"YX"``; 3-D → ``"YXC"`` with a colour axis (:func:`has_colour_axis`), else ``"ZYX"``;
+    4-D with a colour axis → ``"ZYXC"`` (``colour=False``: never a colour axis). Anything else
+    raises :class:`InputError` asking for ``axes=``. Every place that decides axes or RGB from a shape (the modes, embeddings,
+    overlays, training data, the readers) uses this rule.
+
+    >>> array_axes((64, 64)), array_axes((64, 64, 3)), array_axes((5, 64, 64)), array_axes((5, 8, 8, 4))
+    ('YX', 'YXC', 'ZYX', 'ZYXC')
+    """
+    if axes is not None:
+        return check_axes(axes, shape, source=source)
+    ndim = len(shape)
+    colour = colour and has_colour_axis(shape, dtype)
+    if ndim == 2:
+        return "YX"
+    if ndim == 3:
+        return "YXC" if colour else "ZYX"
+    if ndim == 4 and colour:
+        return "ZYXC"
+    raise InputError(
+        f"{_name(source)}: cannot tell the axes of an image of shape {tuple(shape)}: expected (y, x), "
+        "(y, x, 3), (z|t, y, x) or (z|t, y, x, 3); pass axes="
+    )
+
+
+def colour_to_grey(arr: np.ndarray) -> np.ndarray:
+    """A ``(y, x, 3|4)`` colour plane as float32 grey (mean of R, G, B); other arrays unchanged."""
+    if arr.ndim == 3 and has_colour_axis(arr.shape):
+        return arr[..., :3].astype(np.float32).mean(axis=-1)
+    return arr
+
+
 def default_axes(shape: tuple[int, ...], dtype: Any, *, source: Any = "image",
                  allow_rgb: bool = True) -> str:
     """Axes assumed for an array whose file carries no axis metadata.
@@ -180,13 +235,10 @@ def default_axes(shape: tuple[int, ...], dtype: Any, *, source: Any = "image",
     ambiguous and raises :class:`InputError` asking for ``axes=``.
     """
     ndim = len(shape)
-    rgb = allow_rgb and ndim >= 3 and shape[-1] in (3, 4) and np.dtype(dtype) == np.uint8
-    if ndim == 2:
-        return "YX"
-    if ndim == 3:
-        return "YXC" if rgb else "ZYX"
-    if ndim == 4 and rgb:
-        return "ZYXC"
+    try:
+        return array_axes(shape, dtype=np.dtype(dtype), colour=allow_rgb)
+    except InputError:
+        pass
     raise InputError(
         f"{_name(source)}: cannot tell the axes of a {ndim}-D array of shape {tuple(shape)} "
         "(expected a 2-D YX image, a 3-D ZYX stack or a YXC colour image); "
@@ -325,7 +377,7 @@ def validate_image(data: Any, *, name: str | None = None, spatial_ndim: int | No
                 f"{shape} ({_spatial_count(up)} spatial)"
             )
     elif spatial_ndim is not None:
-        ok = len(shape) == spatial_ndim or (len(shape) == spatial_ndim + 1 and shape[-1] in (3, 4))
+        ok = len(shape) == spatial_ndim or (len(shape) == spatial_ndim + 1 and has_colour_axis(shape))
         if not ok:
             want = "(Y, X)" if spatial_ndim == 2 else "(Z, Y, X)" if spatial_ndim == 3 else \
                 f"{spatial_ndim} spatial axes"

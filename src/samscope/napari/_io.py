@@ -44,7 +44,7 @@ def get_reader(path: str | list[str]):
 
 def read_layers(path: str | list[str]) -> list[tuple[Any, dict, str]]:
     """Layer data tuples for one file: Labels for samscope label outputs, else Image."""
-    from samscope.io import read_image, read_labels
+    from samscope.io import has_colour_axis, read_image, read_labels
 
     path = path[0] if isinstance(path, list) else path
     name = Path(path).name
@@ -57,7 +57,7 @@ def read_layers(path: str | list[str]) -> list[tuple[Any, dict, str]]:
         return [(data, meta, "labels")]
     image = read_image(path)
     data = np.asarray(image.data)
-    meta = {"name": name.rsplit(".", 1)[0], "rgb": image.axes.endswith("C") and data.shape[-1] in (3, 4)}
+    meta = {"name": name.rsplit(".", 1)[0], "rgb": image.axes.endswith("C") and has_colour_axis(data.shape)}
     return [(data, meta, "image")]
 
 
@@ -80,7 +80,7 @@ def sample_nuclei() -> list[tuple[Any, dict, str]]:
 
 
 def sample_mitochondria() -> list[tuple[Any, dict, str]]:
-    """``examples/mitochondria.tif`` and its ground truth (seed-000 simulator, 512²)."""
+    """``examples/mitochondria.tif`` and its ground truth (mitochondria simulator of Jadhav et al. 2026, 512²)."""
     from samscope.simulate import mitochondria
 
     [sample] = mitochondria(1, (512, 512), rng=0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -181,13 +180,6 @@ def _refuse_inputs_as_outputs(
                     )
 
 
-def _nearest_existing(folder: Path) -> Path:
-    current = Path(os.path.abspath(folder))
-    while not current.exists() and current.parent != current:
-        current = current.parent
-    return current
-
-
 def check_locations(paths: Iterable[Path]) -> None:
     """Check that every path can be written, before anything is computed.
 
@@ -200,6 +192,8 @@ def check_locations(paths: Iterable[Path]) -> None:
     InputError
         Naming the path and what is wrong with it.
     """
+    from samscope.io.paths import nearest_existing, unwritable_reason
+
     checked: set[Path] = set()
     for path in paths:
         if path.is_dir():
@@ -208,17 +202,14 @@ def check_locations(paths: Iterable[Path]) -> None:
         if folder in checked:
             continue
         checked.add(folder)
-        existing = _nearest_existing(folder)
+        existing = nearest_existing(folder)
         if not existing.is_dir():
             raise InputError(
                 f"cannot write '{path}': '{existing}' is a file, not a folder"
             )
-        try:  # probe: permission bits, ACLs and read-only file systems all count
-            fd, name = tempfile.mkstemp(prefix=".samscope-probe-", dir=existing)
-        except OSError as err:
+        reason = unwritable_reason(existing)  # probed: permission bits, ACLs, read-only mounts
+        if reason is not None:
             raise InputError(
-                f"cannot write '{path}': folder '{existing}' is not writable "
-                f"({err.strerror or type(err).__name__}); choose another output location"
-            ) from None
-        os.close(fd)
-        os.unlink(name)
+                f"cannot write '{path}': folder '{existing}' is not writable ({reason}); "
+                "choose another output location"
+            )

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from samscope.errors import InputError
+from samscope.io import has_colour_axis
 from samscope.training.augment import Patch, sample_patch
 from samscope.training.config import AugmentConfig
 
@@ -81,7 +82,7 @@ def _normalise(image: np.ndarray, name: str) -> np.ndarray:
     data = np.asarray(image)
     if data.ndim == 2:
         data = data[None]
-    elif data.ndim == 3 and data.shape[-1] in (3, 4) and data.shape[0] not in (1, 3):
+    elif data.ndim == 3 and has_colour_axis(data.shape) and data.shape[0] not in (1, 3):
         data = np.moveaxis(data[..., :3], -1, 0)
     elif not (data.ndim == 3 and data.shape[0] in (1, 3)):
         raise InputError(f"{name}: expected a 2-D grey or RGB image, got shape {data.shape}")

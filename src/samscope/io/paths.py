@@ -1,7 +1,8 @@
 """Output locations checked before any model runs: never an input, always writable.
 
-Every command that writes calls these before it loads a model or computes anything, so a bad
-``-o`` costs nothing and leaves nothing behind:
+The one place for these checks: the CLI commands and the library batch runner
+(:func:`samscope.pipeline.outputs.check_locations`) call them before they load a model or compute
+anything, so a bad ``-o`` costs nothing and leaves nothing behind:
 
 - :func:`check_not_input` — an output is never one of the command's inputs (the same file by
   path, symlink or hard link), nor inside an input folder (a zarr image), nor a folder holding
@@ -24,7 +25,14 @@ from pathlib import Path
 
 from samscope.errors import InputError
 
-__all__ = ["check_not_input", "check_output_dir", "check_output_file", "same_path"]
+__all__ = [
+    "check_not_input",
+    "check_output_dir",
+    "check_output_file",
+    "nearest_existing",
+    "same_path",
+    "unwritable_reason",
+]
 
 
 def _key(path: Path) -> Path:
@@ -86,30 +94,42 @@ def check_not_input(
             )
 
 
-def _nearest_existing(path: Path) -> Path:
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` if it exists, else its nearest existing parent (absolute)."""
     path = Path(os.path.abspath(path))
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
 
 
-def _probe(folder: Path, target: Path, what: str) -> None:
-    """Create and remove a hidden file in ``folder``; InputError when the system refuses."""
+def unwritable_reason(folder: Path) -> str | None:
+    """Why this process cannot create files in ``folder`` (None: it can).
+
+    Probed: a hidden temporary file is created and removed at once, so permission bits, ACLs
+    and read-only file systems all count, for any user.
+    """
     try:
         fd, name = tempfile.mkstemp(prefix=".samscope-probe-", dir=folder)
     except OSError as err:
-        reason = err.strerror or type(err).__name__
+        return err.strerror or type(err).__name__
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def _probe(folder: Path, target: Path, what: str) -> None:
+    """InputError when ``folder`` cannot be written (see :func:`unwritable_reason`)."""
+    reason = unwritable_reason(folder)
+    if reason is not None:
         raise InputError(
             f"cannot write {what} {target}: folder {folder} is not writable ({reason}); "
             "choose another output location"
-        ) from None
-    os.close(fd)
-    os.unlink(name)
+        )
 
 
 def _check_parent(path: Path, what: str) -> None:
     parent = Path(os.path.abspath(path)).parent
-    base = _nearest_existing(parent)
+    base = nearest_existing(parent)
     if not base.is_dir():
         raise InputError(
             f"cannot write {what} {path}: {base} is a file, not a folder; choose another output"
@@ -174,7 +194,7 @@ def check_output_dir(
     check_not_input(path, inputs, what, around=False)  # a folder of outputs may hold inputs
     if path.exists() and not path.is_dir():
         raise InputError(f"{what} {path} exists and is not a folder")
-    base = _nearest_existing(path)
+    base = nearest_existing(path)
     if not base.is_dir():
         raise InputError(f"cannot create {what} {path}: {base} is a file, not a folder")
     _probe(base, path, what)
