@@ -39,7 +39,7 @@ SUMMARY_METRICS = (
     "n_dot", "n_rod", "dot_count_fraction", "rod_count_fraction", "dot_area_fraction",
     "rod_area_fraction", "mean_dot_area_um2", "mean_rod_area_um2",
 )
-_COUNTS = ("n_objects", "n_dot", "n_rod")
+COUNT_COLUMNS = ("n_objects", "n_dot", "n_rod")
 OUTPUT_FILES = ("objects.csv", "images.csv", "conditions.csv", "report.html", "analysis.json")
 
 

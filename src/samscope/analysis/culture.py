@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from samscope.analysis.measure import _check_labels, measure_objects
+from samscope.analysis.measure import check_labels, measure_objects
 from samscope.analysis.table import Table
 from samscope.errors import InputError
 
@@ -71,7 +71,7 @@ def neighbour_pairs(labels: np.ndarray, *, distance_px: float = NEIGHBOUR_DISTAN
     >>> neighbour_pairs(lab, distance_px=2).tolist()
     [[1, 2], [1, 3]]
     """
-    lab = _check_labels(labels)
+    lab = check_labels(labels)
     d = float(distance_px)
     if not (math.isfinite(d) and d >= 1):
         raise InputError(f"the neighbour distance must be at least 1 pixel, got {distance_px!r}")
@@ -103,7 +103,7 @@ def neighbour_counts(labels: np.ndarray, *, distance_px: float = NEIGHBOUR_DISTA
     counts : ndarray of int64
         Neighbours of each.
     """
-    lab = _check_labels(labels)
+    lab = check_labels(labels)
     ids = _ids(lab)
     pairs = neighbour_pairs(lab, distance_px=distance_px)
     counts = np.zeros(ids.size, np.int64)
@@ -209,7 +209,7 @@ def culture_metrics(
     >>> m.n_cells, m.mean_area_px, m.confluency, m.mean_neighbours
     (2, 9.0, 0.18, 1.0)
     """
-    lab = _check_labels(labels)
+    lab = check_labels(labels)
     if objects is None:
         objects = measure_objects(lab, pixel_size_nm=pixel_size_nm)
     if "n_neighbours" in objects:

@@ -64,7 +64,8 @@ def spacing_um(pixel_size_nm: float | Sequence[float] | None, ndim: int) -> tupl
     return tuple(float(v) / 1e3 for v in values)
 
 
-def _check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:
+def check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:
+    """``labels`` as integer object ids (bool → uint8, whole floats → int64); InputError naming ``what``."""
     lab = np.asarray(labels)
     if lab.dtype == bool:
         lab = lab.astype(np.uint8)
@@ -142,7 +143,7 @@ def measure_objects(
     >>> int(t["area_px"][0]), round(float(t["area_um2"][0]), 6), float(t["aspect_ratio"][0]) > 1
     (8, 0.08, True)
     """
-    lab = _check_labels(labels)
+    lab = check_labels(labels)
     if lab.ndim not in (2, 3):
         raise InputError(f"labels must be 2-D (y, x) or 3-D (z, y, x), got shape {lab.shape}")
     img = _check_image(image, lab.shape)

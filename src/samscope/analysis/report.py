@@ -36,7 +36,7 @@ def write_report(output: Path, done: Sequence, discovery, config, mito: bool,
                  skipped: Sequence[tuple[str, str]], notes: Sequence[str]):
     """Write every output of :func:`samscope.analysis.analyze_results` into ``output``."""
     from samscope.analysis import plots
-    from samscope.analysis.batch import _COUNTS, SUMMARY_METRICS, AnalysisReport, config_dict
+    from samscope.analysis.batch import COUNT_COLUMNS, SUMMARY_METRICS, AnalysisReport, config_dict
     from samscope.analysis.html import render_html
     from samscope.evaluation.report import atomic_write_text, write_json
 
@@ -48,7 +48,7 @@ def write_report(output: Path, done: Sequence, discovery, config, mito: bool,
     metrics = [m for m in SUMMARY_METRICS
                if m in images and not (m == "mean_area_px" and px_all)
                and not (m.endswith("_um2") and not px_all)]
-    summary = summarise_by_condition(images, metrics, conditions=order, totals=_COUNTS)
+    summary = summarise_by_condition(images, metrics, conditions=order, totals=COUNT_COLUMNS)
     files = {
         "objects": objects.write_csv(output / "objects.csv"),
         "images": images.write_csv(output / "images.csv"),

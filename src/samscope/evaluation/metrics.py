@@ -341,13 +341,18 @@ def segmentation_accuracy(
     if ts.size == 0:
         raise InputError("at least one threshold is needed")
     table = overlap_table(gt, pred)
-    return _accuracy_from_table(table, np.sort(ts))
+    return accuracy_from_table(table, np.sort(ts))
 
 
-def _accuracy_from_table(table: Overlap, thresholds: np.ndarray) -> SegmentationAccuracy:
+def accuracy_from_table(table: Overlap, thresholds: np.ndarray) -> SegmentationAccuracy:
+    """Matches at each IoU threshold (sorted) of an overlap table, as :class:`SegmentationAccuracy`."""
     iou = table.iou()
     tp = np.array([_assign(table, iou, t).size for t in thresholds], dtype=np.int64)
     return SegmentationAccuracy(thresholds, tp, table.n_gt, table.n_pred)
+
+
+#: Former private name, still imported by samscope.blockwise.evaluate (owned elsewhere this session).
+_accuracy_from_table = accuracy_from_table
 
 
 def mean_segmentation_accuracy(gt: Segmentation, pred: Segmentation) -> float:

@@ -184,7 +184,7 @@ def segment_batch(
     run = _Run(request, tile_progress=tile_progress)
     run.diameters = _diameters(request, [item for item, _ in todo])
     _segment_kwargs(request.diameter if request.diameter_um is None else 1.0)  # fails early
-    run.net, run.mode, run.config = _resolve_model(request)
+    run.net, run.mode, run.config = resolve_model(request)
     records = [_skipped(item, outs) for item, outs in skipped]
     if progress is not None:
         for i, r in enumerate(records):
@@ -257,7 +257,8 @@ def _segment_kwargs(diameter: float | None) -> dict[str, Any]:
     return {"diameter": float(diameter)}
 
 
-def _resolve_model(request: SegmentRequest) -> tuple[Any, str, Any]:
+def resolve_model(request: SegmentRequest) -> tuple[Any, str, Any]:
+    """The loaded model, the mode and its settings (resolved against the card) of ``request``."""
     from samscope.instance.segment import choose_mode, config_class
     from samscope.settings import build_settings
 

@@ -8,13 +8,13 @@ its ``forward`` takes a batch and returns the losses. Per step and image:
 2. the prompt-independent part of the mask decoder (:func:`samscope.models.decoder.prepare_decoder`)
    is computed once per image and step — it depends on trainable decoder weights, so it is
    recomputed every step, but reused by all ``k`` sub-iterations;
-3. iterative prompting (seed 002, Methods) for ``P`` objects at once: a random positive point
+3. iterative prompting (µSAM: Archit et al. 2025, Methods) for ``P`` objects at once: a random positive point
    (three outputs, best-of-three loss) or the distorted bounding box, then ``k − 1`` corrections,
    each adding a positive and a negative click drawn from the error regions of the output with
    the highest predicted IoU, whose low-resolution logits are fed back as a mask prompt with
    probability ``mask_prob``; dice loss plus MSE between predicted and true IoU, averaged over
    the ``k`` passes;
-4. overlap-aware loss (seed 000, §3.2): when the first point lies on several overlapping
+4. overlap-aware loss (Jadhav et al. 2026, §3.2): when the first point lies on several overlapping
    objects, the loss is the minimum over them, and the corrections then refine the object chosen;
 5. the dense heads read the same embedding.
 """
@@ -147,7 +147,7 @@ def encoder_input(
     return (image * 255.0 - m) / s
 
 
-def _sparse(sam: nn.Module, points, labels, boxes) -> torch.Tensor:
+def sparse_embeddings(sam: nn.Module, points, labels, boxes) -> torch.Tensor:
     """Sparse prompt embeddings ``(P, T, C)`` (points ``(P, N, 2)`` xy input pixels, boxes xyxy)."""
     sparse, _ = sam.prompt_encoder(
         input_points=points[None] if points is not None else None,
@@ -217,7 +217,7 @@ def iterative_prompt_loss(
         points = (yx.flip(-1).float() * scale)[:, None]  # (P, 1, 2) xy
         labels = torch.ones((p, 1), dtype=torch.long, device=device)
         if objects.all_full is not None:
-            # every object under the click is a valid answer (seed 000, §3.2)
+            # every object under the click is a valid answer (Jadhav et al. 2026, §3.2)
             under = objects.all_full[:, yx[:, 0], yx[:, 1]].T  # (P, M)
             count = int(under.sum(dim=1).max())
             order = torch.argsort(under.to(torch.int8), dim=1, descending=True, stable=True)[:, :count]
@@ -233,7 +233,7 @@ def iterative_prompt_loss(
     steps = settings.n_sub_iterations
     for it in range(steps):
         multimask = points is not None and boxes is None and it == 0
-        sparse = _sparse(sam, points, labels, boxes)
+        sparse = sparse_embeddings(sam, points, labels, boxes)
         logits, iou_pred = decode(sam, cache, sparse, dense=dense, multimask=multimask)
         logits = logits.float()
         prob = torch.sigmoid(logits)
@@ -271,7 +271,8 @@ def iterative_prompt_loss(
     return PromptStep(total, mask_total, iou_total, dice_first, dice_last)
 
 
-def _resize_maps(logits: torch.Tensor, size: int) -> torch.Tensor:
+def resize_maps(logits: torch.Tensor, size: int) -> torch.Tensor:
+    """``(B, C, h, w)`` maps resized bilinearly to ``(B, C, size, size)`` (unchanged when they fit)."""
     if logits.shape[-1] == size:
         return logits
     return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
@@ -390,12 +391,12 @@ class TrainingModel(nn.Module):
                 out["iou_loss"] = torch.stack(iou_l).mean()
                 out["train_dice"] = torch.tensor(float(np.mean(dice)))
         if self.instance_head is not None and instance_target is not None:
-            logits = _resize_maps(self.instance_head.logits(embedding).float(), patch)
+            logits = resize_maps(self.instance_head.logits(embedding).float(), patch)
             loss = losses.instance_distance_loss(torch.sigmoid(logits), instance_target)
             out["instance_loss"] = loss.detach()
             total = total + self.weights.get("instance", 1.0) * loss
         if self.distance_head is not None and distance_target is not None:
-            logits = _resize_maps(self.distance_logits(embedding).float(), patch)
+            logits = resize_maps(self.distance_logits(embedding).float(), patch)
             loss = losses.distance_map_loss(torch.sigmoid(logits), distance_target)
             out["distance_loss"] = loss.detach()
             total = total + self.weights.get("distance", 1.0) * loss

@@ -1,6 +1,6 @@
 """Validation: fixed patches and fixed prompts, so every validation of a run is comparable.
 
-Prompting is validated as µSAM and seed 002 describe it (not iteratively): each object gets one
+Prompting is validated as µSAM describes it (Archit et al. 2025) (not iteratively): each object gets one
 positive click at its most interior pixel (three outputs; the one with the highest predicted IoU
 is kept, as at inference) and, separately, its exact bounding box. Masks are up-sampled from the
 logit grid to the patch and thresholded at 0; the metric is the mean dice over objects and both
@@ -23,7 +23,7 @@ from samscope.models.decoder import decode, prepare_decoder
 from samscope.training import losses, prompts
 from samscope.training.config import TrainConfig
 from samscope.training.data import PatchDataset, TargetSpec
-from samscope.training.objectives import TrainingModel, _resize_maps, _sparse
+from samscope.training.objectives import TrainingModel, resize_maps, sparse_embeddings
 
 __all__ = ["ValidationItem", "ValidationSet", "validate"]
 
@@ -133,21 +133,21 @@ def validate(model: TrainingModel, vset: ValidationSet) -> dict[str, float]:
                 cache = prepare_decoder(sam, embedding)
                 p = item.objects.shape[0]
                 ones = torch.ones((p, 1), dtype=torch.long, device=embedding.device)
-                logits, iou = decode(sam, cache, _sparse(sam, item.points, ones, None), multimask=True)
+                logits, iou = decode(sam, cache, sparse_embeddings(sam, item.points, ones, None), multimask=True)
                 best = logits[torch.arange(p, device=logits.device), iou.argmax(dim=1)].float()
-                box_logits, _ = decode(sam, cache, _sparse(sam, None, None, item.boxes))
+                box_logits, _ = decode(sam, cache, sparse_embeddings(sam, None, None, item.boxes))
                 box_logits = box_logits[:, 0].float()
                 for lg, out in ((best, dice_pt), (box_logits, dice_box)):
-                    up = _resize_maps(lg[:, None], patch)[:, 0] > 0
+                    up = resize_maps(lg[:, None], patch)[:, 0] > 0
                     out.append(_dice(up, item.objects).cpu())
                     prompt_loss.append(losses.dice_loss(torch.sigmoid(lg), item.low).mean().item())
             if vset.instance and model.instance_head is not None:
-                maps = torch.sigmoid(_resize_maps(model.instance_head.logits(embedding).float(), patch))
+                maps = torch.sigmoid(resize_maps(model.instance_head.logits(embedding).float(), patch))
                 inst_loss.append(losses.instance_distance_loss(maps, item.instance_target).item())
                 pred = watershed_from_instance_distances(maps[0].cpu().numpy())
                 msa_inst.append(mean_segmentation_accuracy(item.labels, pred))
             if vset.distance and model.distance_head is not None:
-                dist = torch.sigmoid(_resize_maps(model.distance_logits(embedding).float(), patch))
+                dist = torch.sigmoid(resize_maps(model.distance_logits(embedding).float(), patch))
                 dist_loss.append(losses.distance_map_loss(dist, item.distance_target).item())
                 pred = watershed_from_distance_map(dist[0, 0].cpu().numpy())
                 msa_dist.append(mean_segmentation_accuracy(item.labels, pred))
