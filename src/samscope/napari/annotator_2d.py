@@ -19,24 +19,26 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from samscope.napari._qt import Background, ModelRow, SettingsForm, error_line, fill_table
+from samscope.napari._panel import (  # the layer names, importable from here as before
+    AUTOMATIC,
+    BOXES,
+    COMMITTED,
+    CURRENT,
+    POINTS,
+    AnnotatorPanel,
+)
+from samscope.napari._qt import Background, SettingsForm, error_line, fill_table
 from samscope.napari.session import ObjectStore
 
-POINTS, BOXES, CURRENT, COMMITTED, AUTOMATIC = (
-    "point prompts", "box prompts", "current object", "committed objects", "automatic",
-)
 TABLE_COLUMNS = ("id", "area_px", "volume_vox", "score")
 _DONE_ACTIONS = ("added", "removed", "changed")
 
@@ -71,7 +73,7 @@ def prepare(model_name: str, model: Any, data: np.ndarray, axes: str, cache: Pat
     return model, emb
 
 
-class Annotator2D(QWidget):
+class Annotator2D(AnnotatorPanel):
     """Interactive and automatic segmentation of a 2-D image (see the module docstring).
 
     Parameters
@@ -109,28 +111,9 @@ class Annotator2D(QWidget):
 
     def _build_ui(self, model: str | None) -> None:
         lay = QVBoxLayout(self)
-        self.model_row = ModelRow(model)
-        lay.addWidget(self.model_row)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("image"))
-        self.image_combo = QComboBox()
-        row.addWidget(self.image_combo, 1)
-        lay.addLayout(row)
-        row = QHBoxLayout()
-        self.cache_edit = QLineEdit()
-        self.cache_edit.setPlaceholderText("embeddings cache (.zarr): automatic")
-        row.addWidget(self.cache_edit, 1)
-        lay.addLayout(row)
-        self.embed_button = QPushButton("Compute embeddings")
-        self.embed_button.clicked.connect(self.compute_embeddings)
-        lay.addWidget(self.embed_button)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        lay.addWidget(self.progress)
-        self.status = QLabel("choose a model and an image, then compute the embeddings")
-        self.status.setWordWrap(True)
-        lay.addWidget(self.status)
+        self._build_header(lay, model, cache_hint="embeddings cache (.zarr): automatic",
+                           button="Compute embeddings", on_prepare=self.compute_embeddings,
+                           status="choose a model and an image, then compute the embeddings")
 
         box = QGroupBox("interactive")
         b = QVBoxLayout(box)
@@ -138,14 +121,7 @@ class Annotator2D(QWidget):
         self.negative_check.toggled.connect(self._sign_changed)
         b.addWidget(self.negative_check)
         row = QHBoxLayout()
-        self.commit_button = QPushButton("Commit [C]")
-        self.commit_button.clicked.connect(self.commit)
-        self.clear_button = QPushButton("Clear [Shift-C]")
-        self.clear_button.clicked.connect(self.clear)
-        self.undo_button = QPushButton("Undo [Shift-U]")
-        self.undo_button.clicked.connect(self.undo)
-        for w in (self.commit_button, self.clear_button, self.undo_button):
-            row.addWidget(w)
+        self._edit_buttons(row)
         b.addLayout(row)
         lay.addWidget(box)
 
@@ -176,18 +152,7 @@ class Annotator2D(QWidget):
         self.table = QTableWidget(0, 0)
         self.table.setMinimumHeight(120)
         lay.addWidget(self.table)
-
-        row = QHBoxLayout()
-        self.save_edit = QLineEdit()
-        self.save_edit.setPlaceholderText("output folder")
-        row.addWidget(self.save_edit, 1)
-        browse = QPushButton("…")
-        browse.clicked.connect(self._browse_output)
-        row.addWidget(browse)
-        self.save_button = QPushButton("Save")
-        self.save_button.clicked.connect(lambda: self.save())
-        row.addWidget(self.save_button)
-        lay.addLayout(row)
+        self._build_save_row(lay, browse=True)
         lay.addStretch(1)
 
     def _bind_keys(self) -> None:
@@ -197,40 +162,13 @@ class Annotator2D(QWidget):
         for key, fn in binds.items():
             self.viewer.bind_key(key, lambda _viewer, fn=fn: fn(), overwrite=True)
 
-    def _browse_output(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "output folder")
-        if folder:
-            self.save_edit.setText(folder)
-
-    def _refresh_images(self, *_args) -> None:
-        from napari.layers import Image
-
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
-        current = self.image_combo.currentText()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        self.image_combo.blockSignals(False)
-
     def _show_error(self, err: BaseException) -> None:
         self._progress_timer.stop()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.set_status(error_line(err), error=True)
 
-    def set_status(self, text: str, *, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet("color: #e04040;" if error else "")
-
     # -- image and embeddings -----------------------------------------------------------------
-
-    def image_layer(self):
-        name = self.image_combo.currentText()
-        if not name or name not in self.viewer.layers:
-            return None
-        return self.viewer.layers[name]
 
     def image_data(self) -> tuple[np.ndarray, str]:
         layer = self.image_layer()
@@ -254,8 +192,7 @@ class Annotator2D(QWidget):
         except Exception as err:  # noqa: BLE001 - shown in the widget
             self._show_error(err)
             return
-        text = self.cache_edit.text().strip()
-        cache = Path(text).expanduser() if text else None
+        cache = self.cache_choice()
         self._image_name = self.image_combo.currentText()
         self.embeddings = None
         self._generation += 1
@@ -318,33 +255,18 @@ class Annotator2D(QWidget):
 
     def _ensure_layers(self, shape: tuple[int, int]) -> None:
         layers = self.viewer.layers
-        if COMMITTED not in layers:
-            self.viewer.add_labels(self.store.labels.copy(), name=COMMITTED)
-        else:
+        if COMMITTED in layers:
             show_labels(layers[COMMITTED], self.store.labels)
-        if CURRENT not in layers:
-            self.viewer.add_labels(np.zeros(shape, np.uint16), name=CURRENT, opacity=0.6)
-        else:
+        if CURRENT in layers:
             show_labels(layers[CURRENT], np.zeros(shape, np.uint16))
-        if BOXES not in layers:
-            boxes = self.viewer.add_shapes(name=BOXES, ndim=2, edge_color="cyan",
-                                           face_color="transparent", edge_width=2)
+        boxes, points = self._add_missing_layers(self.store.labels, shape,
+                                                 negative=self.negative_check.isChecked())
+        if boxes is not None:
             boxes.events.data.connect(self._prompts_changed)
             boxes.mode = "add_rectangle"
-        if POINTS not in layers:
-            points = self.viewer.add_points(
-                np.zeros((0, 2)), name=POINTS, ndim=2, size=max(4, min(shape) // 60),
-                features={"positive": np.zeros(0, bool)}, face_color="positive",
-                face_color_cycle={True: "limegreen", False: "red"},
-            )
-            points.feature_defaults["positive"] = not self.negative_check.isChecked()
+        if points is not None:
             points.events.data.connect(self._prompts_changed)
-            points.mode = "add"
             self.viewer.layers.selection.active = points
-
-    def _sign_changed(self, negative: bool) -> None:
-        if POINTS in self.viewer.layers:
-            self.viewer.layers[POINTS].feature_defaults["positive"] = not negative
 
     def _prompts_changed(self, event) -> None:
         action = getattr(getattr(event, "action", None), "value", "changed")

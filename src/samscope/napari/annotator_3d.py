@@ -20,24 +20,15 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from samscope.napari._qt import Background, ModelRow, error_line, fill_table
-from samscope.napari.annotator_2d import (
-    AUTOMATIC,
-    BOXES,
-    COMMITTED,
-    CURRENT,
-    POINTS,
-    TABLE_COLUMNS,
-    show_labels,
-)
+from samscope.napari._panel import AUTOMATIC, BOXES, COMMITTED, CURRENT, POINTS, AnnotatorPanel
+from samscope.napari._qt import Background, error_line, fill_table
+from samscope.napari.annotator_2d import TABLE_COLUMNS, show_labels
 from samscope.napari.session import ObjectStore
 
 
@@ -62,7 +53,7 @@ def run_propagation(propagator, index: int):
     return result.mask(index), float(np.mean(scores)) if scores else 0.0
 
 
-class Annotator3D(QWidget):
+class Annotator3D(AnnotatorPanel):
     """Interactive and automatic segmentation of a volume (see the module docstring)."""
 
     axis_name = "z"
@@ -95,25 +86,9 @@ class Annotator3D(QWidget):
 
     def _build_ui(self, model) -> None:
         lay = QVBoxLayout(self)
-        self.model_row = ModelRow(model)
-        lay.addWidget(self.model_row)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("image"))
-        self.image_combo = QComboBox()
-        row.addWidget(self.image_combo, 1)
-        lay.addLayout(row)
-        self.cache_edit = QLineEdit()
-        self.cache_edit.setPlaceholderText("embeddings cache (.zarr): none, planes on demand")
-        lay.addWidget(self.cache_edit)
-        self.embed_button = QPushButton("Prepare")
-        self.embed_button.clicked.connect(self.prepare)
-        lay.addWidget(self.embed_button)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        lay.addWidget(self.progress)
-        self.status = QLabel("choose a model and a volume, then press Prepare")
-        self.status.setWordWrap(True)
-        lay.addWidget(self.status)
+        self._build_header(lay, model, cache_hint="embeddings cache (.zarr): none, planes on demand",
+                           button="Prepare", on_prepare=self.prepare,
+                           status="choose a model and a volume, then press Prepare")
         box = QGroupBox("interactive")
         b = QVBoxLayout(box)
         self.negative_button = QPushButton("negative points")
@@ -123,14 +98,8 @@ class Annotator3D(QWidget):
         row = QHBoxLayout()
         self.segment_button = QPushButton("Segment object [S]")
         self.segment_button.clicked.connect(self.segment_object)
-        self.commit_button = QPushButton("Commit [C]")
-        self.commit_button.clicked.connect(self.commit)
-        self.clear_button = QPushButton("Clear [Shift-C]")
-        self.clear_button.clicked.connect(self.clear)
-        self.undo_button = QPushButton("Undo [Shift-U]")
-        self.undo_button.clicked.connect(self.undo)
-        for w in (self.segment_button, self.commit_button, self.clear_button, self.undo_button):
-            row.addWidget(w)
+        row.addWidget(self.segment_button)
+        self._edit_buttons(row)
         b.addLayout(row)
         lay.addWidget(box)
         box = self.auto_box = QGroupBox("automatic")
@@ -154,27 +123,8 @@ class Annotator3D(QWidget):
         lay.addLayout(self.extra_layout)
         self.table = QTableWidget(0, 0)
         lay.addWidget(self.table)
-        row = QHBoxLayout()
-        self.save_edit = QLineEdit()
-        self.save_edit.setPlaceholderText("output folder")
-        row.addWidget(self.save_edit, 1)
-        self.save_button = QPushButton("Save")
-        self.save_button.clicked.connect(lambda: self.save())
-        row.addWidget(self.save_button)
-        lay.addLayout(row)
+        self._build_save_row(lay)
         lay.addStretch(1)
-
-    def _refresh_images(self, *_args) -> None:
-        from napari.layers import Image
-
-        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image)]
-        current = self.image_combo.currentText()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        self.image_combo.blockSignals(False)
 
     def _show_error(self, err: BaseException) -> None:
         self.progress.setRange(0, 1)
@@ -182,15 +132,7 @@ class Annotator3D(QWidget):
         self.segment_button.setEnabled(True)
         self.auto_button.setEnabled(True)
 
-    def set_status(self, text: str, *, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet("color: #e04040;" if error else "")
-
     # -- preparing -----------------------------------------------------------------------------
-
-    def image_layer(self):
-        name = self.image_combo.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
     def prepare(self) -> None:
         """Load the model and set up the stack (embeddings per plane on demand), in the background."""
@@ -203,8 +145,7 @@ class Annotator3D(QWidget):
         if np.ndim(data) != len(axes):
             self.set_status(f"{layer.name!r} has shape {np.shape(data)}, not {axes}", error=True)
             return
-        text = self.cache_edit.text().strip()
-        cache = Path(text).expanduser() if text else None
+        cache = self.cache_choice()
         self.stack = None
         self.progress.setRange(0, 0)
         self.set_status(f"loading {self.model_row.name()} …")
@@ -218,30 +159,11 @@ class Annotator3D(QWidget):
         shape = (self.stack.n_planes, *self.stack.plane_shape)
         if self.store is None or self.store.labels.shape != shape:
             self.store = ObjectStore.empty(shape)
-        layers = self.viewer.layers
-        if COMMITTED not in layers:
-            self.viewer.add_labels(self.store.labels.copy(), name=COMMITTED)
-        if CURRENT not in layers:
-            self.viewer.add_labels(np.zeros(shape, np.uint16), name=CURRENT, opacity=0.6)
-        if BOXES not in layers:
-            self.viewer.add_shapes(name=BOXES, ndim=3, edge_color="cyan",
-                                   face_color="transparent", edge_width=2)
-        if POINTS not in layers:
-            points = self.viewer.add_points(
-                np.zeros((0, 3)), name=POINTS, ndim=3, size=max(4, min(shape[1:]) // 60),
-                features={"positive": np.zeros(0, bool)}, face_color="positive",
-                face_color_cycle={True: "limegreen", False: "red"},
-            )
-            points.feature_defaults["positive"] = not self.negative_button.isChecked()
-            points.mode = "add"
+        self._add_missing_layers(self.store.labels, shape, negative=self.negative_button.isChecked())
         scale = "" if self.stack.scale == 1.0 else f" at ×{self.stack.scale:.2f}"
         self.set_status(f"ready: {self.model.name}{scale}; prompt an object on any plane, S "
                         "propagates it")
         self._update_table()
-
-    def _sign_changed(self, negative: bool) -> None:
-        if POINTS in self.viewer.layers:
-            self.viewer.layers[POINTS].feature_defaults["positive"] = not negative
 
     # -- interactive ---------------------------------------------------------------------------
 
@@ -264,19 +186,27 @@ class Annotator3D(QWidget):
                     [r[:, 1].min(), r[:, 2].min(), r[:, 1].max(), r[:, 2].max()])
         return out
 
-    def segment_object(self) -> None:
-        """Propagate the current object from its prompts (new anchors are corrections)."""
+    def prompts_to_run(self, missing: str) -> dict[int, dict] | None:
+        """The plane prompts when a run can start (stack ready, nothing running, some prompt);
+        otherwise None, with the reason (``missing`` when there is no prompt) in the status."""
         if self.stack is None:
             self.set_status("press Prepare first", error=True)
-            return
+            return None
         if self.background.busy:
+            return None
+        prompts = self.plane_prompts()
+        if not prompts:
+            self.set_status(missing)
+            return None
+        return prompts
+
+    def segment_object(self) -> None:
+        """Propagate the current object from its prompts (new anchors are corrections)."""
+        prompts = self.prompts_to_run("add points or a box on a plane first")
+        if prompts is None:
             return
         from samscope.multidim import ObjectPrompt, Propagator
 
-        prompts = self.plane_prompts()
-        if not prompts:
-            self.set_status("add points or a box on a plane first")
-            return
         try:
             items = {z: ObjectPrompt(z, points=p.get("points"), labels=p.get("labels"),
                                      box=p.get("box")) for z, p in prompts.items()}

@@ -119,15 +119,11 @@ class ObjectStore:
 
     def commit(self, mask: np.ndarray, *, score: float = 1.0, prompts: dict | None = None) -> int:
         """Paint ``mask`` (where no object is yet) with the next free id; returns the id (0: empty)."""
-        mask = np.asarray(mask, bool)
-        if mask.shape != self.labels.shape:
-            raise InputError(f"mask of shape {mask.shape} does not fit labels {self.labels.shape}")
-        free = mask & (self.labels == 0)
-        if not free.any():
+        from samscope.labels import add_object
+
+        self.labels, obj, where = add_object(self.labels, mask)
+        if not obj:
             return 0
-        obj = self.next_id
-        where = np.flatnonzero(free)
-        self.labels.flat[where] = obj
         self.scores[obj] = float(score)
         if prompts is not None:
             self.prompts[obj] = prompts

@@ -87,17 +87,11 @@ class TrackingAnnotator(Annotator3D):
 
     def segment_object(self) -> None:
         """Start the lineage from the prompts, or correct it on frames whose prompts changed."""
-        if self.stack is None:
-            self.set_status("press Prepare first", error=True)
-            return
-        if self.background.busy:
+        prompts = self.prompts_to_run("click the object on a frame first")
+        if prompts is None:
             return
         from samscope.multidim.track import Tracker
 
-        prompts = self.plane_prompts()
-        if not prompts:
-            self.set_status("click the object on a frame first")
-            return
         try:
             if self.tracker is None:
                 self.tracker = Tracker(self.model, self.stack)

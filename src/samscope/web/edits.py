@@ -106,6 +106,7 @@ class Editor:
             Outside the image, on an existing object, a stack, or when the prompt finds
             nothing new there.
         """
+        from samscope.labels import add_object
         from samscope.prompting import segment_from_prompts
         from samscope.web.views import image_planes
 
@@ -133,11 +134,9 @@ class Editor:
                 res.masks = np.concatenate([res.masks, mask[None].astype(res.masks.dtype)])
                 new_id = len(res.masks)
             else:
-                free = mask & (res.labels == 0)
-                if not free.any():
+                res.labels, painted, _ = add_object(res.labels, mask, object_id=new_id)
+                if not painted:
                     raise InputError("no new object found at this point")
-                res.labels = _widen(res.labels, new_id)
-                res.labels[free] = new_id
             res.scores[new_id] = score
             edit = {"action": "add", "point": [yi, xi], "id": new_id, "score": round(score, 5)}
             n, area = _write(outs, res, plane, edit, new_id)
@@ -169,13 +168,6 @@ class Editor:
             plane = image_planes(files.upload(row.stem, row.filename))[0]
             n, _ = _write(outs, res, plane, {"action": "remove", "id": oid}, oid)
             return EditResult("remove", oid, 0, n)
-
-
-def _widen(labels: np.ndarray, top: int) -> np.ndarray:
-    from samscope.labels import label_dtype
-
-    dtype = label_dtype(top)
-    return labels if np.dtype(labels.dtype).itemsize >= dtype.itemsize else labels.astype(dtype)
 
 
 def _load(outs) -> _Result:
