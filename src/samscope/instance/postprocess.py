@@ -404,7 +404,8 @@ def mask_overlap_filter(
     Masks are visited by decreasing score; a mask is dropped when, for *any* kept mask ``B``,
 
     - ``metric="fraction"``: ``|A ∩ B| / |A| > overlap_thresh`` (the share of the candidate ``A``
-      covered by the better mask; the seed-000 foreground mode's "overlap with a neighbour");
+      covered by the better mask; the "overlap with a neighbour" of the foreground mode of
+      Jadhav et al. 2026);
     - ``metric="iou"``: ``|A ∩ B| / |A ∪ B| > overlap_thresh`` (mask NMS as µSAM's APG).
 
     Only pairs whose boxes intersect are compared pixel by pixel. Empty masks are dropped.

@@ -185,8 +185,9 @@ def _shipped_cards() -> list[ModelCard]:
         ),
         ModelCard(
             name="samscope-mito",
-            description="samscope's own mitochondria model (fluorescence, trained on the seed-000 "
-            "simulator, overlap-aware), foreground-prompted mode at 40 nm/px; shipped",
+            description="samscope's own mitochondria model (fluorescence, trained on simulated "
+            "mitochondria after Jadhav et al. 2026, overlap-aware), foreground-prompted mode at "
+            "40 nm/px; shipped",
             known_hash=SHIPPED_HASHES["samscope-mito"],
             filename="samscope-mito.pt",
             shipped="models/samscope-mito.pt",

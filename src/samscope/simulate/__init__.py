@@ -1,4 +1,4 @@
-"""Labelled synthetic microscopy: mitochondria (seed 000), fluorescent nuclei, label-free cells.
+"""Labelled synthetic microscopy: mitochondria (Jadhav et al. 2026), fluorescent nuclei, label-free cells.
 
 Each simulator returns :class:`SimulatedSample` objects (image, labels, optional overlapping
 masks, foreground, parameters); :func:`stream` yields them endlessly for on-the-fly training and

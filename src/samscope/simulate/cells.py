@@ -43,13 +43,13 @@ import numpy as np
 from samscope.errors import InputError
 from samscope.simulate.sample import (
     SimulatedSample,
+    check_count,
     check_fraction,
+    check_positive,
     check_range,
-    check_shape,
     config_to_dict,
-    resolve_config,
     sample_rng,
-    sample_seeds,
+    simulate_samples,
 )
 from samscope.simulate.shapes import (
     Blob,
@@ -165,11 +165,8 @@ class CellsConfig:
         check_fraction("round_fraction", self.round_fraction)
         check_fraction("cluster_fraction", self.cluster_fraction)
         check_fraction("max_overlap", self.max_overlap, high=0.5)
-        if isinstance(self.min_area_px, bool) or int(self.min_area_px) != self.min_area_px or self.min_area_px < 1:
-            raise InputError(f"min_area_px must be an integer >= 1, got {self.min_area_px!r}")
-        s(self, "min_area_px", int(self.min_area_px))
-        if not float(self.pixel_size_nm) > 0:
-            raise InputError(f"pixel_size_nm must be > 0, got {self.pixel_size_nm!r}")
+        s(self, "min_area_px", check_count("min_area_px", self.min_area_px))
+        check_positive("pixel_size_nm", self.pixel_size_nm)
 
 
 def cells(
@@ -207,10 +204,7 @@ def cells(
     >>> s.params["look"], s.masks is None
     ('bacteria', True)
     """
-    cfg = resolve_config(CellsConfig, config, overrides)
-    shape = check_shape(shape)
-    seed, indices = sample_seeds(n, rng)
-    return [simulate_one(shape, cfg, seed=seed, index=i) for i in indices]
+    return simulate_samples(simulate_one, CellsConfig, n, shape, rng, config, overrides)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,12 +223,7 @@ class Rod(Blob):
         return float(self.a * (1 + abs(self.bend)) + self.b)
 
     def height(self, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        dy, dx = yy - self.cy, xx - self.cx
-        ca, sa = np.cos(self.angle), np.sin(self.angle)
-        u = dx * ca + dy * sa
-        v = dy * ca - dx * sa
-        if self.bend:
-            v = v - self.bend * u * u / self.a
+        u, v = self.frame(yy, xx)
         half = max(self.a - self.b, 0.0)
         d = np.hypot(np.maximum(np.abs(u) - half, 0.0), v)
         return 1.0 - d / self.b

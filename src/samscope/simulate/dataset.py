@@ -46,6 +46,7 @@ from samscope.simulate.sample import (
     resolve_config,
     sample_rng,
     sample_seeds,
+    simulate_samples,
 )
 
 __all__ = [
@@ -117,10 +118,7 @@ def simulate(
     See :func:`samscope.simulate.mitochondria` for the parameters.
     """
     cls, one = _lookup(kind)
-    cfg = resolve_config(cls, config, overrides)
-    shape = check_shape(shape)
-    seed, indices = sample_seeds(n, rng)
-    return [one(shape, cfg, seed=seed, index=i) for i in indices]
+    return simulate_samples(one, cls, n, shape, rng, config, overrides)
 
 
 def stream(

@@ -1,4 +1,4 @@
-"""Simulated fluorescence images of mitochondria with overlapping instance masks (seed 000 §3.1).
+"""Simulated fluorescence images of mitochondria with overlapping instance masks (Jadhav et al. 2026, SAM for mitochondria, §3.1).
 
 Model
 -----
@@ -42,7 +42,7 @@ Morphology
 ----------
 ``length_nm``, ``width_nm``, ``bezier_points``, ``bend_deg`` and ``z_tilt`` shape the population:
 ``length_nm=(200, 500), width_nm=(300, 500)`` gives dot-like mitochondria (mask areas mostly
-below the 200 px dot/rod threshold of seed 000 §4.5), ``length_nm=(2000, 4000), bend_deg=20``
+below the 200 px dot/rod threshold of Jadhav et al. 2026, §4.5), ``length_nm=(2000, 4000), bend_deg=20``
 gives long rods.
 """
 
@@ -62,12 +62,10 @@ from samscope.simulate.optics import (
 from samscope.simulate.sample import (
     SimulatedSample,
     check_range,
-    check_shape,
     config_to_dict,
     labels_dtype,
-    resolve_config,
     sample_rng,
-    sample_seeds,
+    simulate_samples,
 )
 
 __all__ = ["MitochondriaConfig", "mitochondria", "simulate_one"]
@@ -80,7 +78,7 @@ class MitochondriaConfig:
     """Parameters of the mitochondria simulator (field names are the CLI flags).
 
     Ranges are ``(min, max)`` and drawn uniformly per object (per sample for ``sbr`` and
-    ``background``). Defaults follow seed 000, Table 1.
+    ``background``). Defaults follow Jadhav et al. 2026, Table 1.
 
     Parameters
     ----------
@@ -107,7 +105,7 @@ class MitochondriaConfig:
     crop_size : int
         Side of a crop in pixels (128).
     tiling : {"crops", "seamless"}
-        ``"crops"``: crops imaged separately and tiled (seed 000). ``"seamless"``: one field.
+        ``"crops"``: crops imaged separately and tiled (Jadhav et al. 2026). ``"seamless"``: one field.
     mask_threshold : float
         Fraction of an object's own noise-free peak that delimits its mask, in (0, 1).
     fluorophores_per_um3 : float
@@ -182,7 +180,7 @@ def mitochondria(
     rng : int or numpy.random.Generator, optional
         Root seed (sample ``i`` depends only on ``(seed, i)``) or a generator that draws one.
     config : MitochondriaConfig, optional
-        Parameters; defaults follow seed 000, Table 1.
+        Parameters; defaults follow Jadhav et al. 2026, Table 1.
     **overrides
         Fields of :class:`MitochondriaConfig` to replace, e.g. ``length_nm=(300, 600)``.
 
@@ -199,10 +197,7 @@ def mitochondria(
     >>> s.image.shape, s.masks.shape[0] >= 1, s.labels.dtype.name
     ((128, 128), True, 'uint16')
     """
-    cfg = resolve_config(MitochondriaConfig, config, overrides)
-    shape = check_shape(shape)
-    seed, indices = sample_seeds(n, rng)
-    return [simulate_one(shape, cfg, seed=seed, index=i) for i in indices]
+    return simulate_samples(simulate_one, MitochondriaConfig, n, shape, rng, config, overrides)
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,13 +78,13 @@ import numpy as np
 from samscope.errors import InputError
 from samscope.simulate.sample import (
     SimulatedSample,
+    check_count,
     check_fraction,
+    check_positive,
     check_range,
-    check_shape,
     config_to_dict,
-    resolve_config,
     sample_rng,
-    sample_seeds,
+    simulate_samples,
 )
 from samscope.simulate.shapes import (  # also importable from here, as before the split
     Blob,
@@ -211,11 +211,8 @@ class NucleiConfig:
             raise InputError("dividing_fraction + apoptotic_fraction must be <= 1")
         if not 0 <= float(self.brightness_spread) <= 2:
             raise InputError(f"brightness_spread must be in [0, 2], got {self.brightness_spread!r}")
-        if isinstance(self.min_area_px, bool) or int(self.min_area_px) != self.min_area_px or self.min_area_px < 1:
-            raise InputError(f"min_area_px must be an integer >= 1, got {self.min_area_px!r}")
-        s(self, "min_area_px", int(self.min_area_px))
-        if not float(self.pixel_size_nm) > 0:
-            raise InputError(f"pixel_size_nm must be > 0, got {self.pixel_size_nm!r}")
+        s(self, "min_area_px", check_count("min_area_px", self.min_area_px))
+        check_positive("pixel_size_nm", self.pixel_size_nm)
 
 
 def nuclei(
@@ -253,10 +250,7 @@ def nuclei(
     >>> s.image.shape, s.labels.dtype.name, s.masks is None
     ((128, 128), 'uint16', True)
     """
-    cfg = resolve_config(NucleiConfig, config, overrides)
-    shape = check_shape(shape)
-    seed, indices = sample_seeds(n, rng)
-    return [simulate_one(shape, cfg, seed=seed, index=i) for i in indices]
+    return simulate_samples(simulate_one, NucleiConfig, n, shape, rng, config, overrides)
 
 
 # --------------------------------------------------------------------------------------------

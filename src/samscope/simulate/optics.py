@@ -7,8 +7,9 @@ FFTs and one small complex matrix product per spatial frequency.
 
 Optical parameters
 ------------------
-Seed 000 fixes NA 1.42, 100× magnification and 660 nm emission with oil immersion. The remaining
-Gibson–Lanni parameters are samscope's choices, all fields of :class:`OpticsConfig`:
+Jadhav et al. 2026 (SAM for mitochondria) fix NA 1.42, 100× magnification and 660 nm emission
+with oil immersion. The remaining Gibson–Lanni parameters are samscope's choices, all fields
+of :class:`OpticsConfig`:
 
 * immersion oil and coverslip refractive index 1.515 (design = experimental), coverslip
   thickness 170 µm, working distance 150 µm — a standard #1.5 coverslip with matched oil;
@@ -61,11 +62,11 @@ class OpticsConfig:
     Parameters
     ----------
     na : float
-        Numerical aperture of the objective (seed 000: 1.42).
+        Numerical aperture of the objective (Jadhav et al. 2026: 1.42).
     magnification : float
-        Objective magnification (seed 000: 100); recorded, not used by the sample-space model.
+        Objective magnification (Jadhav et al. 2026: 100); recorded, not used by the sample-space model.
     wavelength_nm : float
-        Emission wavelength in nm (seed 000: 660).
+        Emission wavelength in nm (Jadhav et al. 2026: 660).
     ni : float
         Refractive index of the immersion oil (design and experimental value).
     ng : float
@@ -79,11 +80,11 @@ class OpticsConfig:
     depth_nm : float
         Height of the axial range's origin (``z = 0``) above the coverslip, in nm.
     pixel_size_nm : float
-        Pixel size in sample space (seed 000: 80 nm).
+        Pixel size in sample space (Jadhav et al. 2026: 80 nm).
     axial_range_nm : tuple of float
-        ``(z_min, z_max)``: the range through which the focal planes are spread (seed 000: 0–500).
+        ``(z_min, z_max)``: the range through which the focal planes are spread (Jadhav et al. 2026: 0–500).
     n_focal_planes : int
-        Number of focal planes that are maximum-projected (seed 000: 10).
+        Number of focal planes that are maximum-projected (Jadhav et al. 2026: 10).
     psf_radius_px : int
         Half-width of the truncated PSF in pixels.
     """

@@ -16,7 +16,9 @@ from samscope.errors import InputError
 
 __all__ = [
     "SimulatedSample",
+    "check_count",
     "check_fraction",
+    "check_positive",
     "check_range",
     "check_shape",
     "config_to_dict",
@@ -24,6 +26,7 @@ __all__ = [
     "resolve_config",
     "sample_rng",
     "sample_seeds",
+    "simulate_samples",
 ]
 
 
@@ -187,3 +190,31 @@ def check_fraction(name: str, value: float, *, high: float = 1.0) -> None:
         raise InputError(f"{name} must be a number, got {value!r}") from None
     if not 0 <= v <= high:
         raise InputError(f"{name} must be in [0, {high}], got {value!r}")
+
+
+def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an int; InputError unless it is a whole number >= ``minimum`` (not a bool)."""
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> None:
+    """InputError unless ``value`` is a number > 0."""
+    if not float(value) > 0:
+        raise InputError(f"{name} must be > 0, got {value!r}")
+
+
+def simulate_samples(
+    one, cls: type, n: int, shape: Any, rng: Any, config: Any, overrides: dict
+) -> list[SimulatedSample]:
+    """``n`` samples of the simulator ``one(shape, cfg, seed=, index=)`` with config class ``cls``.
+
+    The body of every public simulator function (``nuclei``, ``cells``, ``mitochondria``,
+    :func:`samscope.simulate.dataset.simulate`): validate the configuration and shape, draw the root seed,
+    simulate sample by sample.
+    """
+    cfg = resolve_config(cls, config, overrides)
+    shape = check_shape(shape)
+    seed, indices = sample_seeds(n, rng)
+    return [one(shape, cfg, seed=seed, index=i) for i in indices]

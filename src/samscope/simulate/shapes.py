@@ -58,18 +58,23 @@ class Blob:
         """An upper bound of ``R(θ)`` (bending included)."""
         return float(self.a * (1 + np.abs(self.harmonics[:, 1]).sum()) * (1 + abs(self.bend)))
 
-    def height(self, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        """Normalised height ``1 - r / R(θ)`` on a grid: positive inside, 1 at the centre.
-
-        Coordinates are taken in the blob's frame (``u`` along the major axis) after bending the
-        minor axis by ``bend * u² / a`` (kidney shapes).
-        """
+    def frame(self, yy: np.ndarray, xx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grid coordinates in the blob's frame: ``u`` along the major axis, ``v`` across it,
+        bent by ``bend * u² / a`` (kidney shapes, curved rods)."""
         dy, dx = yy - self.cy, xx - self.cx
         ca, sa = np.cos(self.angle), np.sin(self.angle)
         u = dx * ca + dy * sa
         v = dy * ca - dx * sa
         if self.bend:
             v = v - self.bend * u * u / self.a
+        return u, v
+
+    def height(self, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        """Normalised height ``1 - r / R(θ)`` on a grid: positive inside, 1 at the centre.
+
+        Coordinates are taken in the blob's :meth:`frame`.
+        """
+        u, v = self.frame(yy, xx)
         r = np.hypot(u, v)
         t = np.arctan2(v, u)
         big_r = self.a * self.b / np.sqrt((self.b * np.cos(t)) ** 2 + (self.a * np.sin(t)) ** 2)

@@ -123,8 +123,8 @@ def corrective_points(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One positive and one negative corrective click per object, from the error regions.
 
-    As in seed 002 (Methods, step d) and µSAM's ``IterativePromptGenerator``: the positive click
-    lies where the object was missed (target and not predicted), the negative click where the
+    As in the µSAM preprint (Archit et al. 2025, Methods, step d) and µSAM's
+    ``IterativePromptGenerator``: the positive click lies where the object was missed (target and not predicted), the negative click where the
     prediction is wrong (predicted and not target). Without such a region: positive from the
     correctly predicted object, else anywhere in the object; negative from the background inside
     the object's bounding box grown by ``margin`` pixels, else anywhere in the background.

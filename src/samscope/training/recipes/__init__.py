@@ -1,19 +1,19 @@
 """Shipped training recipes: the seeds' settings as TOML configurations.
 
 ========================  ======================================================================
-``microsam_finetune``     µSAM (seeds 001/002): iterative prompting + instance-distance head,
+``microsam_finetune``     µSAM (Archit et al. 2025): iterative prompting + instance-distance head,
                           AdamW 1e-5, ReduceLROnPlateau(0.9, 3), early stopping 10, 25 objects,
                           8 sub-iterations, mask fed back with p = 0.5, box distortion 0.025
 ``microsam_lora``         the same with the image encoder adapted by LoRA (rank 4)
-``samcell``               SAMCell (seed 004): distance-map head, AdamW 1e-4, weight decay 0.1,
+``samcell``               SAMCell (VandeLoo et al. 2025): distance-map head, AdamW 1e-4, weight decay 0.1,
                           250 warm-up steps then linear decay, batch 8, patience 7, 256² patches
-``mitochondria``          seed 000: frozen image encoder, simulated mitochondria, single
+``mitochondria``          Jadhav et al. 2026: frozen image encoder, simulated mitochondria, single
                           foreground points, overlap-aware minimum dice loss
 ``tiny_nuclei_cpu``       a tiny network from scratch on simulated nuclei in minutes on a CPU
 ``samscope_lm``           the shipped ``samscope-lm``: compact encoder from scratch on simulated
                           nuclei and cells plus HeLa frames 0–11 (12–13 validate), light head
 ``samscope_mito``         the shipped ``samscope-mito``: compact encoder from scratch on the
-                          seed-000 simulator, overlap-aware loss, patches zoomed to 40 nm
+                          mitochondria simulator of Jadhav et al. 2026, overlap-aware loss, patches zoomed to 40 nm
 ``samscope_generalist``   the default ``samscope-generalist``: samscope-lm continued on the
                           domain-randomised generalist corpus plus HeLa and CHO at the working
                           scale, light instance head and distance-map head
