@@ -16,6 +16,8 @@ Usage::
     python benchmarks/bench_blockwise.py equivalence --size 8192 [--no-whole]
     # kill one Dask worker mid-run; compare with an uninterrupted run
     python benchmarks/bench_blockwise.py faults --size 2048
+    # an illumination gradient: per-block vs one image-wide intensity range, vs whole image
+    python benchmarks/bench_blockwise.py gradient --size 1024 --block-size 256
 
 Big inputs are made without holding them in memory: a mosaic of independently simulated 1024²
 nuclei tiles written tile by tile into a chunked zarr. Each measured run is a fresh process
@@ -114,6 +116,7 @@ def _fresh(args, size: int, workers: int, inp: Path, out: Path) -> dict:
 
 def memory(args) -> None:
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_blockwise_"))
+    folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for size in args.sizes:
         inp = mosaic(folder / f"mosaic_{size}.zarr", size)
@@ -165,6 +168,7 @@ def equivalence(args) -> None:
     from samscope.simulate import nuclei
 
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_blockwise_eq_"))
+    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     [sample] = nuclei(1, (args.size, args.size), rng=args.seed)
     image = np.clip(sample.image, 0, 65535).astype(np.uint16)
@@ -230,6 +234,7 @@ def faults(args) -> None:
     from samscope.blockwise.cluster import dask_client
 
     folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_blockwise_faults_"))
+    folder.mkdir(parents=True, exist_ok=True)
     inp = mosaic(folder / f"mosaic_{args.size}.zarr", args.size)
     seg = _segmenter(args.segmenter)
     ref = folder / "reference.zarr"
@@ -260,6 +265,59 @@ def faults(args) -> None:
                       "identical": bool(np.array_equal(a, b))}))
 
 
+def gradient(args) -> None:
+    """Blocks of uneven brightness: per-block vs one image-wide intensity range, vs whole image.
+
+    Simulated nuclei whose signal above the background falls from 100 % to ``--dim`` across x
+    (an illumination gradient); blockwise runs with ``normalise="block"`` and ``"image"``,
+    compared (mSA) with a whole-image run and with the ground truth.
+    """
+    import numpy as np
+    import zarr
+
+    from samscope.blockwise import BlockGrid, BlockwiseRequest, segment_blockwise
+    from samscope.evaluation.metrics import mean_segmentation_accuracy as msa
+    from samscope.instance.segment import segment
+    from samscope.io import write_image
+    from samscope.models.registry import load_model
+    from samscope.simulate import nuclei
+
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_blockwise_grad_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    [sample] = nuclei(1, (args.size, args.size), rng=args.seed)
+    img = sample.image.astype(np.float64)
+    bg = float(np.percentile(img, 5))
+    ramp = np.linspace(1.0, args.dim, args.size)[None, :]
+    image = np.clip(bg + (img - bg) * ramp, 0, 65535).astype(np.uint16)
+    inp = write_image(folder / f"gradient_{args.size}.tif", image, overwrite=True)
+    truth = sample.labels
+    report: dict = {"size": args.size, "dim": args.dim, "objects_truth": int(truth.max()),
+                    "block": args.block_size}
+    results = {}
+    diameter = args.diameter
+    for how in ("block", "image"):
+        dest = folder / f"gradient_{how}.zarr"
+        t0 = time.perf_counter()
+        r = segment_blockwise(BlockwiseRequest(inp, dest, model=args.model,
+                                               block_size=args.block_size, diameter=diameter,
+                                               normalise=how, overwrite=True))
+        diameter = r.diameter
+        results[how] = zarr.open_group(str(dest), mode="r")["0"][...]
+        report[f"seconds_{how}"] = round(time.perf_counter() - t0, 1)
+        report["halo"] = list(r.halo)
+    report["diameter"] = diameter
+    t0 = time.perf_counter()
+    whole = segment(image, load_model(args.model), diameter=diameter).labels
+    report["seconds_whole"] = round(time.perf_counter() - t0, 1)
+    grid = BlockGrid(whole.shape, (args.block_size,) * 2, tuple(report["halo"]))
+    report["msa_whole_vs_truth"] = msa(truth, whole)
+    for how, lab in results.items():
+        report[f"msa_{how}_vs_truth"] = msa(truth, lab)
+        report[f"msa_{how}_vs_whole"] = msa(whole, lab)
+        report[f"borders_{how}_vs_truth"] = _border_report(truth, lab, grid)
+    print(json.dumps(report, indent=1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -279,15 +337,20 @@ def main() -> int:
     e.add_argument("--no-dask", action="store_true")
     f = sub.add_parser("faults", parents=[common])
     f.add_argument("--size", type=int, default=2048)
+    g = sub.add_parser("gradient", parents=[common])
+    g.add_argument("--size", type=int, default=1024)
+    g.add_argument("--seed", type=int, default=1024)
+    g.add_argument("--dim", type=float, default=0.3)
     r = sub.add_parser("_run", parents=[common])
     r.add_argument("--input", required=True)
     r.add_argument("--output", required=True)
     r.add_argument("--size", type=int, required=True)
     r.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
-    if args.command in ("equivalence", "faults"):  # a small check run: one block at most
+    if args.command in ("equivalence", "faults", "gradient"):  # a small check run: one block at most
         args.block_size = min(args.block_size, args.size)
-    {"memory": memory, "equivalence": equivalence, "faults": faults, "_run": run_once}[
+    {"memory": memory, "equivalence": equivalence, "faults": faults, "gradient": gradient,
+     "_run": run_once}[
         args.command](args)
     return 0
 

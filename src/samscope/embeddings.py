@@ -274,6 +274,7 @@ def compute_embeddings(
     progress: bool = False,
     scale: float = 1.0,
     precision: str | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> ImageEmbeddings:
     """Compute (or load from a cache) the image embeddings of a 2-D image, a stack or a time series.
 
@@ -304,6 +305,9 @@ def compute_embeddings(
     precision : {"fp32", "bf16", "int8"}, optional
         The encoder's arithmetic for this call (default: the model's
         :attr:`~samscope.models.sam.SamscopeModel.precision`); recorded in the signature.
+    value_range : (float, float), optional
+        Intensities mapped to 0 and 1 for every plane and tile, in place of each plane's own
+        percentiles (e.g. one range for all blocks of a larger image); recorded in the signature.
 
     Returns
     -------
@@ -367,6 +371,9 @@ def compute_embeddings(
         signature["native_shape"] = list(native_shape)
     if model.precision != "fp32":  # the same trick: fp32 caches keep their signature
         signature["precision"] = model.precision
+    if value_range is not None:
+        value_range = (float(value_range[0]), float(value_range[1]))
+        signature["value_range"] = list(value_range)
     if getattr(model, "feature_layout", None):  # SAM2's multi-scale features (SAM1: none)
         signature["feature_layout"] = model.feature_layout
     problems: list[str] = []
@@ -386,7 +393,8 @@ def compute_embeddings(
         done_now = np.zeros(shape[:2], bool)
     try:
         value_ranges = _fill(
-            data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress
+            data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress,
+            value_range,
         )
     except Exception:
         if created:  # a cache this call made and could not finish holds nothing worth keeping
@@ -444,7 +452,8 @@ def _check_embedding_memory(
     )
 
 
-def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress):
+def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress,
+          fixed_range=None):
     """Compute the pieces not yet stored; returns the per-plane intensity ranges used."""
     from tqdm.auto import tqdm
 
@@ -484,8 +493,10 @@ def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_
         for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
             if not any((p, t) in todo_set for t in range(len(tiles))):
                 continue
-            value_range = None
-            if grid is not None:
+            value_range = fixed_range
+            if value_range is not None:
+                value_ranges[p] = value_range
+            elif grid is not None:
                 value_range = value_ranges[p] = plane_value_range(plane, model)
             for t, tile in enumerate(tiles):
                 if (p, t) not in todo_set:

@@ -16,7 +16,7 @@ from samscope.blockwise.grid import BlockGrid
 from samscope.blockwise.source import ImageSource
 from samscope.errors import InputError
 
-__all__ = ["estimate_image_diameter", "sample_blocks"]
+__all__ = ["estimate_image_diameter", "estimate_value_range", "sample_blocks"]
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +79,45 @@ def check_diameter(model, diameter: float | None) -> None:
             "diameter), so --diameter cannot be applied; use a scale-aware model such as "
             "samscope-generalist"
         )
+
+
+def estimate_value_range(source: ImageSource, model, grid: BlockGrid, *, samples: int = 9,
+                         values_per_block: int = 1_000_000) -> tuple[float, float] | None:
+    """One intensity range for every block: the model's normalisation percentiles over a sample.
+
+    Up to ``samples`` block cores spread over the image are read (a volume's blocks: every
+    plane), each thinned with a stride to about ``values_per_block`` values, and the card's
+    ``low_percentile`` / ``high_percentile`` taken over all of them together — what a
+    whole-image run normalises with (:func:`samscope.embeddings.plane_value_range`), without
+    reading the whole image.
+
+    Returns
+    -------
+    (float, float) or None
+        None when the sample is constant (the blocks then use their own ranges).
+
+    Raises
+    ------
+    InputError
+        NaN or infinite values in a sample block.
+    """
+    from samscope.image import intensity_range
+
+    norm = model.card.normalisation
+    parts = []
+    for k in sample_blocks(grid, samples):
+        region = np.asarray(source.read(grid.block_at(k).core_slices))
+        if region.ndim == 3 and source.spatial_axes == "YX":  # RGB(A): one range, 3 channels
+            region = region[..., :3]
+        if region.dtype.kind == "f" and not np.isfinite(region).all():
+            raise InputError("the image has NaN or infinite values; clean or mask them first")
+        flat = region.ravel()
+        step = max(1, flat.size // values_per_block)
+        parts.append(flat[::step].astype(np.float64))
+    if not parts:
+        return None
+    lo, hi = intensity_range(np.concatenate(parts), low=norm.low_percentile,
+                             high=norm.high_percentile)
+    if not hi > lo:
+        return None
+    return float(lo), float(hi)

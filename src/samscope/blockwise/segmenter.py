@@ -100,6 +100,11 @@ class ModelSegmenter:
         Tiling inside a block (the model card's default otherwise).
     threads : int, optional
         torch threads in the process that segments (Dask workers: the cores per worker).
+    value_range : (float, float), optional
+        Intensities mapped to 0 and 1 in every block (one range for the whole image:
+        :func:`samscope.blockwise.estimate.estimate_value_range`), in place of each block's own
+        percentiles, so blocks of uneven brightness see the same contrast. Used by the modes
+        that embed the image (ais, amg, apg); distance and foreground window it their own way.
     """
 
     model: str
@@ -111,6 +116,7 @@ class ModelSegmenter:
     tile_shape: tuple[int, int] | None = None
     tile_halo: tuple[int, int] | None = None
     threads: int | None = None
+    value_range: tuple[float, float] | None = None
 
     def loaded(self) -> tuple[Any, str, Any]:
         """``(model, mode, config)``, loaded once per process."""
@@ -146,8 +152,38 @@ class ModelSegmenter:
 
         net, mode, config = self.loaded()
         kwargs = {} if self.diameter is None else {"diameter": float(self.diameter)}
+        if self.value_range is not None and mode in ("ais", "amg", "apg") \
+                and not np.all(plane == plane.flat[0]):
+            return self._plane_in_range(plane, net, mode, config)
         result = segment(plane, net, mode=mode, config=config, tile_shape=self.tile_shape,
                          halo=self.tile_halo, **kwargs)
+        return result.labels
+
+    def _plane_in_range(self, plane: np.ndarray, net: Any, mode: str, config: Any) -> np.ndarray:
+        """What :func:`samscope.instance.segment.segment` does, with embeddings normalised by
+        :attr:`value_range` (``segment`` takes embeddings only at the image's own scale)."""
+        from samscope.embeddings import compute_embeddings
+        from samscope.instance.scale import rescale_instances, resize_plane, scale_for
+        from samscope.instance.segment import ais_from_scaled_maps, segment
+
+        card = getattr(net, "card", None)
+        scale = scale_for(self.diameter, getattr(card, "working_diameter", None))
+        work = plane if scale == 1.0 else resize_plane(plane, scale)
+        emb = compute_embeddings(work, net, tile_shape=self.tile_shape, halo=self.tile_halo,
+                                 value_range=self.value_range)
+        if scale != 1.0 and mode == "ais":
+            from samscope.instance.ais import AISConfig, predict_image_maps
+
+            cfg = (config or AISConfig()).resolve(card.automatic)
+            maps = predict_image_maps(net, emb)
+            return ais_from_scaled_maps(maps, plane.shape[:2], config=cfg).labels
+        # at the working scale now: segment() uses the embeddings as they are
+        at_scale = {} if self.diameter is None else {
+            "diameter": float(self.diameter) * scale}
+        result = segment(work, net, mode=mode, config=config, embeddings=emb,
+                         tile_shape=self.tile_shape, halo=self.tile_halo, **at_scale)
+        if scale != 1.0:
+            result = rescale_instances(result, plane.shape[:2])
         return result.labels
 
     def segment(self, block: np.ndarray, axes: str) -> np.ndarray:
@@ -178,6 +214,8 @@ class ModelSegmenter:
             "diameter": None if self.diameter is None else round(float(self.diameter), 3),
             "tile_shape": None if self.tile_shape is None else list(self.tile_shape),
             "tile_halo": None if self.tile_halo is None else list(self.tile_halo),
+            **({} if self.value_range is None else
+               {"value_range": [float(v) for v in self.value_range]}),
         }
 
 
