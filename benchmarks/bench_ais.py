@@ -19,6 +19,14 @@ Gaussian "nuclei". Prints medians of REPS runs (wall clock, 2 torch threads) of:
   (Linux ``/proc/self/clear_refs`` resets the high-water mark; each side in its own process).
 
 The machine is shared with other processes: timings are noisy, so compare medians and ratios.
+
+    python benchmarks/bench_ais.py --ab [--size 1024] [--reps 5]
+
+instead compares, in one process with interleaved repeats (robust to a loaded machine), the UNETR
+head's module chain (what training runs, and the inference path before issue 19) with the
+inference rewrite :meth:`InstanceDistanceHead.logits` uses in eval mode (1×1 convs before
+up-sampling, batch norm folded), and prints both evaluations' multiply-accumulates
+(``torch.utils.flop_counter``) and their largest difference.
 """
 
 from __future__ import annotations
@@ -197,6 +205,55 @@ def samscope_child(ckpt: str, size: int, reps: int) -> None:
     print(json.dumps(out))
 
 
+def head_ab(size: int, reps: int) -> None:
+    """Interleaved A/B of the UNETR head: module chain vs the eval-mode rewrite (see the docstring)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from samscope.models.heads import InstanceDistanceHead
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    head = InstanceDistanceHead(256, initial_features=64)
+    for m in head.modules():  # non-trivial batch-norm statistics, as a trained head has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    head.eval()
+    emb = torch.randn(1, 256, size // 16, size // 16)
+
+    def chain():  # InstanceDistanceHead.logits without the rewrite: the modules one by one
+        z9 = head.deconv1(emb)
+        z6 = head.deconv2(z9)
+        z3 = head.deconv3(z6)
+        z0 = head.deconv4(z3)
+        x = head.deconv_out(head.decoder(head.base(emb), [z9, z6, z3]))
+        return head.out_conv(head.decoder_head(torch.cat([x, z0], dim=1)))
+
+    variants = {"module chain": chain, "inference rewrite": lambda: head.logits(emb)}
+    with torch.inference_mode():
+        outs, macs = {}, {}
+        for name, fn in variants.items():
+            with FlopCounterMode(display=False) as counter:
+                outs[name] = fn()
+            macs[name] = counter.get_total_flops() / 2e9
+        diff = float((outs["module chain"] - outs["inference rewrite"]).abs().max())
+        runs: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(reps):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                runs[name].append(time.perf_counter() - t0)
+    print(f"# UNETR head at {size}², 2 threads, interleaved, median of {reps}")
+    for name in variants:
+        print(
+            f"{name:18s} {statistics.median(runs[name]):7.2f} s  {macs[name]:6.1f} GMAC  "
+            f"runs {[round(t, 2) for t in runs[name]]}"
+        )
+    ratio = statistics.median(runs["module chain"]) / statistics.median(runs["inference rewrite"])
+    print(f"ratio {ratio:.2f}×; largest logit difference {diff:.1e}")
+
+
 def run_child(python: str, args: list[str]) -> dict:
     res = subprocess.run([python, __file__, *args], capture_output=True, text=True, check=False)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
@@ -211,9 +268,13 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--peers", default="/tmp/peers/bin/python")
+    parser.add_argument("--peers", default="/work/peers-venv/bin/python")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--ab", action="store_true", help="in-process A/B of the head only")
     args = parser.parse_args()
+    if args.ab:
+        head_ab(args.size, args.reps)
+        return
     if args.child:
         kind, ckpt = args.child[:2]
         if kind == "microsam":

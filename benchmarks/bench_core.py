@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--peers", default="/tmp/peers/bin/python")
+    parser.add_argument("--peers", default="/work/peers-venv/bin/python")
     parser.add_argument("--skip-volume", action="store_true")
     parser.add_argument("--hash-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
