@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         [PropagationConfig()]
         if args.only_defaults
         else [PropagationConfig(prompt=p) for p in ("box", "box+mask", "points+mask", "box+points")]
+        + [PropagationConfig(min_intensity=f) for f in (0.0, 0.1, 0.2, 0.25)]
+        + [PropagationConfig(min_contrast=c) for c in (0.0, 0.1)]
     )
     rows: dict[str, list] = {}
     cache = Path(args.cache)
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 for kind, prompts in (("point", pts), ("box", bxs)):
                     res = propagate(model, stack, prompts, config=cfg)
                     ious = [iou3d(res.mask(j), gt == i) for j, i in enumerate(ids)]
-                    key = f"{kind} prompt={cfg.prompt} min_contrast={cfg.min_contrast}"
+                    key = f"{kind} prompt={cfg.prompt} min_contrast={cfg.min_contrast} min_intensity={cfg.min_intensity}"
                     rows.setdefault(key, []).append({"iou3d": float(np.mean(ious)), "n": len(ids)})
         print(f"t={t} done ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         _report(rows, args, times[: times.index(t) + 1], s, final=t == times[-1])

@@ -97,9 +97,35 @@ def test_faded_ghost_planes_are_not_part_of_the_object(volume):
     res = prop.run()
     assert res.objects[0].planes == (1, 2, 3, 4, 5)
     assert "faded" in res.objects[0].stopped[0] and "faded" in res.objects[0].stopped[6]
-    off, _ = _propagator((img, ghost), config=PropagationConfig(iou_threshold=0, max_growth=100, min_contrast=0))
+    off_cfg = PropagationConfig(iou_threshold=0, max_growth=100, min_contrast=0, min_intensity=0)
+    off, _ = _propagator((img, ghost), config=off_cfg)
     off.add(ObjectPrompt(3, points=[[14, 18]]))
     assert off.run().objects[0].planes == tuple(range(7))
+
+
+def test_a_blurred_mask_is_trimmed_to_the_bright_object():
+    """SAM draws the blurred area on a nucleus's last planes: keep the part that is bright."""
+    z, y, x = np.indices((7, 48, 64))
+    labels = ((((z - 3) / 2.2) ** 2 + ((y - 24) / 12) ** 2 + ((x - 32) / 12) ** 2) <= 1).astype(np.uint16)
+    image = np.where(labels > 0, 200, 10).astype(np.uint8)
+    img = image.astype(np.float32)
+    ghost = labels.copy()
+    for k in (1, 5):  # the decoder returns the previous plane's (wider) mask here
+        ghost[k] = labels[3]
+        img[k][(labels[3] == 1) & (labels[k] == 0)] = 25  # a dim halo around the small true cap
+    cfg = PropagationConfig(prompt="box+mask", iou_threshold=0.0, max_growth=100, min_contrast=0)
+    prop, _ = _propagator((img, ghost), config=cfg, ghost=(1, 5))
+    prop.add(ObjectPrompt(3, points=[[24, 32]]))
+    res = prop.run()
+    m = res.mask(0)
+    for k in (1, 5):
+        true = labels[k] == 1
+        assert m[k][true].all() and m[k].sum() < 1.5 * true.sum()  # the bright cap, not the halo
+    assert np.array_equal(m[3], labels[3] == 1)  # the anchor plane is the decoder's own
+    untrimmed, _ = _propagator((img, ghost), config=PropagationConfig(
+        prompt="box+mask", iou_threshold=0.0, max_growth=100, min_contrast=0, min_intensity=0), ghost=(1, 5))
+    untrimmed.add(ObjectPrompt(3, points=[[24, 32]]))
+    assert untrimmed.run().mask(0)[1].sum() > 4 * (labels[1] == 1).sum()  # the decoder's wide mask
 
 
 def test_forward_only_with_motion(volume):

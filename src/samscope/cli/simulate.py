@@ -109,9 +109,15 @@ def nuclei_command(
     apoptotic_fraction: Annotated[str | None, typer.Option("--apoptotic-fraction", help="Share of apoptotic nuclei [0.01].")] = None,
     brightness: Annotated[str | None, typer.Option("--brightness", help="Nucleus photons above background, MIN,MAX [300,1200].")] = None,
     frames: Annotated[int | None, typer.Option("--frames", help="Write N time-lapses of this many frames with lineage ground truth (moving, dividing nuclei).")] = None,
+    three_d: Annotated[bool, typer.Option("--3d", help="Write N confocal-like ZYX volumes with 3-D labels (samscope.simulate.volume; --set reaches Nuclei3DConfig).")] = False,
+    planes: Annotated[int, typer.Option("--planes", help="With --3d: planes per volume.")] = 16,
     settings: _Set = None,
 ) -> None:
     """Simulate widefield images of fluorescent nuclei with instance labels (HeLa-like defaults).
+
+    With --3d: N volumes of touching ellipsoidal textured nuclei, an anisotropic PSF and a z step
+    larger than the pixel (OUTPUT/images/000000.tif ZYX with the pixel sizes in its metadata,
+    OUTPUT/labels/000000.tif 3-D labels, OUTPUT/params/, OUTPUT/dataset.json).
 
     With --frames T: N time-lapses (samscope.simulate.timelapse): OUTPUT/images/000000.tif (TYX),
     OUTPUT/labels/000000.tif (ids = track ids), OUTPUT/tracks/000000.txt (L B E P, as the Cell
@@ -130,16 +136,37 @@ def nuclei_command(
         samscope simulate nuclei -n 100 -o mitotic/ --dividing-fraction 0.2 -s offset=100,200
 
         samscope simulate nuclei -n 2 --frames 30 --shape 256 -o movies/
+
+        samscope simulate nuclei -n 4 --3d --planes 16 --shape 256 -o volumes/ -s z_step_nm=800
     """
     options = {
         "diameter_px": diameter_px, "density": density, "cluster_fraction": cluster_fraction,
         "dividing_fraction": dividing_fraction, "apoptotic_fraction": apoptotic_fraction,
         "brightness": brightness,
     }
+    if three_d:
+        _volumes(n, output, seed, shape, planes, overwrite, options, settings, frames)
+        return
     if frames is not None:
         _timelapse(n, output, seed, shape, frames, overwrite, options, settings)
         return
     _run("nuclei", n, output, seed, shape, fmt, preview, overwrite, workers, quiet, options, settings)
+
+
+def _volumes(n, output, seed, shape, planes, overwrite, options, settings, frames) -> None:
+    from samscope.cli._common import parse_shape
+    from samscope.errors import InputError
+    from samscope.settings import build_settings, parse_assignments
+    from samscope.simulate.volume import Nuclei3DConfig, write_volumes
+
+    given = [k for k, v in options.items() if v is not None] + (["frames"] if frames is not None else [])
+    if given:
+        raise InputError(f"--3d takes its settings with --set (Nuclei3DConfig fields, e.g. diameter_um=8,12), not --{given[0].replace('_', '-')}")
+    if planes < 1:
+        raise InputError(f"--planes must be >= 1, got {planes}")
+    config = build_settings(Nuclei3DConfig, parse_assignments(settings))
+    write_volumes(output, n, shape=(planes, *parse_shape(shape, "shape")), seed=seed, config=config, overwrite=overwrite)
+    typer.echo(f"{n} nuclei volumes of {planes} planes in {output} (z step {config.z_step_nm:g} nm, pixel {config.pixel_size_nm:g} nm)")
 
 
 def _timelapse(n, output, seed, shape, frames, overwrite, options, settings) -> None:

@@ -16,6 +16,8 @@ Out-of-focus planes: a nucleus above or below the focal range still shows as a b
 which a 2-D model happily segments. :func:`object_contrast` measures an object's contrast against
 a ring around it; :func:`trim_faded` removes an object from the planes where that contrast has
 fallen below a fraction of its best plane's (propagation applies the same test as a stop rule).
+The ghost is also wider than the nucleus: :func:`trim_dim` keeps only the pixels of a mask that
+are brighter than a level set on the object's own well-focused plane (:func:`object_levels`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from scipy import ndimage as ndi
 
 from samscope.errors import InputError
 
-__all__ = ["LinkConfig", "link_planes", "object_contrast", "trim_faded", "watershed_3d"]
+__all__ = ["LinkConfig", "link_planes", "object_contrast", "object_levels", "trim_dim", "trim_faded", "watershed_3d"]
 
 
 @dataclass(frozen=True)
@@ -258,10 +260,19 @@ def object_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     does not count) and is about a quarter of its size wide. NaN for an empty mask. Negative for
     objects darker than their surroundings.
     """
+    inside, ring = object_levels(image, mask)
+    return inside - ring
+
+
+def object_levels(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Median intensity inside ``mask`` and of the ring around it (:func:`object_contrast`'s ring).
+
+    NaN, NaN for an empty mask; the ring level is 0 when the mask leaves no room for a ring.
+    """
     m = np.asarray(mask, dtype=bool)
     area = int(m.sum())
     if area == 0:
-        return float("nan")
+        return float("nan"), float("nan")
     side = float(np.sqrt(area))
     gap = max(1, int(round(0.1 * side)))
     width = max(2, int(round(0.25 * side)))
@@ -278,8 +289,53 @@ def object_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     ring = (dist > gap) & (dist <= gap + width)
     inside = float(np.median(img[crop]))
     if not ring.any():
-        return inside
-    return inside - float(np.median(img[ring]))
+        return inside, 0.0
+    return inside, float(np.median(img[ring]))
+
+
+def trim_dim(image: np.ndarray, mask: np.ndarray, level: float, *, sigma: float = 1.0) -> np.ndarray:
+    """The part of ``mask`` brighter than ``level`` (2-D): holes filled, the largest part kept.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) or (H, W, C)
+        The plane (channels averaged).
+    mask : ndarray of bool, (H, W)
+    level : float
+        Intensity threshold, applied to the image smoothed by a Gaussian of ``sigma`` pixels.
+    sigma : float
+
+    Returns
+    -------
+    ndarray of bool, (H, W)
+        A subset of ``mask`` (possibly empty).
+
+    Examples
+    --------
+    >>> img = np.zeros((9, 9)); img[2:7, 2:7] = 10
+    >>> m = np.zeros((9, 9), bool); m[1:8, 1:8] = True
+    >>> int(trim_dim(img, m, 5.0, sigma=0.1).sum())
+    25
+    """
+    m = np.asarray(mask, dtype=bool)
+    out = np.zeros_like(m)
+    if not m.any():
+        return out
+    pad = int(np.ceil(3 * sigma)) + 1
+    ys, xs = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    y0, y1 = max(0, ys[0] - pad), min(m.shape[0], ys[-1] + 1 + pad)
+    x0, x1 = max(0, xs[0] - pad), min(m.shape[1], xs[-1] + 1 + pad)
+    img = np.asarray(image)[y0:y1, x0:x1].astype(np.float32, copy=False)
+    if img.ndim == 3:
+        img = img.mean(axis=-1)
+    if sigma > 0:
+        img = ndi.gaussian_filter(img, sigma)
+    keep = ndi.binary_fill_holes(m[y0:y1, x0:x1] & (img > level))
+    parts, n = ndi.label(keep)
+    if n > 1:
+        keep = parts == int(np.argmax(np.bincount(parts.ravel())[1:])) + 1
+    out[y0:y1, x0:x1] = keep
+    return out
 
 
 def trim_faded(

@@ -15,7 +15,7 @@ import numpy as np
 
 from samscope.errors import InputError
 
-__all__ = ["ObjectPrompt", "PlaneMask", "PropagatedObject", "Propagation"]
+__all__ = ["ObjectPrompt", "PlaneMask", "PropagatedObject", "Propagation", "check_prompt"]
 
 
 @dataclass(frozen=True)
@@ -194,3 +194,42 @@ def _resize_crop(m: PlaneMask, work: tuple[int, int], native: tuple[int, int]) -
     if ny1 > ny0 and nx1 > nx0:
         out[ny0:ny1, nx0:nx1] = resize(crop, (ny1 - ny0, nx1 - nx0), order=1, anti_aliasing=False) > 0.5
     return out
+
+
+def check_prompt(pr: ObjectPrompt, st: Any) -> ObjectPrompt:
+    """``pr`` checked against the stack ``st`` (a PlaneStack): arrays, points and box inside the plane."""
+    plane = st.check_plane(pr.plane)
+    h, w = st.plane_shape
+    pts = lab = box = mask = None
+    if pr.points is not None:
+        pts = np.asarray(pr.points, dtype=np.float64).reshape(-1, 2)
+        if len(pts) == 0 or not np.isfinite(pts).all():
+            raise InputError(f"plane {plane}: points must be finite (y, x) pairs")
+        out = (pts[:, 0] < 0) | (pts[:, 0] >= h) | (pts[:, 1] < 0) | (pts[:, 1] >= w)
+        if out.any():
+            y, x = pts[out][0]
+            raise InputError(f"plane {plane}: point (y={y:g}, x={x:g}) lies outside the plane (y={h}, x={w})")
+        lab = (
+            np.ones(len(pts), np.int64)
+            if pr.labels is None
+            else np.asarray(pr.labels).astype(np.int64).ravel()
+        )
+        if lab.shape != (len(pts),) or not np.isin(lab, (0, 1)).all():
+            raise InputError(f"plane {plane}: one label (1 or 0) per point is needed")
+        if not (lab == 1).any() and pr.box is None:
+            raise InputError(f"plane {plane}: negative points alone do not say where the object is")
+    elif pr.labels is not None:
+        raise InputError(f"plane {plane}: labels given without points")
+    if pr.box is not None:
+        box = np.asarray(pr.box, dtype=np.float64).ravel()
+        if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
+            raise InputError(f"plane {plane}: a box is (y0, x0, y1, x1) with y1 > y0, x1 > x0; got {pr.box!r}")
+        if box[2] <= 0 or box[3] <= 0 or box[0] >= h or box[1] >= w:
+            raise InputError(f"plane {plane}: box {box.tolist()} lies outside the plane (y={h}, x={w})")
+        box = np.array([max(box[0], 0), max(box[1], 0), min(box[2], h), min(box[3], w)])
+    if pr.mask is not None:
+        mask = np.asarray(pr.mask)
+        if mask.shape != (h, w):
+            raise InputError(f"plane {plane}: mask has shape {mask.shape}, the plane is {(h, w)}")
+        mask = mask.astype(bool)
+    return ObjectPrompt(plane, pts, lab, box, mask)

@@ -17,6 +17,11 @@ plane by plane away from the anchor, until the object ends. It ends where
   end, which SAM segments with a confident IoU; on CHO (time points 0–13) the contrast falls to
   4–13 % of the anchor's on the planes past a nucleus's end and stays above 25 % inside it.
 
+The ghost is also wider than the object: on a nucleus's last planes SAM draws the blurred area,
+about twice the nucleus. With ``min_intensity`` each propagated mask keeps only its pixels
+brighter than the anchor's ring level plus that fraction of the anchor's contrast
+(:func:`~samscope.multidim.link.trim_dim`, on the plane smoothed by 3 % of the object's size).
+
 A plane between two anchors belongs to the nearer one, so a correction on plane ``k`` (a new
 anchor) re-propagates exactly the planes that are now nearer to ``k`` and leaves the rest. An
 anchor with an empty mask marks a plane where the object is absent: propagation stops there.
@@ -41,8 +46,14 @@ from typing import Any
 import numpy as np
 
 from samscope.errors import InputError
-from samscope.multidim.link import object_contrast
-from samscope.multidim.objects import ObjectPrompt, PlaneMask, PropagatedObject, Propagation
+from samscope.multidim.link import object_levels, trim_dim
+from samscope.multidim.objects import (
+    ObjectPrompt,
+    PlaneMask,
+    PropagatedObject,
+    Propagation,
+    check_prompt,
+)
 from samscope.multidim.stack import PlaneStack
 
 __all__ = [
@@ -87,6 +98,12 @@ class PropagationConfig:
     min_contrast : float
         Stop when the object's contrast falls below this fraction of its contrast on the anchor
         plane (0: never).
+    min_intensity : float
+        Trim each propagated mask to its pixels brighter than the anchor's ring level plus this
+        fraction of the anchor's contrast (0: no trimming; objects darker than their
+        surroundings are never trimmed). Default 0.15, chosen on CHO dev time points 0–4 and 6
+        (54 nuclei, one point / one box on the largest plane: mean 3-D IoU 0.71 / 0.79 without,
+        0.76 / 0.85 at 0.1, 0.77 / 0.85 at 0.15, 0.75 / 0.83 at 0.2, 0.72 / 0.79 at 0.25).
     directions : str
         ``both`` (volumes), ``forward`` (tracking: increasing plane index) or ``backward``.
     motion_smoothing : float or None
@@ -104,6 +121,7 @@ class PropagationConfig:
     min_area: int = 10
     max_growth: float = 4.0
     min_contrast: float = 0.15
+    min_intensity: float = 0.15
     directions: str = "both"
     motion_smoothing: float | None = None
     max_planes: int | None = None
@@ -122,6 +140,8 @@ class PropagationConfig:
                 raise InputError(f"{name} must be in [0, 1], got {v}")
         if self.min_area < 0:
             raise InputError(f"min_area must be >= 0, got {self.min_area}")
+        if not 0 <= self.min_intensity < 1:
+            raise InputError(f"min_intensity must be in [0, 1), got {self.min_intensity}")
         if not 0 <= self.min_contrast < 1:
             raise InputError(f"min_contrast must be in [0, 1), got {self.min_contrast}")
         if not self.max_growth > 1:
@@ -239,42 +259,7 @@ class Propagator:
         return self._objects[index]
 
     def _checked(self, pr: ObjectPrompt) -> ObjectPrompt:
-        st = self.stack
-        plane = st.check_plane(pr.plane)
-        h, w = st.plane_shape
-        pts = lab = box = mask = None
-        if pr.points is not None:
-            pts = np.asarray(pr.points, dtype=np.float64).reshape(-1, 2)
-            if len(pts) == 0 or not np.isfinite(pts).all():
-                raise InputError(f"plane {plane}: points must be finite (y, x) pairs")
-            out = (pts[:, 0] < 0) | (pts[:, 0] >= h) | (pts[:, 1] < 0) | (pts[:, 1] >= w)
-            if out.any():
-                y, x = pts[out][0]
-                raise InputError(f"plane {plane}: point (y={y:g}, x={x:g}) lies outside the plane (y={h}, x={w})")
-            lab = (
-                np.ones(len(pts), np.int64)
-                if pr.labels is None
-                else np.asarray(pr.labels).astype(np.int64).ravel()
-            )
-            if lab.shape != (len(pts),) or not np.isin(lab, (0, 1)).all():
-                raise InputError(f"plane {plane}: one label (1 or 0) per point is needed")
-            if not (lab == 1).any() and pr.box is None:
-                raise InputError(f"plane {plane}: negative points alone do not say where the object is")
-        elif pr.labels is not None:
-            raise InputError(f"plane {plane}: labels given without points")
-        if pr.box is not None:
-            box = np.asarray(pr.box, dtype=np.float64).ravel()
-            if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
-                raise InputError(f"plane {plane}: a box is (y0, x0, y1, x1) with y1 > y0, x1 > x0; got {pr.box!r}")
-            if box[2] <= 0 or box[3] <= 0 or box[0] >= h or box[1] >= w:
-                raise InputError(f"plane {plane}: box {box.tolist()} lies outside the plane (y={h}, x={w})")
-            box = np.array([max(box[0], 0), max(box[1], 0), min(box[2], h), min(box[3], w)])
-        if pr.mask is not None:
-            mask = np.asarray(pr.mask)
-            if mask.shape != (h, w):
-                raise InputError(f"plane {plane}: mask has shape {mask.shape}, the plane is {(h, w)}")
-            mask = mask.astype(bool)
-        return ObjectPrompt(plane, pts, lab, box, mask)
+        return check_prompt(pr, self.stack)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -378,17 +363,16 @@ class Propagator:
         st = self.stack
         # per object and anchor: the planes still to do, in order
         chains: dict[tuple[int, int], list[int]] = {}
-        self._contrast: dict[tuple[int, int], float] = {}
+        self._levels: dict[tuple[int, int], tuple[float, float, float]] = {}  # inside, ring, size
         for i, anchors in work.items():
             obj = self._objects[i]
             for a in anchors:
                 seg = self._segments(obj, a)[0 if up else 1]
                 if len(seg) and obj.masks.get(a) is not None and obj.masks[a].area:
                     chains[(i, a)] = list(seg)
-                    if self.config.min_contrast > 0:
-                        self._contrast[(i, a)] = object_contrast(
-                            st.image(a), obj.masks[a].dense(st.work_shape)
-                        )
+                    if self.config.min_contrast > 0 or self.config.min_intensity > 0:
+                        inside, ring = object_levels(st.image(a), obj.masks[a].dense(st.work_shape))
+                        self._levels[(i, a)] = (inside, ring, float(np.sqrt(obj.masks[a].area)))
         motion: dict[tuple[int, int], np.ndarray] = {}
         order = range(st.n_planes) if up else range(st.n_planes - 1, -1, -1)
         step = 1 if up else -1
@@ -434,19 +418,13 @@ class Propagator:
         labels = np.ones((len(todo), 1), np.int64) if points is not None else None
         masks = np.stack([m for _, _, m in prompts]) if "mask" in kinds else None
         res = self._decode(plane, boxes, points, labels, masks)
-        image = self.stack.image(plane) if cfg.min_contrast > 0 else None
+        image = self.stack.image(plane) if cfg.min_contrast > 0 or cfg.min_intensity > 0 else None
         for j, key in enumerate(todo):
             i, _ = key
             obj = self._objects[i]
             prev = obj.masks[plane - step]
-            new = res.masks[j]
-            reason = self._stop_reason(prev, new, float(res.iou[j]))
-            if reason is None and image is not None:
-                ref = self._contrast.get(key, 0.0)
-                if np.isfinite(ref) and ref != 0:
-                    ratio = object_contrast(image, new) / ref
-                    if ratio < cfg.min_contrast:
-                        reason = f"faded: contrast {ratio:.2f} of the anchor's (min_contrast {cfg.min_contrast})"
+            new, reason = self._faded(image, res.masks[j], self._levels.get(key))
+            reason = reason or self._stop_reason(prev, new, float(res.iou[j]))
             chains[key].pop(0)
             if reason is not None:
                 obj.stopped[plane] = reason
@@ -461,6 +439,26 @@ class Propagator:
                 old = motion.get(key)
                 s = cfg.motion_smoothing
                 motion[key] = d if old is None else s * old + (1 - s) * d
+
+    def _faded(self, image, new: np.ndarray, levels) -> tuple[np.ndarray, str | None]:
+        """The mask trimmed to the object's bright part, and a stop reason if it has faded."""
+        cfg = self.config
+        if image is None or levels is None or not new.any():
+            return new, None
+        inside, ring, size = levels
+        ref = inside - ring
+        if not (np.isfinite(ref) and ref != 0):
+            return new, None
+        if cfg.min_contrast > 0:
+            here = object_levels(image, new)
+            ratio = (here[0] - here[1]) / ref
+            if ratio < cfg.min_contrast:
+                return new, f"faded: contrast {ratio:.2f} of the anchor's (min_contrast {cfg.min_contrast})"
+        if cfg.min_intensity > 0 and ref > 0:
+            new = trim_dim(image, new, ring + cfg.min_intensity * ref, sigma=0.03 * size)
+            if np.count_nonzero(new) < max(1, cfg.min_area):
+                return new, f"faded: nothing brighter than the anchor's level (min_intensity {cfg.min_intensity})"
+        return new, None
 
     def _stop_reason(self, prev: PlaneMask, new: np.ndarray, predicted: float) -> str | None:
         cfg = self.config
