@@ -308,17 +308,19 @@ class VolumeTracker:
                 tr.stopped = (t, "nothing found on any plane")
                 continue
             tr.masks[t] = planes
-            tr.keys[t] = _key_plane(st, planes, images)
+            tr.keys[t] = _key_plane(st, planes, images, tr.keys.get(t - 1))
             if (t - 1) in tr.masks:
                 d = _centroid3(planes) - _centroid3(tr.masks[t - 1])
                 s = self.config.motion_smoothing
                 tr.motion = d if t - 1 == tr.anchor else s * tr.motion + (1 - s) * d
 
 
-def _key_plane(st: PlaneStack, planes: dict[int, PlaneMask], images: dict[int, np.ndarray]) -> int:
-    """The largest of the planes where the object stands out (contrast against its surroundings
-    at least 0.8 of its best plane's): a blurred out-of-focus plane of a nucleus can be as large
-    as the others, but its box catches neighbours."""
+def _key_plane(st: PlaneStack, planes: dict[int, PlaneMask], images: dict[int, np.ndarray],
+               previous: int | None = None) -> int:
+    """The plane to track: the previous key plane while the object still stands out there
+    (contrast against its surroundings at least 0.8 of its best plane's), else the largest plane
+    where it stands out. A blurred out-of-focus plane can be as large as the others, but its box
+    catches neighbours; keeping the plane avoids jumping onto a plane where the mask leaked."""
     from samscope.multidim.link import object_contrast
 
     if len(planes) == 1:
@@ -331,6 +333,8 @@ def _key_plane(st: PlaneStack, planes: dict[int, PlaneMask], images: dict[int, n
         contrast[z] = c if np.isfinite(c) else -np.inf
     best = max(contrast.values())
     sharp = [z for z, c in contrast.items() if c >= 0.8 * best] if best > 0 else list(planes)
+    if previous in sharp:
+        return previous
     return max(sorted(sharp), key=lambda z: planes[z].area)
 
 
