@@ -268,8 +268,8 @@ def analyze_image(files: ResultFiles, config: AnalysisConfig = AnalysisConfig(),
         m = culture_metrics(labels, objects=objects,
                             neighbour_distance_px=config.neighbour_distance_px)
         rows = [{"n_objects": len(objects), **m.as_row(),
-                 "mean_solidity": _nanmean(objects["solidity"]),
-                 "mean_intensity": _nanmean(objects["mean_intensity"])}]
+                 "mean_solidity": nanmean(objects["solidity"]),
+                 "mean_intensity": nanmean(objects["mean_intensity"])}]
     if not len(objects):
         notes.append(f"{files.name}: no objects")
     for row in rows:
@@ -302,7 +302,8 @@ def _join(ids: np.ndarray, nb_ids: np.ndarray, counts: np.ndarray) -> np.ndarray
     return out
 
 
-def _nanmean(values) -> float:
+def nanmean(values) -> float:
+    """Mean of the finite values (NaN when there is none)."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     return float(v.mean()) if v.size else math.nan
@@ -321,11 +322,11 @@ def _analyze_plane(labels: np.ndarray, image: np.ndarray | None, masks: np.ndarr
     else:
         objects = by_labels
     row: dict = {"n_objects": len(objects), **culture.as_row(),
-                 "mean_solidity": _nanmean(objects["solidity"]),
-                 "mean_intensity": _nanmean(objects["mean_intensity"])}
+                 "mean_solidity": nanmean(objects["solidity"]),
+                 "mean_intensity": nanmean(objects["mean_intensity"])}
     if masks is not None:  # each mask whole: the mean area of the objects themselves
-        row["mean_area_px"] = _nanmean(objects["area_px"])
-        row["mean_area_um2"] = _nanmean(objects["area_um2"]) if px is not None else math.nan
+        row["mean_area_px"] = nanmean(objects["area_px"])
+        row["mean_area_um2"] = nanmean(objects["area_um2"]) if px is not None else math.nan
     if mito:
         dots = is_dot(objects, dot_max_area_um2=config.dot_max_area_um2)
         objects = objects.with_columns({"mito_type": np.where(dots, "dot", "rod").astype(object)})
@@ -377,7 +378,8 @@ def _decide_mito(config: AnalysisConfig, discovery: Discovery) -> bool:
     return False
 
 
-def _check_output(output: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
+def check_report_output(output: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
+    """InputError unless the report folder ``output`` can be written (before anything is read)."""
     if output.exists() and not output.is_dir():
         raise InputError(f"report folder '{output}' exists and is not a folder")
     targets = [output / f for f in OUTPUT_FILES]
@@ -443,7 +445,7 @@ def analyze_results(
                                    config=config, overwrite=overwrite, progress=progress)
     output = Path(output)
     inputs = [Path(conditions)] if isinstance(conditions, str | os.PathLike) else []
-    _check_output(output, overwrite, inputs)
+    check_report_output(output, overwrite, inputs)
     discovery = find_results(results, images=images, conditions=conditions, exclude=output)
     mito = _decide_mito(config, discovery)
     done: list[ImageAnalysis] = []
@@ -495,3 +497,8 @@ def _run(items: Sequence[ResultFiles], config: AnalysisConfig, mito: bool, worke
 def config_dict(config: AnalysisConfig) -> dict:
     """The settings as a plain dict (for the report's record)."""
     return asdict(config)
+
+
+#: Former private names kept for modules of other owners that still import them.
+_check_output = check_report_output  # former private name, still imported by analysis/zarr_labels (another owner)
+_nanmean = nanmean  # former private name, still imported by analysis/zarr_labels (another owner)

@@ -36,7 +36,7 @@ __all__ = ["CultureMetrics", "culture_metrics", "neighbour_counts", "neighbour_p
 NEIGHBOUR_DISTANCE_PX = 2.0
 
 
-def _offsets(ndim: int, distance: float) -> list[tuple[int, ...]]:
+def neighbour_offsets(ndim: int, distance: float) -> list[tuple[int, ...]]:
     """Integer offsets within ``distance`` in one half-space (each pair of pixels seen once)."""
     r = int(math.floor(distance))
     out = []
@@ -77,7 +77,7 @@ def neighbour_pairs(labels: np.ndarray, *, distance_px: float = NEIGHBOUR_DISTAN
         raise InputError(f"the neighbour distance must be at least 1 pixel, got {distance_px!r}")
     top = int(lab.max()) if lab.size else 0
     codes = []
-    for off in _offsets(lab.ndim, d):
+    for off in neighbour_offsets(lab.ndim, d):
         a_sl = tuple(slice(max(0, -o), lab.shape[i] - max(0, o)) for i, o in enumerate(off))
         b_sl = tuple(slice(max(0, o), lab.shape[i] - max(0, -o)) for i, o in enumerate(off))
         a, b = lab[a_sl], lab[b_sl]
@@ -233,3 +233,7 @@ def culture_metrics(
         mean_aspect_ratio=_mean(objects["aspect_ratio"]),
         neighbour_distance_px=float(neighbour_distance_px),
     )
+
+
+#: Former private names kept for modules of other owners that still import them.
+_offsets = neighbour_offsets  # former private name, still imported by analysis/chunked (another owner)

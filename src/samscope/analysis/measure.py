@@ -24,10 +24,10 @@ from samscope.errors import InputError
 __all__ = ["measure_masks", "measure_objects", "spacing_um"]
 
 #: skimage.measure.perimeter's weights for the 4-connected border codes (see _perimeters).
-_PERIMETER_WEIGHTS = np.zeros(50)
-_PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1.0
-_PERIMETER_WEIGHTS[[21, 33]] = math.sqrt(2)
-_PERIMETER_WEIGHTS[[13, 23]] = (1 + math.sqrt(2)) / 2
+PERIMETER_WEIGHTS = np.zeros(50)
+PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1.0
+PERIMETER_WEIGHTS[[21, 33]] = math.sqrt(2)
+PERIMETER_WEIGHTS[[13, 23]] = (1 + math.sqrt(2)) / 2
 
 _UNITS_2D = {
     "area_px": "px²", "area_um2": "µm²", "perimeter_px": "px", "perimeter_um": "µm",
@@ -151,7 +151,7 @@ def measure_objects(
     if lab.ndim == 3:
         return _measure_3d(lab, img, spacing)
     cols = _measure_2d(lab, img, spacing)
-    return Table(cols, _units(cols))
+    return Table(cols, column_units(cols))
 
 
 def measure_masks(
@@ -205,7 +205,7 @@ def measure_masks(
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(cols["id"], kind="stable")
     cols = {k: v[order] for k, v in cols.items()}
-    return Table(cols, _units(cols))
+    return Table(cols, column_units(cols))
 
 
 def _stack_nonzero(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,7 +239,8 @@ def _layers(pixels: list[np.ndarray], shape: tuple[int, int]) -> list[np.ndarray
     return [layer.reshape(shape) for layer in layers]
 
 
-def _units(cols: dict) -> dict[str, str]:
+def column_units(cols: dict) -> dict[str, str]:
+    """The unit of each measure column present in ``cols``."""
     units = {k: v for k, v in _UNITS_2D.items() if k in cols}
     units.update({k: u for k, u in (("volume_vox", "voxels"), ("volume_um3", "µm³"),
                                     ("surface_area_um2", "µm²"), ("centroid_z_px", "px"),
@@ -284,7 +285,7 @@ def _measure_2d(lab: np.ndarray, img: np.ndarray | None,
         vxx = np.bincount(inv, lx * lx, minlength=n) / area - mx * mx
         vxy = np.bincount(inv, lx * ly, minlength=n) / area - mx * my
         cy, cx = my + y0, mx + x0
-    major, minor, ecc = _ellipse(vyy, vxx, vxy)
+    major, minor, ecc = ellipse_axes(vyy, vxx, vxy)
     perim, border_pix, border_inv = _perimeters(lab, ids)
     solidity = _solidity(area, border_pix, border_inv, w, y0, x0, y1, x1)
     cols: dict[str, np.ndarray] = {"id": ids.astype(np.int64), "area_px": area}
@@ -301,7 +302,7 @@ def _measure_2d(lab: np.ndarray, img: np.ndarray | None,
     if s is None or iso:
         cols["major_axis_um"], cols["minor_axis_um"] = major * px, minor * px
     else:
-        cols["major_axis_um"], cols["minor_axis_um"], _ = _ellipse(
+        cols["major_axis_um"], cols["minor_axis_um"], _ = ellipse_axes(
             vyy * py * py, vxx * px * px, vxy * px * py)
     with np.errstate(invalid="ignore", divide="ignore"):
         cols["aspect_ratio"] = np.where(minor > 0, major / np.where(minor > 0, minor, 1), np.nan)
@@ -318,8 +319,8 @@ def _measure_2d(lab: np.ndarray, img: np.ndarray | None,
     return {**{k: cols[k] for k in first}, **cols}
 
 
-def _ellipse(vyy: np.ndarray, vxx: np.ndarray, vxy: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ellipse_axes(vyy: np.ndarray, vxx: np.ndarray, vxy: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Major/minor axis lengths and eccentricity of the ellipse with these second moments."""
     half_sum = (vyy + vxx) / 2
     root = np.sqrt(((vyy - vxx) / 2) ** 2 + vxy**2)
@@ -387,7 +388,7 @@ def _perimeters(lab: np.ndarray, ids: np.ndarray
         nb = idx + off
         code += weight * ((pf[nb] == own) & bf[nb])
     lut = np.searchsorted(ids, own)
-    perim = np.bincount(lut, _PERIMETER_WEIGHTS[code], minlength=n)
+    perim = np.bincount(lut, PERIMETER_WEIGHTS[code], minlength=n)
     return perim, by * w + bx, lut
 
 
@@ -576,7 +577,7 @@ def _measure_3d(lab: np.ndarray, img: np.ndarray | None,
     fg = np.flatnonzero(flat)
     ids, inv = _compact(flat, fg)
     cols.update(_intensities(img, fg, inv, ids.size, np.bincount(inv, minlength=ids.size)))
-    return Table(cols, _units(cols))
+    return Table(cols, column_units(cols))
 
 
 def _surface(crop: np.ndarray, spacing, marching_cubes, mesh_surface_area) -> float:
@@ -585,3 +586,9 @@ def _surface(crop: np.ndarray, spacing, marching_cubes, mesh_surface_area) -> fl
     except (RuntimeError, ValueError):
         return math.nan
     return float(mesh_surface_area(verts, faces))
+
+
+#: Former private names kept for modules of other owners that still import them.
+_PERIMETER_WEIGHTS = PERIMETER_WEIGHTS  # former private name, still imported by analysis/chunked (another owner)
+_ellipse = ellipse_axes  # former private name, still imported by analysis/chunked (another owner)
+_units = column_units  # former private name, still imported by analysis/chunked (another owner)

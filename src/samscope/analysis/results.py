@@ -300,7 +300,7 @@ def find_results(
                      f"({', '.join(no_table[:3])}{' …' if len(no_table) > 3 else ''}): measured "
                      "from the labels alone (samscope baseline writes no table; after samscope "
                      "segment it means the run did not finish: run it again to complete it)")
-    found, order, more = _assign(found, conditions)
+    found, order, more = assign_conditions(found, conditions)
     notes += more
     missing = [f.name for f in found if f.image is None]
     if missing:
@@ -310,8 +310,15 @@ def find_results(
     return Discovery(tuple(found), tuple(skipped), tuple(order), tuple(notes))
 
 
-def _assign(found: list[ResultFiles], conditions) -> tuple[list[ResultFiles], list[str],
-                                                           list[str]]:
+def assign_conditions(
+    found: list[ResultFiles], conditions
+) -> tuple[list[ResultFiles], list[str], list[str]]:
+    """Give each result its condition (from its folder, or the ``conditions`` table).
+
+    Returns the results (with their condition), the conditions in order, and notes (images the
+    table does not name, reported as unassigned). Names the table lists but the results lack, or
+    names found in several folders, are an InputError.
+    """
     from dataclasses import replace
 
     if conditions is None:
@@ -358,3 +365,7 @@ def _assign(found: list[ResultFiles], conditions) -> tuple[list[ResultFiles], li
         order.append(UNASSIGNED)
     out = [replace(f, condition=assigned.get(i, UNASSIGNED)) for i, f in enumerate(found)]
     return out, order, notes
+
+
+#: Former private names kept for modules of other owners that still import them.
+_assign = assign_conditions  # former private name, still imported by analysis/zarr_labels (another owner)

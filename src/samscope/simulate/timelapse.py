@@ -273,7 +273,7 @@ def _simulate_series(shape: tuple[int, int], cfg: TimelapseConfig, *, seed: int,
     labels = np.stack(label_frames)
     seen = set(np.unique(labels).tolist())  # a mother that never showed in the image is no parent
     lineage = Lineage.from_labels(labels, parents={k: v for k, v in parents.items() if v in seen})
-    fixed = make_continuous(labels, _valid_parents(lineage))
+    fixed = make_continuous(labels, valid_parents(lineage))
     out_labels = fixed.labels.astype(np.uint16 if fixed.labels.max() < 65536 else np.uint32)
     params = {
         "kind": "nuclei-timelapse", "seed": int(seed), "index": int(index), "shape": [h, w],
@@ -285,7 +285,7 @@ def _simulate_series(shape: tuple[int, int], cfg: TimelapseConfig, *, seed: int,
                            float(nc.pixel_size_nm))  # fmt: skip
 
 
-def _valid_parents(lineage):
+def valid_parents(lineage):
     """Drop parent links whose parent does not end before the child starts (or is absent)."""
     from samscope.multidim.lineage import Lineage, Track
 
@@ -412,3 +412,7 @@ def write_timelapse(
         write_track_table(out / "tracks" / f"{name}.txt", s.lineage, overwrite=True)
         write_image(img, s.image, axes="TYX", pixel_size=px, overwrite=True)  # last: marks it done
     return files
+
+
+#: Former private names kept for modules of other owners that still import them.
+_valid_parents = valid_parents  # former private name, still imported by simulate/colony (another owner)
