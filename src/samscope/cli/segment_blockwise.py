@@ -16,8 +16,11 @@ __all__ = ["parse_sizes", "run_blockwise", "wants_blockwise"]
 
 
 def wants_blockwise(output: Path | None, *, dask: bool, block_size: str | None) -> bool:
-    """A ``.zarr`` output, ``--dask`` or ``--block-size`` select the blockwise path."""
-    return bool(dask or block_size or (output is not None and Path(output).suffix == ".zarr"))
+    """A ``.zarr`` or ``.tif`` output, ``--dask`` or ``--block-size`` select the blockwise path."""
+    from samscope.blockwise.tiff import TIFF_SUFFIXES
+
+    suffix = "" if output is None else Path(output).suffix.lower()
+    return bool(dask or block_size or suffix == ".zarr" or suffix in TIFF_SUFFIXES)
 
 
 def parse_sizes(text: str | None, what: str) -> int | tuple[int, ...] | None:
@@ -81,8 +84,16 @@ def run_blockwise(
     if len(inputs) != 1:
         raise InputError(f"blockwise segmentation (-o OUT.zarr, --dask, --block-size) takes one "
                          f"image, got {len(inputs)} inputs")
-    if output is None or Path(output).suffix != ".zarr":
-        raise InputError("blockwise segmentation writes a zarr: give -o OUT.zarr")
+    from samscope.blockwise.tiff import TIFF_SUFFIXES, tiff_store_path, write_bigtiff
+
+    if output is None or Path(output).suffix.lower() not in (".zarr", *TIFF_SUFFIXES):
+        raise InputError("blockwise segmentation writes a zarr or a BigTIFF: give -o OUT.zarr "
+                         "or -o OUT.tif")
+    tiff = Path(output) if Path(output).suffix.lower() in TIFF_SUFFIXES else None
+    if tiff is not None:
+        output = tiff_store_path(tiff)  # the resumable working store beside the TIFF
+        if tiff.exists() and not output.exists() and not options.get("overwrite"):
+            raise InputError(f"'{tiff}' exists; pass --overwrite to replace it")
     if not dask and (workers or scheduler or cluster_config):
         raise InputError("--workers, --scheduler and --cluster-config need --dask")
     for flag in ("per_plane", "diameter_um"):
@@ -108,9 +119,12 @@ def run_blockwise(
             result = segment_blockwise(request, progress=bars)
     finally:
         bars.close()
+    if tiff is not None and (result.status != "skipped" or not tiff.exists()):
+        write_bigtiff(output, tiff, overwrite=True)
+        typer.echo(f"BigTIFF: {tiff} (tiled, from {output})")
     if result.status == "skipped":
-        typer.echo(f"{output} is already complete with these settings ({result.n_objects} "
-                   "object(s)); use --overwrite to redo it")
+        typer.echo(f"{tiff or output} is already complete with these settings "
+                   f"({result.n_objects} object(s)); use --overwrite to redo it")
         return
     size = "" if result.diameter is None else f", diameter {result.diameter:.1f} px"
     typer.echo(
