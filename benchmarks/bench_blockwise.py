@@ -261,8 +261,13 @@ def faults(args) -> None:
                                    client=client, segmenter=seg)
     a = zarr.open_group(str(ref), mode="r")["0"][...]
     b = zarr.open_group(str(out), mode="r")["0"][...]
-    print(json.dumps({"killed_worker": bool(killed), "objects": result.n_objects,
-                      "identical": bool(np.array_equal(a, b))}))
+    doc = {"killed_worker": bool(killed), "objects": result.n_objects,
+           "identical": bool(np.array_equal(a, b)), "block": list(result.block_size),
+           "blocks": result.n_blocks}
+    print(json.dumps(doc))
+    if not killed:
+        print("NOTE: no worker was killed (the run finished before 2 blocks were marked); "
+              "use a smaller --block-size", file=sys.stderr)
 
 
 def gradient(args) -> None:
@@ -349,6 +354,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command in ("equivalence", "faults", "gradient"):  # a small check run: one block at most
         args.block_size = min(args.block_size, args.size)
+    if args.command == "faults":  # enough blocks that one is killed mid-run (>= 16)
+        args.block_size = min(args.block_size, max(64, args.size // 4))
     {"memory": memory, "equivalence": equivalence, "faults": faults, "gradient": gradient,
      "_run": run_once}[
         args.command](args)
