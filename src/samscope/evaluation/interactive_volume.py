@@ -90,6 +90,39 @@ class VolumeInteractiveResult:
         """SA at IoU 0.75 per iteration."""
         return np.array([a.sa75 for a in self.accuracy])
 
+    # the attributes the 2-D result has, so that summaries and run files take both
+    @property
+    def points(self) -> tuple[np.ndarray, ...]:
+        """Per object, ``(z, y, x)`` of every point it received (the first point in point mode)."""
+        out = []
+        for f, c in zip(self.first, self.corrections, strict=True):
+            first = [[f.plane, *f.point]] if self.mode == "point" else []
+            out.append(np.array(first + [[r[1], r[2], r[3]] for r in c if r[4] >= 0], np.float64).reshape(-1, 3))
+        return tuple(out)
+
+    @property
+    def point_labels(self) -> tuple[np.ndarray, ...]:
+        """1 positive, 0 negative, matching :attr:`points`."""
+        return tuple(
+            np.array(([1] if self.mode == "point" else []) + [int(r[4]) for r in c if r[4] >= 0], np.int64)
+            for c in self.corrections
+        )
+
+    @property
+    def point_iteration(self) -> tuple[np.ndarray, ...]:
+        """Iteration of each point in :attr:`points` (0 = first prompt)."""
+        return tuple(
+            np.array(([0] if self.mode == "point" else []) + [int(r[0]) for r in c if r[4] >= 0], np.int64)
+            for c in self.corrections
+        )
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """``(z, y0, x0, y1, x1)`` of each first box (box mode), else shape (0, 5)."""
+        if self.mode != "box":
+            return np.zeros((0, 5), np.int64)
+        return np.array([[f.plane, *f.box] for f in self.first], np.int64)
+
 
 def first_prompts_3d(labels: np.ndarray) -> list[VolumeFirstPrompt]:
     """Each object's largest plane with its interior centre point and box there (id order).

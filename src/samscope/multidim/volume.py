@@ -320,3 +320,18 @@ def _plane_view(emb: Any, index: int) -> Any:
     )  # fmt: skip
     view.source = None
     return view
+
+
+def interactive_propagator(volume: Any, model: Any, *, diameter: float | None = None, config: Any = None) -> Any:
+    """A :class:`~samscope.multidim.propagate.Propagator` over ``volume`` at the prompting scale.
+
+    The planes are resized as :func:`volume_scale` says (a scale-aware model: the objects brought
+    to its working diameter, estimated once on the widest plane), as ``eval_volume.py`` and the
+    3-D interactive protocol (:func:`samscope.evaluation.interactive_volume.run_interactive_volume`)
+    use it.
+    """
+    from samscope.multidim.propagate import Propagator
+
+    s, _ = volume_scale(volume, model, diameter=diameter)
+    stack = volume if isinstance(volume, PlaneStack) else PlaneStack(volume, model, scale=s)
+    return Propagator(model, stack, config=config)

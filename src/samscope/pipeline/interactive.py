@@ -257,6 +257,8 @@ def _run_pair(request, net, name, image_path, gt_path, stored, bars):
 
     labels = read_labels(gt_path)
     image = read_image(image_path)
+    if image.axes == "ZYX" and labels.ndim == 3:  # a volume: the 3-D protocol (issue 12)
+        return None, _run_volume(request, net, name, image, labels, image_path, stored)
     if image.axes not in ("YX", "YXC"):
         raise InputError(f"'{image_path}': the protocol needs 2-D images, got axes {image.axes}")
     if labels.shape != image.data.shape[:2]:
@@ -279,12 +281,25 @@ def _run_pair(request, net, name, image_path, gt_path, stored, bars):
     return first, result
 
 
+def _run_volume(request, net, name, image, labels, image_path, stored):
+    from samscope.evaluation.interactive_volume import run_interactive_volume
+    from samscope.multidim.volume import interactive_propagator
+
+    if labels.shape != image.data.shape:
+        raise InputError(f"'{image_path}' is {image.data.shape} but its ground truth is {labels.shape}")
+    if name in stored:
+        raise InputError(f"'{image_path}': a volume takes its first prompts from the ground truth, not a prompts file")
+    prop = interactive_propagator(image.data, net)
+    return run_interactive_volume(prop, labels, mode=request.mode, n_iterations=request.iterations, name=name)
+
+
 def _write_results(request, files, results, used, prompts_path, reuse) -> list[dict[str, Any]]:
     from samscope.evaluation.interactive import prompts_digest, save_prompts, save_run, summarise
     from samscope.evaluation.report import plot_curves, write_csv, write_json
 
     model = str(request.model) if isinstance(request.model, str | os.PathLike) else request.model.name
     request.output.mkdir(parents=True, exist_ok=True)
+    used = [u for u in used if u is not None]  # volumes have none: the 3-D protocol's are in the run file
     if not reuse:
         save_prompts(prompts_path, used)
     rows = summarise(results)
