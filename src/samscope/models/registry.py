@@ -265,6 +265,10 @@ def import_model(file: str | Path, name: str, *, replace: bool = False) -> Path:
     if name not in _CARDS or name in _USER_STATE["names"]:  # a new name: the user's own model
         return cached_path_of(import_user_model(file, name, replace=replace))
     candidates = [f for f in model_files(name) if f.known_hash]
+    if not candidates and get_architecture(get_card(name).architecture).encoder == "hiera":
+        from samscope.models.sam2_cards import import_unhashed  # Meta publishes no SAM2 hashes
+
+        return import_unhashed(file, get_card(name), cached_path(model_files(name)[0]))
     if not candidates:
         raise CheckpointError(
             f"model {name!r} has no published hash to check a file against; load the file with "
