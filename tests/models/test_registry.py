@@ -114,7 +114,7 @@ def test_builtin_cards():
 
     sam2 = [c.name for c in sam2_cards()]  # SAM2.1 / SAM2.0 t, s, b+, l and sam2_hiera_test
     assert names == ["vit_b", "vit_l", "vit_h", *MICRO_SAM, "samscope-generalist", "samscope-lm", "samscope-mito",
-                     *sam2, "vit_test"]  # fmt: skip
+                     *sam2, "sam3", "vit_test"]  # fmt: skip
     for name in ["samscope-lm", "samscope-mito"]:
         card = get_card(name)
         assert card.shipped and card.source == "samscope" and not model_files(name)

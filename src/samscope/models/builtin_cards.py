@@ -237,6 +237,9 @@ def builtin_cards() -> tuple[dict[str, ModelCard], dict[str, RemoteFile]]:
     from samscope.models.sam2_cards import sam2_cards
 
     cards.extend(sam2_cards())  # Meta's SAM2.1 / SAM2.0 (and the tiny random sam2_hiera_test)
+    from samscope.models.sam3 import sam3_cards
+
+    cards.extend(sam3_cards())  # SAM3: concept prompts; gated weights the user imports (issue 20)
     cards.append(
         ModelCard(
             name="vit_test",

@@ -259,6 +259,10 @@ def import_model(file: str | Path, name: str, *, replace: bool = False) -> Path:
         If its hash matches none of the model's files (the message gives both hashes).
     """
     file = Path(file)
+    if name == "sam3" or file.is_dir():  # SAM3's Hugging Face folder (samscope.models.sam3)
+        from samscope.models.sam3 import import_sam3_folder
+
+        return import_sam3_folder(file, replace=replace)
     if not file.is_file():
         raise InputError(f"no such file: {file}")
     _load_user_models()
@@ -539,7 +543,10 @@ def load_model(
     """
     from samscope.models.checkpoint import load_checkpoint
     from samscope.models.sam import check_precision
+    from samscope.models.sam3 import sam3_or_none
 
+    if checkpoint is None and (sam3 := sam3_or_none(name_or_path, device=device)) is not None:
+        return sam3  # SAM3's detector (mode 'concept', samscope.models.sam3), not a SamscopeModel
     device = check_device(device) if device else default_device()
     precision = check_precision(precision, device)
     decoder_state = None
