@@ -43,6 +43,7 @@ import numpy as np
 from samscope.errors import InputError
 from samscope.simulate.sample import (
     SimulatedSample,
+    check_camera,
     check_count,
     check_fraction,
     check_positive,
@@ -157,10 +158,7 @@ class CellsConfig:
         s(self, "halo_px", check_range("halo_px", self.halo_px, **pos))
         s(self, "background", check_range("background", self.background, **pos))
         s(self, "background_texture", check_range("background_texture", self.background_texture, minimum=0, maximum=0.5))
-        s(self, "blur_px", check_range("blur_px", self.blur_px, minimum=0, maximum=20))
-        s(self, "gain", check_range("gain", self.gain, **pos))
-        s(self, "offset", check_range("offset", self.offset, minimum=0, maximum=60000))
-        s(self, "read_noise", check_range("read_noise", self.read_noise, minimum=0))
+        check_camera(self)
         check_fraction("irregularity", self.irregularity, high=0.4)
         check_fraction("round_fraction", self.round_fraction)
         check_fraction("cluster_fraction", self.cluster_fraction)

@@ -78,6 +78,7 @@ import numpy as np
 from samscope.errors import InputError
 from samscope.simulate.sample import (
     SimulatedSample,
+    check_camera,
     check_count,
     check_fraction,
     check_positive,
@@ -196,10 +197,7 @@ class NucleiConfig:
         s(self, "texture", check_range("texture", self.texture, minimum=0, maximum=0.9))
         s(self, "nucleoli", check_range("nucleoli", self.nucleoli, minimum=0, maximum=20, integer=True))
         s(self, "background", check_range("background", self.background, **pos))
-        s(self, "blur_px", check_range("blur_px", self.blur_px, minimum=0, maximum=20))
-        s(self, "gain", check_range("gain", self.gain, **pos))
-        s(self, "offset", check_range("offset", self.offset, minimum=0, maximum=60000))
-        s(self, "read_noise", check_range("read_noise", self.read_noise, minimum=0))
+        check_camera(self)
         check_fraction("irregularity", self.irregularity, high=0.3)
         check_fraction("bend", self.bend, high=1.0)
         for name in (

@@ -16,6 +16,7 @@ from samscope.errors import InputError
 
 __all__ = [
     "SimulatedSample",
+    "check_camera",
     "check_count",
     "check_fraction",
     "check_positive",
@@ -190,6 +191,16 @@ def check_fraction(name: str, value: float, *, high: float = 1.0) -> None:
         raise InputError(f"{name} must be a number, got {value!r}") from None
     if not 0 <= v <= high:
         raise InputError(f"{name} must be in [0, {high}], got {value!r}")
+
+
+def check_camera(cfg: Any) -> None:
+    """Check the blur and camera ranges widefield simulators share (``blur_px``, ``gain``,
+    ``offset``, ``read_noise``) and store them back as float pairs on the frozen ``cfg``."""
+    s = object.__setattr__
+    s(cfg, "blur_px", check_range("blur_px", cfg.blur_px, minimum=0, maximum=20))
+    s(cfg, "gain", check_range("gain", cfg.gain, minimum=0, exclusive=True))
+    s(cfg, "offset", check_range("offset", cfg.offset, minimum=0, maximum=60000))
+    s(cfg, "read_noise", check_range("read_noise", cfg.read_noise, minimum=0))
 
 
 def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
