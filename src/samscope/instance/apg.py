@@ -28,7 +28,7 @@ from scipy import ndimage as ndi
 from samscope.errors import InputError
 from samscope.instance.instances import CroppedMasks, Instances
 from samscope.instance.settings import check_count, check_sigma, check_unit, resolve_settings
-from samscope.instance.targets import instance_seeds
+from samscope.instance.targets import seeds_from_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.embeddings import ImageEmbeddings
@@ -220,14 +220,7 @@ def segment_apg(
     if maps is None:
         maps = predict_ais_maps(model, embeddings, plane=plane, tile=tile)
 
-    seeds, _, _ = instance_seeds(
-        maps,
-        center_distance_thresh=cfg.center_distance_thresh,
-        boundary_distance_thresh=cfg.boundary_distance_thresh,
-        foreground_thresh=cfg.foreground_thresh,
-        foreground_smoothing=cfg.foreground_smoothing,
-        distance_smoothing=cfg.distance_smoothing,
-    )
+    seeds, _, _ = seeds_from_settings(maps, cfg)
     points = seed_points(seeds)
     if len(points) == 0:
         return Instances.empty(shape, mode="apg", overlapping=True)

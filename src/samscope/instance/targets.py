@@ -40,6 +40,7 @@ __all__ = [
     "distance_map_target",
     "instance_distance_targets",
     "instance_seeds",
+    "seeds_from_settings",
     "watershed_from_distance_map",
     "watershed_from_instance_distances",
 ]
@@ -249,6 +250,19 @@ def instance_seeds(
     return seeds.astype(np.int32, copy=False), foreground, boundary
 
 
+def seeds_from_settings(maps: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`instance_seeds` with the five thresholds of a mode's settings (AIS, APG, a card's
+    :class:`~samscope.models.card.AutomaticDefaults`)."""
+    return instance_seeds(
+        maps,
+        center_distance_thresh=cfg.center_distance_thresh,
+        boundary_distance_thresh=cfg.boundary_distance_thresh,
+        foreground_thresh=cfg.foreground_thresh,
+        foreground_smoothing=cfg.foreground_smoothing,
+        distance_smoothing=cfg.distance_smoothing,
+    )
+
+
 def watershed_from_instance_distances(
     maps: np.ndarray, *, config: AISConfig | None = None
 ) -> np.ndarray:
@@ -277,14 +291,7 @@ def watershed_from_instance_distances(
     from samscope.models.card import AutomaticDefaults
 
     cfg = resolve_settings(config) if config is not None else AutomaticDefaults()
-    seeds, foreground, surface = instance_seeds(
-        maps,
-        center_distance_thresh=cfg.center_distance_thresh,
-        boundary_distance_thresh=cfg.boundary_distance_thresh,
-        foreground_thresh=cfg.foreground_thresh,
-        foreground_smoothing=cfg.foreground_smoothing,
-        distance_smoothing=cfg.distance_smoothing,
-    )
+    seeds, foreground, surface = seeds_from_settings(maps, cfg)
     if seeds.max() == 0:
         return np.zeros(seeds.shape, np.int32)
     labels = watershed(surface, markers=seeds, mask=foreground)
