@@ -49,7 +49,7 @@ def _card(version: str, key: str, stem: str, params: str) -> ModelCard:
         architecture=f"sam2_hiera_{key}",
         description=(
             f"Segment Anything {version} Hiera-{key.upper()} ({params}), Meta, natural images and "
-            f"videos; image modes only here ({NO_PUBLISHED_HASH})"
+            f"videos ({NO_PUBLISHED_HASH})"
         ),
         urls=(_BASE + folder + filename,),
         known_hash=None,
