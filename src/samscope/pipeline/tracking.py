@@ -266,10 +266,20 @@ def _segment_frame(frame: np.ndarray, model: Any, mode: str, config: Any, kw: di
 
 def fragment_sizes(model: Any, diameter: float | None, scale: float | None) -> tuple[float, float]:
     """``(min_size, border_min_size)`` in native pixels for :func:`keep_border_fragments`: the
-    card's ``min_size`` (given at the working scale) for whole objects, ``BORDER_FRACTION`` of a
-    nucleus of ``diameter`` for objects on the border."""
-    auto = getattr(getattr(model, "card", None), "automatic", None)
-    interior = float(getattr(auto, "min_size", 0) or 0) / float(scale or 1.0) ** 2
+    card's ``min_size`` (given at the working scale, where objects are ``working_diameter``
+    across) for whole objects, ``BORDER_FRACTION`` of a nucleus of ``diameter`` on the border.
+
+    The card's size is converted by the objects' size, not by the resize factor: an image whose
+    resize was skipped (objects within the scale tolerance of the working size) keeps the
+    threshold in proportion to its objects (24.5 px nuclei: 153 px, not 200; a daughter just
+    after a division is about half a nucleus)."""
+    card = getattr(model, "card", None)
+    min_size = float(getattr(getattr(card, "automatic", None), "min_size", 0) or 0)
+    working = getattr(card, "working_diameter", None)
+    if diameter and working:  # also when the resize was skipped as too small to matter
+        interior = min_size * (float(diameter) / float(working)) ** 2
+    else:
+        interior = min_size / float(scale or 1.0) ** 2
     border = BORDER_FRACTION * np.pi / 4 * diameter**2 if diameter else BORDER_FRACTION * interior
     return interior, min(border, interior)
 
