@@ -30,7 +30,6 @@ itself lives in :mod:`samscope.embedding_cache`; the early memory check in :mod:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,8 +47,17 @@ from samscope.embedding_cache import (
     remove_new_cache,
     stored_signature,
 )
+from samscope.embedding_fill import (  # plane_value_range re-exported (public here before)
+    AXES_2D,
+    check_embedding_memory,
+    fill,
+    plane_value_range,
+    read_pixels,
+    resized,
+)
 from samscope.errors import CacheMismatchError, InputError
-from samscope.image import Transform, prepare_input
+from samscope.image import Transform
+from samscope.io import array_axes, has_colour_axis
 from samscope.memory import check_memory
 from samscope.tiling import Tile, TileGrid
 
@@ -66,6 +74,7 @@ __all__ = [
     "compute_embeddings",
     "data_hash",
     "load_embeddings",
+    "plane_value_range",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,7 +105,7 @@ def data_hash(data: Any) -> str:
     dtype = np.dtype(data.dtype)
     digest.update(f"{shape}|{dtype.str}".encode())
     if len(shape) == 0:
-        digest.update(np.ascontiguousarray(_read(data)).tobytes())
+        digest.update(np.ascontiguousarray(read_pixels(data)).tobytes())
         return digest.hexdigest()
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
     if row_bytes > _HASH_BLOCK_BYTES and len(shape) > 1:
@@ -105,12 +114,12 @@ def data_hash(data: Any) -> str:
         return digest.hexdigest()
     step = max(1, _HASH_BLOCK_BYTES // max(row_bytes, 1))
     for start in range(0, shape[0], step):
-        block = np.ascontiguousarray(_read(data, slice(start, start + step)))
+        block = np.ascontiguousarray(read_pixels(data, slice(start, start + step)))
         digest.update(block.tobytes())
     return digest.hexdigest()
 
 
-_AXES_2D = ("YX", "YXC")
+_AXES_2D = AXES_2D
 _AXES_PLANES = ("ZYX", "TYX", "ZYXC", "TYXC")
 
 
@@ -127,12 +136,8 @@ def _infer_axes(shape: tuple[int, ...], axes: str | None) -> str:
                 f"axes {axes!r} has {len(axes)} letters but the image has shape {shape}"
             )
         return axes
-    if len(shape) == 2:
-        return "YX"
-    if len(shape) == 3:
-        return "YXC" if shape[-1] in (3, 4) else "ZYX"
-    if len(shape) == 4 and shape[-1] in (3, 4):
-        return "ZYXC"
+    if len(shape) in (2, 3) or (len(shape) == 4 and has_colour_axis(shape)):
+        return array_axes(shape)  # the one axes/RGB rule
     raise InputError(
         f"cannot tell the axes of an image of shape {shape}: expected (y, x), (y, x, 3), "
         "(z|t, y, x) or (z|t, y, x, 3); pass axes="
@@ -254,14 +259,6 @@ def _signature(model: SamscopeModel, data: Any, axes: str, grid: TileGrid | None
     }
 
 
-def _plane_iter(data: Any, axes: str) -> Iterator[np.ndarray]:
-    if axes in _AXES_2D:
-        yield _read(data)
-    else:
-        for i in range(data.shape[0]):
-            yield _read(data, i)
-
-
 def compute_embeddings(
     image: Any,
     model: SamscopeModel,
@@ -342,7 +339,7 @@ def compute_embeddings(
         raise InputError(f"scale must be a positive number, got {scale!r}")
     if abs(scale - 1.0) > 1e-6:
         native_shape = plane_shape
-        data = _resized(data, axes, float(scale))
+        data = resized(data, axes, float(scale))
         plane_shape = tuple(int(s) for s in (data.shape[-3:-1] if axes.endswith("C") else data.shape[-2:]))
     else:
         scale = 1.0
@@ -364,7 +361,7 @@ def compute_embeddings(
     arch = model.arch
     channels = getattr(model, "feature_channels", arch.embed_dim)  # SAM2: packed multi-scale
     shape = (n_planes, len(tiles), channels, arch.grid_size, arch.grid_size)
-    _check_embedding_memory(data, axes, plane_shape, shape, grid, cache)
+    check_embedding_memory(data, axes, plane_shape, shape, grid, cache)
     signature = _signature(model, data, axes, grid)
     if native_shape is not None:  # only then, so caches of native embeddings keep their signature
         signature["scale"] = float(scale)
@@ -392,7 +389,7 @@ def compute_embeddings(
         done = None
         done_now = np.zeros(shape[:2], bool)
     try:
-        value_ranges = _fill(
+        value_ranges = fill(
             data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress,
             value_range,
         )
@@ -416,192 +413,6 @@ def compute_embeddings(
     )
     result.source = data  # a reference (never a copy): lets prompting embed on-demand windows
     return result
-
-
-def _resized(data: Any, axes: str, scale: float) -> np.ndarray:
-    """Every plane of ``data`` resized by ``scale`` (float32, in memory)."""
-    from samscope.instance.scale import resize_plane
-
-    if axes in _AXES_2D:
-        return resize_plane(_read(data), scale)
-    return np.stack([resize_plane(plane, scale) for plane in _plane_iter(data, axes)])
-
-
-def _check_embedding_memory(
-    data: Any,
-    axes: str,
-    plane_shape: tuple[int, int],
-    shape: tuple[int, ...],
-    grid: TileGrid | None,
-    cache: Any,
-) -> None:
-    """Fail before any work when the embeddings (in memory) and one plane cannot fit."""
-    itemsize = np.dtype(data.dtype).itemsize
-    channels = int(data.shape[-1]) if axes.endswith("C") else 1
-    plane_pixels = int(np.prod(plane_shape, dtype=np.int64)) * channels
-    # the plane as read, plus float32 working copies of it (whole-image input) or of one tile
-    working = plane_pixels * (itemsize + (8 if grid is None else 0))
-    features = 0 if cache is not None else int(np.prod(shape, dtype=np.int64)) * 4
-    needed = working + features
-    check_memory(
-        needed,
-        f"embedding an image of shape {tuple(int(s) for s in data.shape)} "
-        f"({shape[0]} plane(s) × {shape[1]} tile(s))",
-        "give an embeddings cache (samscope embed IMAGE -o CACHE.zarr, or --embeddings) so the "
-        "embeddings stay on disk, use tiles (--tile-shape), or crop or bin the image",
-    )
-
-
-def _fill(data, axes, model, grid, tiles, features, done, done_now, path, batch_size, progress,
-          fixed_range=None):
-    """Compute the pieces not yet stored; returns the per-plane intensity ranges used."""
-    from tqdm.auto import tqdm
-
-    norm = model.card.normalisation
-    n_planes = features.shape[0]
-    todo = [(p, t) for p in range(n_planes) for t in range(len(tiles)) if not done_now[p, t]]
-    if todo and path is not None and done_now.any():
-        log.info("resuming %s: %d of %d embeddings left", path, len(todo), done_now.size)
-    bar = tqdm(total=len(todo), desc="embeddings", unit="tile", disable=not progress or not todo)
-    pending: list[tuple[int, int, np.ndarray]] = []
-
-    def flush() -> None:
-        import torch
-
-        if not pending:
-            return
-        batch = torch.from_numpy(np.stack([px for _, _, px in pending]))
-        out = model.encode(batch).cpu().numpy()
-        if not np.isfinite(out).all():
-            from samscope.errors import CheckpointError
-
-            p, t, _ = pending[0]
-            raise CheckpointError(
-                f"model {model.name!r} produced NaN or infinite embeddings (plane {p}, tile {t}); "
-                "its weights are probably damaged"
-            )
-        for (p, t, _), emb in zip(pending, out, strict=True):
-            features[p, t] = emb
-            if done is not None:
-                done[p, t] = 1  # flagged only after the features are stored
-        bar.update(len(pending))
-        pending.clear()
-
-    todo_set = set(todo)
-    value_ranges: dict[int, tuple[float, float]] = {}
-    try:
-        for p, plane in enumerate(_plane_iter(data, axes) if todo else ()):
-            if not any((p, t) in todo_set for t in range(len(tiles))):
-                continue
-            value_range = fixed_range
-            if value_range is not None:
-                value_ranges[p] = value_range
-            elif grid is not None:
-                value_range = value_ranges[p] = plane_value_range(plane, model)
-            for t, tile in enumerate(tiles):
-                if (p, t) not in todo_set:
-                    continue
-                region = _read(plane, tile.outer_slices)
-                _check_values(region, p, tile)
-                region, tile_range = _wide_float_to_unit(region, value_range, norm)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    pixels, _ = prepare_input(
-                        region,
-                        model.image_size,
-                        low_percentile=norm.low_percentile,
-                        high_percentile=norm.high_percentile,
-                        mean=norm.mean,
-                        std=norm.std,
-                        value_range=tile_range,
-                        pad=norm.pad,
-                    )
-                if not np.isfinite(pixels).all():
-                    arr = np.asarray(region, dtype=np.float64)
-                    raise InputError(
-                        f"plane {p}, region {tile.outer}: normalising the intensities (values "
-                        f"{np.nanmin(arr):.3g} to {np.nanmax(arr):.3g}) overflowed float32; "
-                        "rescale the image (e.g. divide it by a large power of ten) first"
-                    )
-                pending.append((p, t, pixels))
-                if len(pending) >= batch_size:
-                    flush()
-        flush()
-    finally:
-        bar.close()
-    return value_ranges
-
-
-def plane_value_range(plane: Any, model: SamscopeModel) -> tuple[float, float]:
-    """The intensity range every tile (and on-demand window) of a plane is normalised with.
-
-    The percentiles of the model card's normalisation over the whole plane (finite values), so a
-    tile of dim background is not stretched to full contrast — the models see what they were
-    trained on (whole images normalised at once).
-    """
-    from samscope.image import intensity_range
-
-    norm = model.card.normalisation
-    arr = np.asarray(plane)
-    if arr.ndim == 3:  # RGB(A): channels share one range, as normalize_percentile does
-        arr = arr[..., :3]
-    if arr.dtype.kind == "f":
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise InputError(f"the image has {bad} NaN or infinite values; clean or mask them first")
-    return intensity_range(arr, low=norm.low_percentile, high=norm.high_percentile)
-
-
-def _read(data: Any, index: Any = None) -> np.ndarray:
-    """``data[index]`` as numpy; a file failing while its pixels are read is an InputError."""
-    from samscope.errors import SamscopeError
-
-    try:
-        return np.asarray(data if index is None else data[index])
-    except (SamscopeError, MemoryError):
-        raise
-    except Exception as err:  # noqa: BLE001 - tifffile, zarr, numpy memmap errors
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise InputError(
-            f"cannot read the image's pixels ({type(err).__name__}: {first[:200]}); the file is "
-            "probably damaged or truncated"
-        ) from None
-
-
-def _wide_float_to_unit(
-    region: np.ndarray, value_range: tuple[float, float] | None, norm: Any
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Normalise a float64 plane region in float64, exactly as the float32 normalisation would.
-
-    float32 holds neither 1e300 nor 1e-300, so float64 data (any finite values) are mapped to
-    their ``[low, high]``-percentile range here and handed on with the range ``(0, 1)``; the
-    result is the same affine map and clip, without overflow or underflow.
-    """
-    if region.dtype.kind != "f" or region.dtype.itemsize <= 4 or region.ndim != 2:
-        return region, value_range
-    from samscope.image import intensity_range
-
-    arr = np.asarray(region, dtype=np.float64)
-    if value_range is None:
-        lo, hi = intensity_range(arr, low=norm.low_percentile, high=norm.high_percentile)
-    else:
-        lo, hi = (float(v) for v in value_range)
-    if not hi > lo:
-        return np.zeros(arr.shape, np.float32), (0.0, 1.0)
-    scale = max(abs(lo), abs(hi))
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        low, high = lo / scale, hi / scale
-        unit = (arr / scale - low) / (high - low)
-    return np.clip(unit, 0.0, 1.0).astype(np.float32), (0.0, 1.0)
-
-
-def _check_values(region: np.ndarray, plane: int, tile: Tile) -> None:
-    if region.dtype.kind == "f" and not np.isfinite(region).all():
-        bad = int((~np.isfinite(region)).sum())
-        raise InputError(
-            f"plane {plane}, region {tile.outer} has {bad} NaN or infinite values; clean or mask them first"
-        )
-    if region.dtype.kind not in "buif":
-        raise InputError(f"cannot embed an image of dtype {region.dtype}")
 
 
 def load_embeddings(path: str | Path) -> ImageEmbeddings:

@@ -161,7 +161,7 @@ class Router:
             )
             y0, x0, y1, x1 = window
             norm = self.model.card.normalisation
-            from samscope.embeddings import plane_value_range
+            from samscope.embedding_fill import plane_value_range
 
             ranges = self.emb.value_ranges  # the plane's tiles were normalised with this range
             if self.plane not in ranges:
