@@ -217,6 +217,8 @@ def interactive(args) -> None:
 
     model = load_model(args.model, device="cpu")
     images, _, gt, _ = load("cho")
+    if not args.raw_ids:  # CHO's ids swap at time points 2, 3, 8, 18 (overlap_identities)
+        gt = overlap_identities(gt)
     z = args.plane
     movie, truth = images[:, z], gt[:, z]
     scale = args.scale
@@ -376,7 +378,7 @@ def main() -> None:
     ap.add_argument("--no-divisions", action="store_true", help="interactive: no division detection")
     ap.add_argument("--prompt", default="box", help="interactive: box, box+mask, box+points, …")
     ap.add_argument("--repeat", type=int, default=3, help="speed: runs (the best is reported)")
-    ap.add_argument("--raw-ids", action="store_true", help="interactive-3d: CHO's ids as given (they swap)")
+    ap.add_argument("--raw-ids", action="store_true", help="interactive, interactive-3d: CHO's ids as given (they swap)")
     ap.add_argument("--frames", type=int, default=20, help="interactive-3d: time points 0 … N-1")
     ap.add_argument("--emb-cache", type=Path, default=None, help="interactive-3d: embeddings folder")
     args = ap.parse_args()
