@@ -97,7 +97,9 @@ class PropagationConfig:
         Stop when the area grows by more than this factor from the previous plane.
     min_contrast : float
         Stop when the object's contrast falls below this fraction of its contrast on the anchor
-        plane (0: never).
+        plane (0: never). With several anchors (corrections) the reference for this and for
+        ``min_intensity`` is the anchor of highest contrast, so a correction on a dim plane does
+        not let the blurred ghost back in.
     min_intensity : float
         Trim each propagated mask to its pixels brighter than the anchor's ring level plus this
         fraction of the anchor's contrast (0: no trimming; objects darker than their
@@ -371,8 +373,7 @@ class Propagator:
                 if len(seg) and obj.masks.get(a) is not None and obj.masks[a].area:
                     chains[(i, a)] = list(seg)
                     if self.config.min_contrast > 0 or self.config.min_intensity > 0:
-                        inside, ring = object_levels(st.image(a), obj.masks[a].dense(st.work_shape))
-                        self._levels[(i, a)] = (inside, ring, float(np.sqrt(obj.masks[a].area)))
+                        self._levels[(i, a)] = self._reference(obj)
         motion: dict[tuple[int, int], np.ndarray] = {}
         order = range(st.n_planes) if up else range(st.n_planes - 1, -1, -1)
         step = 1 if up else -1
@@ -385,6 +386,20 @@ class Propagator:
                 for i, a in todo
             ]
             self._decode_propagated(plane, todo, prompts, chains, motion, step)
+
+    def _reference(self, obj: _Object) -> tuple[float, float, float]:
+        """Inside and ring level and size of the object's best-contrast anchor: the reference
+        for fading and trimming from every anchor (a correction on a dim plane does not lower it)."""
+        st = self.stack
+        best = None
+        for a in sorted(obj.anchors):
+            m = obj.masks.get(a)
+            if m is None or not m.area:
+                continue
+            inside, ring = object_levels(st.image(a), m.dense(st.work_shape))
+            if best is None or inside - ring > best[0] - best[1]:
+                best = (inside, ring, float(np.sqrt(m.area)))
+        return best if best is not None else (float("nan"), float("nan"), 0.0)
 
     def _prompt_from(self, prev: PlaneMask, key, motion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Box, most interior point and dense mask of the previous plane's mask (shifted by motion)."""
