@@ -160,3 +160,29 @@ def test_masks_and_iou_equal_meta(model, fixture):
         np.testing.assert_allclose(iou[0].numpy(), fixture[f"iou_{i}"], atol=TOL, rtol=0)
         kinds.add((p["kind"], p["multimask"]))
     assert len(kinds) == 10  # point, points, box, box+point, mask+point × multimask on/off
+
+
+def test_a_loaded_meta_checkpoint_builds_its_video_model(model, meta_state):
+    """The memory propagator gets a Sam2VideoModel from a model loaded from Meta's file."""
+    from transformers import Sam2VideoModel
+
+    from samscope.models.sam2_convert import build_sam2_video_model
+    from samscope.multidim.sam2_memory import video_model_of
+
+    video = video_model_of(model)
+    assert isinstance(video, Sam2VideoModel)
+    assert model.video_model() is video  # built once
+    want = build_sam2_video_model(meta_state)[0].state_dict()
+    got = video.state_dict()
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        torch.testing.assert_close(got[key].float(), value.float(), rtol=0, atol=0, msg=key)
+
+
+def test_a_sam2_model_without_memory_modules_says_so(model):
+    from samscope.errors import InputError
+    from samscope.models.sam2_model import Sam2ScopeModel
+
+    bare = Sam2ScopeModel(model.sam, model.card, device="cpu")
+    with pytest.raises(InputError, match="memory modules"):
+        bare.video_model()

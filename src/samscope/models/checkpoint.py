@@ -216,6 +216,9 @@ class ConvertedCheckpoint:
         Distance-map head weights and constructor keywords (``samscope`` files).
     training : dict or None
         Training state of a ``samscope`` training checkpoint (config, step, optimiser, …).
+    memory_state : dict or None
+        SAM2 only: the memory modules of Meta's checkpoint (``transformers.Sam2VideoModel`` keys
+        the image model does not use), for the video-memory propagator.
     """
 
     format: Format
@@ -226,6 +229,7 @@ class ConvertedCheckpoint:
     distance_state: StateDict | None = None
     distance_config: dict | None = None
     training: dict | None = None
+    memory_state: StateDict | None = None
 
 
 def _is_tensor_dict(obj) -> bool:

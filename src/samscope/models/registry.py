@@ -589,6 +589,9 @@ def load_model(
     sam = build_with_weights(card.architecture, sam_state)
     head = instance_head_from_state(decoder_state) if decoder_state is not None else None
     distance = distance_head(converted) if converted is not None else None
-    return SamscopeModel(
+    model = SamscopeModel(
         sam, card, instance_head=head, distance_head=distance, device=device, precision=precision
     )
+    if converted is not None and converted.memory_state:  # SAM2: kept for the memory propagator
+        model.memory_state = converted.memory_state
+    return model

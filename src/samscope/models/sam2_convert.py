@@ -389,7 +389,8 @@ def _no_init():
     return no_init_weights()
 
 
-def _build(cls, config, state: Mapping[str, torch.Tensor], what: str):
+def build_checked(cls, config, state: Mapping[str, torch.Tensor], what: str):
+    """``cls(config)`` with ``state`` loaded strictly, after a key check that lists every difference."""
     with torch.device("meta"):  # cheap: the key check needs names and shapes only
         skeleton = cls(config)
     check_keys(skeleton, state, what)
@@ -417,7 +418,7 @@ def build_sam2_model(meta_state: Mapping[str, torch.Tensor], spec: Sam2Spec | No
     _check_video_keys(full, spec)
     from transformers import Sam2Model
 
-    return _build(Sam2Model, sam2_config(spec), image_state(full), "SAM2 image model"), spec
+    return build_checked(Sam2Model, sam2_config(spec), image_state(full), "SAM2 image model"), spec
 
 
 def _check_video_keys(full: Mapping[str, torch.Tensor], spec: Sam2Spec) -> None:
@@ -441,7 +442,7 @@ def build_sam2_video_model(meta_state: Mapping[str, torch.Tensor], spec: Sam2Spe
 
     spec = spec or infer_spec(meta_state)
     full = meta_to_transformers(meta_state)
-    return _build(Sam2VideoModel, sam2_video_config(spec), full, "SAM2 video model"), spec
+    return build_checked(Sam2VideoModel, sam2_video_config(spec), full, "SAM2 video model"), spec
 
 
 def convert_meta_checkpoint(obj):
@@ -460,4 +461,6 @@ def convert_meta_checkpoint(obj):
     full = meta_to_transformers(state)
     _check_video_keys(full, spec)
     arch = get_architecture(ARCH_PREFIX + spec.name)
-    return ConvertedCheckpoint("sam2", image_state(full), architecture=arch)
+    image = image_state(full)
+    memory = {k: v for k, v in full.items() if k not in image}
+    return ConvertedCheckpoint("sam2", image, architecture=arch, memory_state=memory)

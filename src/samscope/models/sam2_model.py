@@ -45,12 +45,12 @@ def build_sam2_with_weights(arch_name: str, state) -> torch.nn.Module:
     """``transformers.Sam2Model`` of ``arch_name`` with ``state`` (its keys), loaded strictly."""
     from transformers import Sam2Model
 
-    from samscope.models.sam2_convert import _build
+    from samscope.models.sam2_convert import build_checked
 
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     config = sam2_config(spec_of_architecture(arch_name))
     config._attn_implementation = "sdpa"
-    return _build(Sam2Model, config, state, f"{arch_name} model")
+    return build_checked(Sam2Model, config, state, f"{arch_name} model")
 
 
 def _embedding_part(hidden: int):
@@ -72,6 +72,8 @@ class Sam2ScopeModel(SamscopeModel):
         super().__init__(sam, card, **kwargs)
         self.spec: Sam2Spec = spec_of_architecture(card.architecture)
         adapt_heads(self.sam, self.instance_head, self.distance_head)
+        self.memory_state: dict | None = None  # Meta's memory modules, set by load_model
+        self._video = None
 
     @property
     def feature_channels(self) -> int:
@@ -135,6 +137,37 @@ class Sam2ScopeModel(SamscopeModel):
         with torch.inference_mode(), self.autocast():
             logits, iou = decode(self.sam, cache, sparse, dense=dense, multimask=multimask)
         return logits.float(), iou.float()
+
+    def video_model(self):
+        """``transformers.Sam2VideoModel`` for the ``sam2-memory`` propagator, built once.
+
+        Its image parts are this model's weights (fine-tuned or LoRA-folded ones included); its
+        memory modules come from the Meta checkpoint the model was loaded from.
+
+        Raises
+        ------
+        InputError
+            The model was loaded without SAM2's memory modules (e.g. a samscope training export,
+            which keeps the image model only).
+        """
+        if self._video is None:
+            from transformers import Sam2VideoModel
+
+            from samscope.errors import InputError
+            from samscope.models.sam2_convert import build_checked
+            from samscope.models.sam2_specs import sam2_video_config
+
+            if not self.memory_state:
+                raise InputError(
+                    f"model {self.card.name!r} was loaded without SAM2's memory modules (only Meta's "
+                    "SAM2 .pt files have them), so it cannot run the 'sam2-memory' propagator; load "
+                    "the Meta checkpoint, or use --propagator projection"
+                )
+            state = {**self.sam.state_dict(), **self.memory_state}
+            state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+            self._video = build_checked(Sam2VideoModel, sam2_video_config(self.spec), state, f"{self.card.name} video model")
+            self._video.to(self.device)
+        return self._video
 
 
 def samscope_sam2_model(sam, spec: Sam2Spec, *, name: str = "sam2", device: str = "cpu"):
