@@ -142,7 +142,9 @@ def test_targets_scale_2000_objects_on_2048():
     d = distance_map_target(lab)
     elapsed = time.perf_counter() - t0
     assert t.shape == (3, 2048, 2048) and d.shape == (2048, 2048)
-    assert elapsed < 10, f"targets took {elapsed:.1f} s (about 1 s expected)"
+    # a guard against per-object passes over the whole image (minutes for 2000 objects), not a
+    # speed figure: about 1 s on a quiet 2-core machine, so the bound leaves room for a loaded one
+    assert elapsed < 60, f"targets took {elapsed:.1f} s (about 1 s expected)"
 
 
 # -- distance map target ----------------------------------------------------------------------
