@@ -415,19 +415,9 @@ def _listed(keys: list[str]) -> str:
     return f"{len(keys)}: {shown}{more}"
 
 
-def load_state_dict_strict(
-    module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str = "model", assign: bool = False
-) -> None:
-    """Load ``state`` into ``module``; any missing, unexpected or mis-shaped key is an error.
-
-    ``assign=True`` makes the module use the given tensors (for a module built on the ``meta``
-    device, to skip a random initialisation).
-
-    Raises
-    ------
-    CheckpointError
-        Listing up to :data:`MAX_LISTED_KEYS` keys of each kind, with their counts.
-    """
+def key_problems(module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str = "model") -> list[str]:
+    """What keeps ``state`` from loading strictly into ``module``: missing, unexpected and
+    mis-shaped keys, each kind as one line listing up to :data:`MAX_LISTED_KEYS` (empty: it fits)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -443,6 +433,23 @@ def load_state_dict_strict(
         problems.append(f"unexpected keys {_listed(unexpected)}")
     if mismatched:
         problems.append(f"shape mismatches (checkpoint vs {what}) {_listed(mismatched)}")
+    return problems
+
+
+def load_state_dict_strict(
+    module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str = "model", assign: bool = False
+) -> None:
+    """Load ``state`` into ``module``; any missing, unexpected or mis-shaped key is an error.
+
+    ``assign=True`` makes the module use the given tensors (for a module built on the ``meta``
+    device, to skip a random initialisation).
+
+    Raises
+    ------
+    CheckpointError
+        Listing up to :data:`MAX_LISTED_KEYS` keys of each kind, with their counts.
+    """
+    problems = key_problems(module, state, what=what)
     if problems:
         raise CheckpointError(f"checkpoint does not fit the {what}: " + "; ".join(problems))
     module.load_state_dict(dict(state), strict=True, assign=assign)

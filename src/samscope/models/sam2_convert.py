@@ -359,21 +359,9 @@ def infer_spec(meta_state: Mapping[str, torch.Tensor]) -> Sam2Spec:
 
 def check_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """Missing, unexpected or mis-shaped keys of ``state`` against ``model``: a CheckpointError."""
-    expected = model.state_dict()
-    missing = set(expected) - set(state)
-    unexpected = set(state) - set(expected)
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_listed(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches (checkpoint vs model) {_listed(mismatched)}")
+    from samscope.models.checkpoint import key_problems
+
+    problems = key_problems(model, state, what=what)
     if problems:
         raise CheckpointError(f"SAM2 checkpoint does not fit the {what}: " + "; ".join(problems))
 

@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,33 +256,7 @@ def write_colony(output: str | os.PathLike, n: int, *, shape: tuple[int, int] = 
     """Write ``n`` colonies as :func:`samscope.simulate.timelapse.write_timelapse` writes nuclei:
     ``images/NNNNNN.tif`` (TYX), ``labels/NNNNNN.tif`` (track ids), ``tracks/NNNNNN.txt`` (CTC
     ``man_track.txt``), ``params/NNNNNN.json``, ``dataset.json``; a re-run resumes."""
-    from samscope.io import atomic_target, write_image, write_labels
-    from samscope.io.tracks import write_track_table
+    from samscope.simulate.timelapse import write_series_dataset
 
-    cfg = config or ColonyConfig()
-    out = Path(output)
-    doc = {"kind": "colony-timelapse", "n": int(n), "seed": int(seed), "shape": list(check_shape(shape)),
-           "config": config_to_dict(cfg)}  # fmt: skip
-    meta = out / "dataset.json"
-    if meta.exists() and json.loads(meta.read_text()) != json.loads(json.dumps(doc)) and not overwrite:
-        raise InputError(f"'{out}' holds another dataset; pass --overwrite to replace it")
-    for sub in ("images", "labels", "tracks", "params"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    with atomic_target(meta, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(doc, indent=1))
-    seed_, indices = sample_seeds(n, seed)
-    files = []
-    for i in indices:
-        name = f"{i:06d}"
-        img = out / "images" / f"{name}.tif"
-        files.append(img)
-        if img.exists() and (out / "tracks" / f"{name}.txt").exists() and not overwrite:
-            continue
-        s = _simulate(tuple(doc["shape"]), cfg, seed=seed_, index=i)
-        px = (s.pixel_size_nm, s.pixel_size_nm)
-        write_labels(out / "labels" / f"{name}.tif", s.labels, axes="TYX", pixel_size=px, overwrite=True)
-        with atomic_target(out / "params" / f"{name}.json", overwrite=True) as tmp:
-            Path(tmp).write_text(json.dumps(s.params, indent=1))
-        write_track_table(out / "tracks" / f"{name}.txt", s.lineage, overwrite=True)
-        write_image(img, s.image, axes="TYX", pixel_size=px, overwrite=True)  # last: marks it done
-    return files
+    return write_series_dataset(output, n, seed=seed, shape=shape, config=config or ColonyConfig(),
+                                kind="colony-timelapse", simulate=_simulate, overwrite=overwrite)  # fmt: skip

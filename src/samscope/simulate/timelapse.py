@@ -48,7 +48,7 @@ from samscope.simulate.sample import (
 )
 from samscope.simulate.shapes import Blob, assign_owners, random_harmonics, smooth_field
 
-__all__ = ["SimulatedSeries", "TimelapseConfig", "nuclei_timelapse", "write_timelapse"]
+__all__ = ["SimulatedSeries", "TimelapseConfig", "nuclei_timelapse", "write_series_dataset", "write_timelapse"]
 
 
 @dataclass(frozen=True)
@@ -382,12 +382,23 @@ def write_timelapse(
     InputError
         An output folder that holds another dataset (unless ``overwrite``).
     """
+    return write_series_dataset(output, n, seed=seed, shape=shape, config=config or TimelapseConfig(),
+                                kind="nuclei-timelapse", simulate=_simulate_series, overwrite=overwrite)  # fmt: skip
+
+
+def write_series_dataset(output, n: int, *, seed: int, shape, config, kind: str, simulate,
+                         overwrite: bool = False) -> list[Path]:  # fmt: skip
+    """The folder layout of simulated time-lapses with lineage (nuclei, colonies), resumable.
+
+    ``simulate(shape, config, seed=, index=)`` makes one series with ``image``, ``labels``,
+    ``lineage``, ``params`` and ``pixel_size_nm``; see :func:`write_timelapse` for the files.
+    """
     from samscope.io import atomic_target, write_image, write_labels
     from samscope.io.tracks import write_track_table
 
-    cfg = config or TimelapseConfig()
+    cfg = config
     out = Path(output)
-    doc = {"kind": "nuclei-timelapse", "n": int(n), "seed": int(seed), "shape": list(check_shape(shape)),
+    doc = {"kind": kind, "n": int(n), "seed": int(seed), "shape": list(check_shape(shape)),
            "config": config_to_dict(cfg)}  # fmt: skip
     meta = out / "dataset.json"
     if meta.exists() and json.loads(meta.read_text()) != json.loads(json.dumps(doc)) and not overwrite:
@@ -404,7 +415,7 @@ def write_timelapse(
         files.append(img)
         if img.exists() and (out / "tracks" / f"{name}.txt").exists() and not overwrite:
             continue
-        s = _simulate_series(tuple(doc["shape"]), cfg, seed=seed_, index=i)
+        s = simulate(tuple(doc["shape"]), cfg, seed=seed_, index=i)
         px = (s.pixel_size_nm, s.pixel_size_nm)
         write_labels(out / "labels" / f"{name}.tif", s.labels, axes="TYX", pixel_size=px, overwrite=True)
         with atomic_target(out / "params" / f"{name}.json", overwrite=True) as tmp:
