@@ -20,6 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from samscope.models.decoder import (
+    image_positional_encoding as positional_encoding,  # the same grid rule as SAM1's
+)
+
 
 @dataclass
 class Sam2DecoderCache:
@@ -91,16 +95,6 @@ def image_features(sam: nn.Module, pixels: torch.Tensor, vision_encoder: nn.Modu
     s1 = dec.conv_s1(fpn[1])
     emb = fpn[-1] + sam.no_memory_embedding.reshape(1, -1, 1, 1)
     return emb, s0, s1
-
-
-def positional_encoding(sam: nn.Module, grid: int) -> torch.Tensor:
-    """``(1, C, g, g)`` positional encoding of the embedding grid (``Sam2Model``'s)."""
-    pe = sam.shared_image_embedding.positional_embedding
-    ones = torch.ones((grid, grid), device=pe.device, dtype=pe.dtype)
-    y = (ones.cumsum(dim=0) - 0.5) / grid
-    x = (ones.cumsum(dim=1) - 0.5) / grid
-    enc = sam.shared_image_embedding(torch.stack([x, y], dim=-1))
-    return enc.permute(2, 0, 1).unsqueeze(0)
 
 
 def prepare_decoder(sam: nn.Module, packed: torch.Tensor) -> Sam2DecoderCache:
