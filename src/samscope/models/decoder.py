@@ -418,8 +418,11 @@ def _tokens_to_image_fast(attn, query, image, keyed):
     return attn.out_proj(out.transpose(1, 2).reshape(p, t, h * d))
 
 
-def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool):
-    """The reassociated decoder for ``P`` prompts (inference; see the module docstring)."""
+def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, upscale=True):
+    """The reassociated decoder for ``P`` prompts (inference; see the module docstring).
+
+    ``upscale=False`` stops before the up-scaling and returns ``(keys, hyper, iou)`` (the caller
+    up-scales the prompts it keeps: :mod:`samscope.models.decoder_batch`)."""
     tw = dec.transformer
     b0, b1 = tw.layers
     p = sparse.shape[0]
@@ -464,8 +467,10 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool):
     hyper = torch.stack(
         [dec.output_hypernetworks_mlps[i](q[:, 1 + j, :]) for j, i in enumerate(selected)], 1
     )
-    logits = _upscale_and_predict(dec, keys, hyper, cache.grid)
-    return logits, (iou[:, 1:] if multimask else iou[:, :1])
+    iou = iou[:, 1:] if multimask else iou[:, :1]
+    if not upscale:
+        return keys, hyper, iou
+    return _upscale_and_predict(dec, keys, hyper, cache.grid), iou
 
 
 class PointDecoder:
