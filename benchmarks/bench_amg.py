@@ -108,15 +108,23 @@ class Oracle:
         for lab in range(int(self.gt.max()) + 1):
             self.field(lab)
 
-    def __call__(self, points_yx: np.ndarray, k: int = 3):
+    def labels(self, points_yx: np.ndarray) -> list[int]:
         h, w = self.gt.shape
-        labs = [
+        return [
             int(self.gt[min(max(int(y), 0), h - 1), min(max(int(x), 0), w - 1)])
             for y, x in np.asarray(points_yx)
         ]
-        logits = np.stack([np.broadcast_to(self.field(lab), (k, LOW_RES, LOW_RES)) for lab in labs])
-        iou = np.array([[0.95 if lab > 0 else 0.3] * k for lab in labs], np.float32)
-        return logits.astype(np.float32), iou
+
+    @staticmethod
+    def iou(labs, k: int = 3) -> np.ndarray:
+        return np.array([[0.95 if lab > 0 else 0.3] * k for lab in labs], np.float32).reshape(-1, k)
+
+    def __call__(self, points_yx: np.ndarray, k: int = 3):
+        labs = self.labels(points_yx)
+        logits = np.empty((len(labs), k, LOW_RES, LOW_RES), np.float32)
+        for j, lab in enumerate(labs):
+            logits[j] = self.field(lab)
+        return logits, self.iou(labs, k)
 
 
 def peak_rss_mb() -> float:
@@ -215,7 +223,15 @@ def decoder_macs(grid: int = 64, c: int = 256, heads: int = 8, tokens: int = 7, 
     return sam, ours
 
 
-def run_samscope(model, image, gt, schedule: str, reps: int, amg, torch):
+#: samscope's variants: (label, AMGConfig fields)
+VARIANTS = (
+    ("grid", {"schedule": "grid"}),
+    ("grid, no IoU gate", {"schedule": "grid", "iou_gate": False}),
+    ("foreground", {"schedule": "foreground", "foreground": "image"}),
+)
+
+
+def run_samscope(model, image, gt, fields: dict, reps: int, amg, torch):
     from samscope.embeddings import compute_embeddings
     from samscope.evaluation.metrics import mean_segmentation_accuracy
 
@@ -225,21 +241,27 @@ def run_samscope(model, image, gt, schedule: str, reps: int, amg, torch):
     real = amg._decode_batch
     runs = []
     for _ in range(reps):
-        stats = {"decoder_s": 0.0, "prompts": 0}
+        stats = {"decoder_s": 0.0, "prompts": 0, "upscaled": 0}
 
-        def decode(decoder, points_xy, multimask, _stats=stats):
-            t = time.perf_counter()
-            real(decoder, points_xy, multimask)
-            _stats["decoder_s"] += time.perf_counter() - t
-            _stats["prompts"] += len(points_xy)
+        def decode(decoder, points_xy, multimask, gate=None, _stats=stats):
+            # the real decoder runs on every prompt; the oracle's IoU (which replaces the
+            # decoder's) drives the gate, so exactly the prompts the oracle keeps are up-scaled
             fy, fx = decoder.transform.factors
             pts = np.stack([points_xy[:, 1] / fy, points_xy[:, 0] / fx], axis=1)
-            logits, iou = oracle(pts, 3 if multimask else 1)
-            return torch.from_numpy(logits), torch.from_numpy(iou)
+            k = 3 if multimask else 1
+            iou = oracle.iou(oracle.labels(pts), k)
+            seen = None if gate is None else (lambda _iou, index: gate(iou[index], index))
+            t = time.perf_counter()
+            _, _, rows = real(decoder, points_xy, multimask, seen)
+            _stats["decoder_s"] += time.perf_counter() - t
+            _stats["prompts"] += len(points_xy)
+            _stats["upscaled"] += len(rows)
+            logits, _ = oracle(pts[rows], k)
+            return torch.from_numpy(logits), torch.from_numpy(iou), rows
 
         amg._decode_batch = decode
         try:
-            config = amg.AMGConfig(schedule=schedule, foreground="image")
+            config = amg.AMGConfig(**fields)
             t0 = time.perf_counter()
             pred = amg.amg_predict(model, emb, config=config, image=image)
             t1 = time.perf_counter()
@@ -250,6 +272,7 @@ def run_samscope(model, image, gt, schedule: str, reps: int, amg, torch):
         runs.append({
             "predict_s": t1 - t0, "postprocess_s": t2 - t1, "total_s": t2 - t0,
             "decoder_s": stats["decoder_s"], "prompts": stats["prompts"],
+            "upscaled": stats["upscaled"],
             "candidates": len(pred), "prediction_mb": pred.nbytes / 2**20, "masks": res.n,
         })  # fmt: skip
     msa = mean_segmentation_accuracy(gt, res.labels)
@@ -305,7 +328,7 @@ def main() -> None:
     t0 = time.perf_counter()
     emb = compute_embeddings(img, model)
     t_emb = time.perf_counter() - t0
-    decoder = amg.PointDecoder(model, emb.get(0, 0), emb.transform(0))
+    decoder = amg.GatedPointDecoder(model, emb.get(0, 0), emb.transform(0))
     pts = np.random.default_rng(0).uniform(0, 1024, (64, 2))
     per = []
     for _ in range(max(3, args.reps)):
@@ -348,13 +371,14 @@ def main() -> None:
         )
     summary = {}
     for name, (image, labels) in datasets.items():
-        for schedule in ("grid", "foreground"):
-            runs, msa = run_samscope(model, image, labels, schedule, args.reps, amg, torch)
+        for schedule, fields in VARIANTS:
+            runs, msa = run_samscope(model, image, labels, fields, args.reps, amg, torch)
             summary[(name, schedule)] = (runs, msa)
             print(
                 f"{name} {image.shape} samscope {schedule}: total {median(runs, 'total_s'):.2f} s "
                 f"(predict {median(runs, 'predict_s'):.2f}, decoder {median(runs, 'decoder_s'):.2f}, "
-                f"post {median(runs, 'postprocess_s'):.2f}) for {runs[0]['prompts']} prompts "
+                f"post {median(runs, 'postprocess_s'):.2f}) for {runs[0]['prompts']} prompts, "
+                f"{runs[0]['upscaled']} up-scaled "
                 f"({median(runs, 'decoder_s') / runs[0]['prompts'] * 1e3:.1f} ms/prompt in the decoder), "
                 f"{runs[0]['masks']} masks, mSA {msa:.3f}, prediction {runs[0]['prediction_mb']:.1f} MB, "
                 f"runs {[round(r['total_s'], 2) for r in runs]}, peak RSS so far {peak_rss_mb():.0f} MB",
@@ -378,7 +402,7 @@ def main() -> None:
                 f"{ms['generate_s']:.1f} s = {total:.1f} s (decoder {ms['decoder_s']:.1f} s for "
                 f"{ms['prompts']} prompts), mSA {msa:.3f}, peak RSS {ms['peak_rss_mb']:.0f} MB"
             )
-            for schedule in ("grid", "foreground"):
+            for schedule, _ in VARIANTS:
                 runs, our_msa = summary[(name, schedule)]
                 print(
                     f"  speed-up {schedule}: {total / median(runs, 'total_s'):.1f}x "

@@ -84,7 +84,7 @@ def test_end_to_end_vit_test(model, image):
 
 def test_rethreshold_without_the_network(model, image, monkeypatch):
     emb = compute_embeddings(image, model)
-    pred = amg_predict(model, emb, config=AMGConfig(points_per_side=8))
+    pred = amg_predict(model, emb, config=AMGConfig(points_per_side=8, iou_gate=False))
     assert pred.n_prompts == 64 and len(pred) > 0 and pred.nbytes > 0
 
     def forbidden(*args, **kwargs):
@@ -137,7 +137,7 @@ def test_crop_layers_and_tiles(model, image):
 def test_point_decoder_matches_model_decode(model, multimask):
     torch.manual_seed(0)
     emb = torch.randn(1, model.arch.embed_dim, model.arch.grid_size, model.arch.grid_size)
-    dec = amg.PointDecoder(model, emb, Transform((256, 256), 256))
+    dec = amg.GatedPointDecoder(model, emb, Transform((256, 256), 256))
     assert dec.fast
     pts = np.random.default_rng(1).uniform(0, 256, (5, 2))
     logits, iou = dec(pts, multimask)
@@ -220,16 +220,19 @@ def _oracle_setup(monkeypatch, gt, input_size=256, low_res=64):
         def __init__(self, model, embedding, transform, origin=(0, 0)):
             self.transform = transform
 
-    def decode(decoder, points_xy, multimask):
+    def decode(decoder, points_xy, multimask, gate=None):
         calls["prompts"] += len(points_xy)
         calls["batches"] += 1
         pts = decoder.transform.points_from_input(points_xy).astype(int)
         labs = gt[pts[:, 0], pts[:, 1]]
-        logits = np.stack([np.stack([fields[lab]] * 3) for lab in labs]).astype(np.float32)
         iou = np.array([[0.95 if lab else 0.3] * 3 for lab in labs], np.float32)
-        return torch.from_numpy(logits), torch.from_numpy(iou)
+        rows = np.arange(len(labs)) if gate is None else np.flatnonzero(gate(iou, np.arange(len(labs))))
+        logits = np.zeros((len(rows), 3, *fields[0].shape), np.float32)
+        for j, lab in enumerate(labs[rows]):
+            logits[j] = fields[lab]
+        return torch.from_numpy(logits), torch.from_numpy(iou), rows
 
-    monkeypatch.setattr(amg, "PointDecoder", Decoder)
+    monkeypatch.setattr(amg, "GatedPointDecoder", Decoder)
     monkeypatch.setattr(amg, "_decode_batch", decode)
     return model, emb, calls
 
@@ -258,9 +261,9 @@ def test_foreground_schedule_with_real_decoder(model, monkeypatch):
     counted = {"prompts": 0}
     real = amg._decode_batch
 
-    def counting(decoder, points_xy, multimask):
+    def counting(decoder, points_xy, multimask, gate=None):
         counted["prompts"] += len(points_xy)
-        return real(decoder, points_xy, multimask)
+        return real(decoder, points_xy, multimask, gate)
 
     monkeypatch.setattr(amg, "_decode_batch", counting)
     pred = amg_predict(model, emb, config=AMGConfig(points_per_side=16, schedule="foreground", **LOOSE))
@@ -271,3 +274,56 @@ def test_foreground_schedule_with_real_decoder(model, monkeypatch):
     monkeypatch.setattr(model, "instance_head", None)
     with pytest.raises(InputError, match="instance head"):
         amg_predict(model, emb, config=AMGConfig(schedule="foreground", foreground="head"))
+
+
+def _trained_looking(model):
+    """vit_test's decoder with normal(0, 0.02) weights (SAM-like scales), on a copy."""
+    import copy
+
+    m = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for param in m.sam.mask_decoder.parameters():
+            if param.ndim > 1:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+    return m
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_gated_decoder_keeps_rows_exactly(model, multimask):
+    m = _trained_looking(model)
+    torch.manual_seed(0)
+    emb = torch.randn(1, m.arch.embed_dim, m.arch.grid_size, m.arch.grid_size)
+    dec = amg.GatedPointDecoder(m, emb, Transform((256, 256), 256))
+    pts = np.random.default_rng(1).uniform(0, 256, (11, 2))
+    full, iou = dec(pts, multimask)
+    seen = []
+
+    def gate(ious, index):
+        seen.append(index)
+        return index % 3 != 1
+
+    logits, iou_g, rows = dec.decode(pts, multimask, gate)
+    assert np.concatenate(seen).tolist() == list(range(11))  # every prompt passes the gate once
+    assert rows.tolist() == [i for i in range(11) if i % 3 != 1]
+    assert torch.equal(iou_g, iou) and logits.shape == (len(rows), *full.shape[1:])
+    assert float((logits - full[torch.from_numpy(rows)]).abs().max()) <= 1e-6 * float(full.abs().max())
+    none, _, empty = dec.decode(pts, multimask, lambda i, x: np.zeros(len(x), bool))
+    assert none.shape[0] == 0 and empty.size == 0
+
+
+def test_iou_gate_gives_the_same_masks(model, image):
+    """The gated prediction post-processes to the ungated one's masks at its threshold."""
+    m = _trained_looking(model)
+    emb = compute_embeddings(image, m)
+    ungated = amg_predict(m, emb, config=AMGConfig(points_per_side=12, iou_gate=False))
+    iou_t = float(np.quantile(ungated.iou, 0.6))  # a threshold that drops prompts of both kinds
+    kw = dict(points_per_side=12, pred_iou_thresh=iou_t, stability_score_thresh=0.0)
+    gated = amg_predict(m, emb, config=AMGConfig(**kw))
+    assert gated.n_prompts == ungated.n_prompts == 144
+    assert len(gated) == int((ungated.iou > iou_t).sum()) < len(ungated)
+    a = amg_postprocess(gated, config=AMGConfig(**kw))
+    b = amg_postprocess(ungated, config=AMGConfig(**kw))
+    assert a.n == b.n > 0 and np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.scores, b.scores)
+    assert np.array_equal(a.masks.boxes, b.masks.boxes)

@@ -51,7 +51,7 @@ def oracle_amg(monkeypatch):
         def __init__(self, model, embedding, transform, origin=(0, 0)):
             self.transform, self.origin = transform, origin
 
-    def decode(decoder, points_xy, multimask):
+    def decode(decoder, points_xy, multimask, gate=None):
         t = decoder.transform
         fy, fx = t.factors
         y0, x0 = decoder.origin
@@ -59,9 +59,10 @@ def oracle_amg(monkeypatch):
         pts = np.stack([points_xy[:, 1] / fy, points_xy[:, 0] / fx], axis=1)
         calls["prompts"] += len(pts)
         logits, iou = FX.oracle(gt[y0 : y0 + h, x0 : x0 + w], pts, (fy, fx))
-        return torch.from_numpy(logits), torch.from_numpy(iou)
+        rows = np.arange(len(iou)) if gate is None else np.flatnonzero(gate(iou, np.arange(len(iou))))
+        return torch.from_numpy(logits[rows]), torch.from_numpy(iou), rows
 
-    monkeypatch.setattr(amg, "PointDecoder", Decoder)
+    monkeypatch.setattr(amg, "GatedPointDecoder", Decoder)
     monkeypatch.setattr(amg, "_decode_batch", decode)
     monkeypatch.setattr(amg, "_embed_crop", lambda m, r: (None, Transform(r.shape[:2], FX.INPUT_SIZE)))
     return model, emb, image, calls

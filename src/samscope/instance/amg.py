@@ -5,7 +5,12 @@ Two stages, so thresholds can be changed and searched without the network:
 1. :func:`amg_predict` decodes point prompts in batches on cached image embeddings and keeps,
    for every candidate mask (``K`` = 3 per point with ``multimask``), its predicted IoU and its
    *low-resolution* logits, cropped and compact (what decides the upsampled mask and the
-   stability score exactly; see :class:`AMGPrediction`). Nothing is upsampled here.
+   stability score exactly; see :class:`AMGPrediction`). Nothing is upsampled to the image here.
+   With ``iou_gate`` (the default) the decoder's own up-scaling (more than half of a point
+   prompt's arithmetic) runs only for prompts with a candidate above ``pred_iou_thresh``, and
+   only those candidates are kept (:mod:`samscope.models.decoder_batch`): the masks are the
+   same as without the gate at that threshold or any higher one; to re-threshold lower without
+   the network, predict with ``iou_gate=False``.
 2. :func:`amg_postprocess` filters on predicted IoU, upsamples only the survivors (with the
    exact bilinear geometry of :func:`samscope.prompting.upscale_logits`, evaluated on the crop
    alone), computes SAM's stability score on them and filters on it, drops masks at inner crop
@@ -37,7 +42,7 @@ decoder outputs.
 
 The compact candidates live in :mod:`samscope.instance.amg_candidates`, the foreground-aware
 schedule in :mod:`samscope.instance.amg_schedule`, the point decoder in
-:mod:`samscope.models.decoder`.
+:mod:`samscope.models.decoder` and its IoU-gated batches in :mod:`samscope.models.decoder_batch`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
+import torch
 
 from samscope.errors import InputError
 from samscope.instance.amg_candidates import AMGPrediction, Candidates, evaluate_candidate
@@ -59,7 +65,8 @@ from samscope.instance.postprocess import (
     select,
 )
 from samscope.models.card import AutomaticDefaults
-from samscope.models.decoder import PointDecoder, valid_nodes
+from samscope.models.decoder import valid_nodes
+from samscope.models.decoder_batch import GatedPointDecoder, iou_gate
 
 __all__ = ["AMGConfig", "AMGPrediction", "amg_postprocess", "amg_predict", "segment_amg"]
 
@@ -114,6 +121,10 @@ class AMGConfig:
     foreground_points_per_side : int or None
         Grid of candidate points for the foreground schedule; None = twice ``points_per_side``
         (background points cost nothing, so the schedule can afford a denser grid on objects).
+    iou_gate : bool
+        Up-scale in the decoder only the prompts with a candidate of predicted IoU above
+        ``pred_iou_thresh`` and keep only those candidates (same masks at that threshold or a
+        higher one; False keeps every candidate, to re-threshold lower without the network).
     """
 
     points_per_side: int = 32
@@ -134,6 +145,7 @@ class AMGConfig:
     foreground_thresh: float | None = None
     foreground_batch: int = 16
     foreground_points_per_side: int | None = None
+    iou_gate: bool = True
 
     def __post_init__(self) -> None:
         if self.foreground_points_per_side is not None and self.foreground_points_per_side < 1:
@@ -228,12 +240,14 @@ def _embed_crop(model, region: np.ndarray):
     return sub.get(0, 0), sub.transform(0)
 
 
-def _decode_batch(decoder, points_xy, multimask: bool):
-    """Decode ``(P, 2)`` points (x, y, input pixels) → (logits (P, K, L, L), iou (P, K)).
+def _decode_batch(decoder, points_xy, multimask: bool, gate=None):
+    """Decode ``(P, 2)`` points (x, y, input pixels) → (logits (R, K, L, L) of the prompts
+    ``gate`` keeps, iou (P, K), rows (R,)); ``gate`` is a
+    :data:`samscope.models.decoder_batch.Gate` or None (all prompts).
 
-    The seam tests replace to feed oracle decoder outputs or count prompts.
+    The seam tests and benchmarks replace to feed oracle decoder outputs or count prompts.
     """
-    return decoder(points_xy, multimask)
+    return decoder.decode(points_xy, multimask, gate)
 
 
 def _is_constant(region: np.ndarray) -> bool:
@@ -306,6 +320,8 @@ def amg_predict(
     if len(boxes) > 1 and region is None:
         raise InputError("crop layers need the image: pass image=")
     iou_t, stab_t, _ = config.thresholds(defaults)
+    gated = config.iou_gate and iou_t > 0
+    gate, min_iou = (iou_gate(iou_t), iou_t) if gated else (None, None)
     cands = Candidates(config.stability_score_offset)
     n_prompts = n_points = 0
     for c, (box, layer) in enumerate(zip(boxes, layers, strict=True)):
@@ -314,7 +330,7 @@ def amg_predict(
             emb, transform = embeddings.get(plane, tile), embeddings.transform(tile)
         else:
             emb, transform = _embed_crop(model, region[y0:y1, x0:x1])
-        decoder = PointDecoder(model, emb, transform, (y0, x0))
+        decoder = GatedPointDecoder(model, emb, transform, (y0, x0))
         valid = valid_nodes(transform, low_res)
         per_side = config.points_per_side
         if config.schedule == "foreground":
@@ -327,15 +343,17 @@ def amg_predict(
             for s in range(0, len(pts), step):
                 batch = pts[s : s + step]
                 xy = transform.points_to_input(batch)
-                logits, iou = _decode_batch(decoder, xy, config.multimask)
-                cands.add(logits, iou, batch + (y0, x0), c, valid)
+                logits, iou, rows = _decode_batch(decoder, xy, config.multimask, gate)
+                sel = torch.as_tensor(np.asarray(rows, np.int64))
+                cands.add(logits, iou[sel], batch[rows] + (y0, x0), c, valid, min_iou=min_iou)
                 n_prompts += len(batch)
         else:
             crop_region = region[y0:y1, x0:x1] if region is not None else None
             n_prompts += foreground_schedule(
                 model, emb, transform, pts, crop_region, cands, config,
                 crop=c, origin=(y0, x0), valid=valid, thresholds=(iou_t, stab_t),
-                decode=partial(_decode_batch, decoder, multimask=config.multimask),
+                decode=partial(_decode_batch, decoder, multimask=config.multimask, gate=gate),
+                min_iou=min_iou,
             )  # fmt: skip
     return cands.finish(
         image_shape=tuple(shape), crop_boxes=boxes, input_size=model.image_size,

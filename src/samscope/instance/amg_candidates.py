@@ -148,13 +148,26 @@ class Candidates:
         self.band: list[np.ndarray] = []
         self.values: list[np.ndarray] = []
 
-    def add(self, logits, iou, points_yx: np.ndarray, crop: int, valid: tuple[int, int]):
-        """Add a batch; returns the indices (into this batch's P×K) that were kept."""
+    def add(self, logits, iou, points_yx: np.ndarray, crop: int, valid: tuple[int, int],
+            min_iou: float | None = None):
+        """Add a batch; returns the indices (into this batch's P×K) that were kept.
+
+        Candidates without a positive node are not kept, nor, with ``min_iou``, those of
+        predicted IoU ``<= min_iou`` (AMG's IoU filter applied at prediction).
+        """
         ny, nx = valid
         p, k = iou.shape
-        lg = logits[:, :, :ny, :nx].reshape(p * k, ny, nx).float()
+        flat_iou = torch.as_tensor(iou).reshape(-1).float()
+        lg = torch.as_tensor(logits).reshape(p * k, *logits.shape[2:])
+        rows = None
+        if min_iou is not None:  # select before any copy
+            rows = torch.from_numpy(np.flatnonzero(flat_iou.numpy() > min_iou))
+            lg = lg[rows]
+        lg = lg[:, :ny, :nx].float()
         keep = np.flatnonzero((lg > 0).flatten(1).any(dim=1).numpy())
         lg = lg[torch.from_numpy(keep)]
+        if rows is not None:
+            keep = rows.numpy()[keep]
         off = self.offset
         # interval of each node: 0 (<= -off), 1 (<= 0), 2 (<= off), 3 (> off)
         cls = (lg > -off).to(torch.uint8) + (lg > 0).to(torch.uint8) + (lg > off).to(torch.uint8)
@@ -184,7 +197,7 @@ class Candidates:
         self.low_boxes.append(boxes)
         self.crop_index.append(np.full(len(keep), crop, np.int64))
         self.points.append(np.repeat(points_yx, k, axis=0)[keep])
-        self.iou.append(iou.reshape(-1).float().numpy()[keep])
+        self.iou.append(flat_iou.numpy()[keep])
         return keep
 
     def finish(self, **kw) -> AMGPrediction:

@@ -72,9 +72,14 @@ def foreground_evidence(model, emb, transform, pts, region, config, spacing: flo
 
 
 def foreground_schedule(
-    model, emb, transform, pts, region, cands, config, *, crop, origin, valid, thresholds, decode
+    model, emb, transform, pts, region, cands, config, *, crop, origin, valid, thresholds, decode,
+    min_iou=None,
 ) -> int:
-    """Decode foreground points by decreasing evidence, skipping covered ones; returns prompts decoded."""
+    """Decode foreground points by decreasing evidence, skipping covered ones; returns prompts decoded.
+
+    ``decode(points_xy)`` returns ``(logits of the kept rows, iou of all, rows)``
+    (:func:`samscope.instance.amg._decode_batch`); ``min_iou`` is passed to ``cands.add``.
+    """
     h, w = transform.original_shape
     spacing = min(h, w) / math.sqrt(len(pts)) if len(pts) else 1.0
     evidence, cut = foreground_evidence(model, emb, transform, pts, region, config, spacing)
@@ -98,10 +103,11 @@ def foreground_schedule(
         if not batch:
             break
         points = pts[batch]
-        logits, iou = decode(transform.points_to_input(points))
+        logits, iou, rows = decode(transform.points_to_input(points))
         decoded += len(batch)
         k = iou.shape[1]
-        keep = cands.add(logits, iou, points + origin, crop, valid)
+        sel = torch.as_tensor(np.asarray(rows, np.int64))
+        keep = cands.add(logits, iou[sel], points[rows] + origin, crop, valid, min_iou=min_iou)
         if len(keep) == 0:
             continue
         first = len(cands.levels) - len(keep)
