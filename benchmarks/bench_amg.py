@@ -227,6 +227,7 @@ def decoder_macs(grid: int = 64, c: int = 256, heads: int = 8, tokens: int = 7, 
 VARIANTS = (
     ("grid", {"schedule": "grid"}),
     ("grid, no IoU gate", {"schedule": "grid", "iou_gate": False}),
+    ("grid, skip covered", {"schedule": "grid", "skip_covered": True}),
     ("foreground", {"schedule": "foreground", "foreground": "image"}),
 )
 

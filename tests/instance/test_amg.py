@@ -327,3 +327,17 @@ def test_iou_gate_gives_the_same_masks(model, image):
     assert a.n == b.n > 0 and np.array_equal(a.labels, b.labels)
     assert np.array_equal(a.scores, b.scores)
     assert np.array_equal(a.masks.boxes, b.masks.boxes)
+
+
+def test_grid_skip_covered_decodes_fewer_prompts_same_objects(monkeypatch):
+    image, gt = _sparse_scene()
+    model, emb, calls = _oracle_setup(monkeypatch, gt)
+    config = AMGConfig(points_per_batch=16)
+    full = segment_amg(model, emb, config=config, image=image)
+    n_full, calls["prompts"] = calls["prompts"], 0
+    pred = amg_predict(model, emb, config=AMGConfig(points_per_batch=16, skip_covered=True), image=image)
+    skip = amg_postprocess(pred, config=config)
+    assert n_full == pred.n_points == 1024 and calls["prompts"] == pred.n_prompts < n_full
+    # with an oracle, a covered point would only have repeated the accepted mask
+    assert skip.n == full.n == int(gt.max())
+    assert np.array_equal(skip.labels > 0, full.labels > 0)

@@ -56,7 +56,7 @@ import torch
 
 from samscope.errors import InputError
 from samscope.instance.amg_candidates import AMGPrediction, Candidates, evaluate_candidate
-from samscope.instance.amg_schedule import foreground_schedule
+from samscope.instance.amg_schedule import decode_uncovered, foreground_schedule
 from samscope.instance.instances import CroppedMasks, Instances
 from samscope.instance.postprocess import (
     box_nms,
@@ -125,6 +125,13 @@ class AMGConfig:
         Up-scale in the decoder only the prompts with a candidate of predicted IoU above
         ``pred_iou_thresh`` and keep only those candidates (same masks at that threshold or a
         higher one; False keeps every candidate, to re-threshold lower without the network).
+    skip_covered : bool
+        Grid schedule: before each batch of ``points_per_batch``, skip the points inside a mask
+        already accepted (a decoded point's best candidate passing the IoU and stability
+        thresholds), as the foreground schedule does. This changes the masks: a skipped point's
+        own candidates (near-duplicates of the accepted mask, and its part/whole alternatives
+        under ``multimask``) are never proposed, so NMS may keep a different one. Off by default:
+        on HeLa frame 14 (32² grid, 148 points on cells) it would skip 12 of 1024 prompts.
     """
 
     points_per_side: int = 32
@@ -146,6 +153,7 @@ class AMGConfig:
     foreground_batch: int = 16
     foreground_points_per_side: int | None = None
     iou_gate: bool = True
+    skip_covered: bool = False
 
     def __post_init__(self) -> None:
         if self.foreground_points_per_side is not None and self.foreground_points_per_side < 1:
@@ -338,7 +346,14 @@ def amg_predict(
         n_side = max(1, int(per_side / config.crop_n_points_downscale_factor**layer))
         pts = point_grid(n_side) * np.array([y1 - y0, x1 - x0], np.float64)  # (y, x) in crop
         n_points += len(pts)
-        if config.schedule == "grid":
+        if config.schedule == "grid" and config.skip_covered:
+            n_prompts += decode_uncovered(
+                model, transform, pts, np.arange(len(pts)), cands,
+                batch_size=config.points_per_batch, crop=c, origin=(y0, x0), valid=valid,
+                thresholds=(iou_t, stab_t), min_iou=min_iou,
+                decode=partial(_decode_batch, decoder, multimask=config.multimask, gate=gate),
+            )  # fmt: skip
+        elif config.schedule == "grid":
             step = config.points_per_batch
             for s in range(0, len(pts), step):
                 batch = pts[s : s + step]

@@ -15,7 +15,13 @@ import torch
 from samscope.errors import InputError
 from samscope.instance.amg_candidates import evaluate_candidate, unpack_logits
 
-__all__ = ["EVIDENCE_THRESHOLD", "EVIDENCE_WINDOW", "foreground_evidence", "foreground_schedule"]
+__all__ = [
+    "EVIDENCE_THRESHOLD",
+    "EVIDENCE_WINDOW",
+    "decode_uncovered",
+    "foreground_evidence",
+    "foreground_schedule",
+]
 
 
 #: Window of the maximum filter on the foreground evidence, as a fraction of the point spacing:
@@ -85,6 +91,23 @@ def foreground_schedule(
     evidence, cut = foreground_evidence(model, emb, transform, pts, region, config, spacing)
     order = np.argsort(-evidence, kind="stable")
     order = order[evidence[order] > cut]
+    return decode_uncovered(
+        model, transform, pts, order, cands, batch_size=config.foreground_batch, crop=crop,
+        origin=origin, valid=valid, thresholds=thresholds, decode=decode, min_iou=min_iou,
+    )  # fmt: skip
+
+
+def decode_uncovered(
+    model, transform, pts, order, cands, *, batch_size, crop, origin, valid, thresholds, decode,
+    min_iou=None,
+) -> int:
+    """Decode ``pts[order]`` in batches, skipping points inside a mask already accepted.
+
+    A mask is accepted when it is a decoded point's best candidate with predicted IoU above
+    ``thresholds[0]`` and stability at least ``thresholds[1]``; before each batch, the next
+    points that fall inside an accepted mask are skipped (not decoded). Returns prompts decoded.
+    """
+    h, w = transform.original_shape
     pix = np.stack(
         [np.clip(pts[:, 0].astype(np.int64), 0, h - 1), np.clip(pts[:, 1].astype(np.int64), 0, w - 1)],
         axis=1,
@@ -95,7 +118,7 @@ def foreground_schedule(
     decoded, pos = 0, 0
     while pos < len(order):
         batch: list[int] = []
-        while pos < len(order) and len(batch) < config.foreground_batch:
+        while pos < len(order) and len(batch) < batch_size:
             i = int(order[pos])
             pos += 1
             if not covered[pix[i, 0], pix[i, 1]]:
