@@ -135,10 +135,18 @@ def run_otsu(images) -> list:
     return [np.asarray(otsu_watershed(im)) for im in images]
 
 
-def run_interactive(model, images, gts, *, iterations: int = 3, scaled: bool = True) -> dict:
+def run_interactive(
+    model, images, gts, *, iterations: int = 3, scaled: bool = True, feed_logits: bool = True,
+    correction: str = "both", multimask: str = "never",
+) -> dict:
     """First point, first box and corrective clicks of the interactive protocol (mSA, SA50 per
     iteration, averaged over images). ``scaled``: embed each image at the scale of its estimated
-    object size (:func:`samscope.instance.scale.interactive_scale`), as users' prompts are."""
+    object size (:func:`samscope.instance.scale.interactive_scale`), as users' prompts are.
+    ``feed_logits``: each correction also gets the object's previous low-resolution logits (as
+    samscope's annotators and µSAM's iterative prompting with masks do). ``correction``: the
+    points each correction adds (:func:`samscope.evaluation.interactive.run_interactive`);
+    ``multimask``: when the model picks among SAM's three candidates
+    (:func:`samscope.evaluation.interactive.model_segmenter`)."""
     from samscope.embeddings import compute_embeddings
     from samscope.evaluation.interactive import model_segmenter
     from samscope.evaluation.interactive import run_interactive as protocol
@@ -150,7 +158,8 @@ def run_interactive(model, images, gts, *, iterations: int = 3, scaled: bool = T
     embs = [compute_embeddings(im, model, scale=s) for im, s in zip(images, scales, strict=True)]
     for start in ("point", "box"):
         res = [
-            protocol(model_segmenter(model, emb), gt, mode=start, n_iterations=iterations)
+            protocol(model_segmenter(model, emb, multimask=multimask), gt, mode=start, n_iterations=iterations,
+                     feed_logits=feed_logits, correction=correction)
             for emb, gt in zip(embs, gts, strict=True)
         ]
         msa = np.mean([[a.msa for a in r.accuracy] for r in res], axis=0)

@@ -103,6 +103,32 @@ def test_corrective_points_largest_component():
     assert corrective_points(gt, gt) == (None, None)
 
 
+def test_corrective_points_largest_rule_keeps_one_point():
+    gt = np.zeros((10, 20), bool)
+    gt[2:8, 2:18] = True
+    pred = gt.copy()
+    pred[2:8, 14:18] = False  # FN of 24 px
+    pred[0:2, 5:8] = True  # FP of 6 px
+    pos, neg = corrective_points(gt, pred, rule="largest")
+    assert pos.tolist() == [3.0, 15.0] and neg is None
+    pred[0:2, 0:20] = True  # FP of 40 px now beats the FN
+    pos, neg = corrective_points(gt, pred, rule="largest")
+    assert pos is None and neg.tolist() == [0.0, 0.0]
+    with pytest.raises(InputError):
+        corrective_points(gt, pred, rule="all")
+
+
+def test_largest_correction_adds_one_point_per_iteration():
+    labels = two_objects()
+    seg = ShiftSegmenter(labels)
+    r = run_interactive(seg, labels, mode="point", n_iterations=2, correction="largest")
+    # shift 6: FN and FP strips are equal (6 columns) -> the positive point wins the tie
+    assert r.point_labels[0].tolist() == [1, 1, 1]
+    assert r.point_iteration[0].tolist() == [0, 1, 2]
+    with pytest.raises(InputError):
+        run_interactive(seg, labels, correction="some")
+
+
 def test_point_protocol_hand_checked():
     labels = two_objects()
     seg = ShiftSegmenter(labels)
@@ -236,3 +262,15 @@ def test_hela_oracle_and_eroding_segmenter():
     assert np.all(np.diff(r.iou, axis=1) >= 0)  # every correction helps this model
     assert r.msa[-1] == 1.0 and r.msa[0] < 0.5
     assert all((lab == 1).all() for lab in r.point_labels)  # nothing to take away
+
+
+def test_model_segmenter_multimask_rule():
+    from samscope.evaluation.interactive import _wants_multimask, model_segmenter
+
+    one = PromptSpec(np.array([[3.0, 4.0]]), np.array([1]), None, None)
+    two = PromptSpec(np.array([[3.0, 4.0], [5.0, 6.0]]), np.array([1, 0]), None, None)
+    box = PromptSpec(np.zeros((0, 2)), np.zeros(0, np.int64), np.array([0.0, 0, 5, 5]), None)
+    assert [_wants_multimask("single-point", s) for s in (one, two, box)] == [True, False, False]
+    assert not _wants_multimask("never", one) and _wants_multimask("always", box)
+    with pytest.raises(InputError):
+        model_segmenter(None, None, multimask="sometimes")

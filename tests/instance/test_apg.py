@@ -118,7 +118,7 @@ def test_config_rejects_bad_values(kwargs):
 
 
 def test_config_defaults_are_microsam_apg():
-    cfg = APGConfig()
+    cfg = APGConfig().resolve(None)
     assert (cfg.min_size, cfg.nms_thresh, cfg.batch_size, cfg.multimask, cfg.box_refinement) == (
         25,
         0.9,
@@ -126,7 +126,23 @@ def test_config_defaults_are_microsam_apg():
         False,
         False,
     )
-    assert cfg.resolve(None).center_distance_thresh == 0.5
+    assert cfg.center_distance_thresh == 0.5
+
+
+def test_card_mode_settings_win_for_apg_only():
+    from samscope.instance.ais import AISConfig
+    from samscope.models.card import AutomaticDefaults
+
+    auto = AutomaticDefaults(
+        foreground_thresh=0.4, min_size=200,
+        mode_settings=(("apg", "min_size", 60), ("apg", "foreground_thresh", 0.6)),
+    )  # fmt: skip
+    cfg = APGConfig().resolve(auto)
+    assert (cfg.min_size, cfg.foreground_thresh, cfg.nms_thresh) == (60, 0.6, 0.9)
+    assert APGConfig(min_size=7).resolve(auto).min_size == 7  # a value set by the user stays
+    ais = AISConfig().resolve(auto)  # AIS keeps the shared values
+    assert (ais.min_size, ais.foreground_thresh) == (200, 0.4)
+    assert APGConfig().resolve(AutomaticDefaults(min_size=200)).min_size == 25  # not AIS's
 
 
 def test_seed_points_are_most_interior():

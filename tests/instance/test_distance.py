@@ -117,7 +117,7 @@ def test_config_rejects_bad_values(kwargs):
 
 
 def test_config_defaults_are_samcell():
-    cfg = DistanceConfig()
+    cfg = DistanceConfig().resolve()
     assert (cfg.peak_thresh, cfg.fill_thresh, cfg.window, cfg.overlap, cfg.clahe) == (
         0.47,
         0.09,
@@ -125,6 +125,20 @@ def test_config_defaults_are_samcell():
         32,
         True,
     )
+    assert cfg.min_size == 0
+
+
+def test_card_calibration_fills_only_unset_thresholds():
+    from samscope.models.card import AutomaticDefaults
+
+    auto = AutomaticDefaults(
+        min_size=200, mode_settings=(("distance", "peak_thresh", 0.3), ("distance", "min_size", 40))
+    )
+    cfg = DistanceConfig().resolve(auto)
+    assert (cfg.peak_thresh, cfg.fill_thresh, cfg.min_size) == (0.3, 0.09, 40)
+    assert DistanceConfig(peak_thresh=0.6).resolve(auto).peak_thresh == 0.6
+    with pytest.raises(InputError):  # the card's peak is below the fill the user asked for
+        DistanceConfig(fill_thresh=0.35).resolve(auto)
 
 
 def test_window_starts_cover_and_end_flush():

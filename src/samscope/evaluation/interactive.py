@@ -11,7 +11,9 @@ Prompts are derived from the ground truth, saved once, and replayed for every mo
 * **Corrections**, ``n_iterations`` times: one positive point in the *false-negative* region
   (ground truth not predicted) and one negative point in the *false-positive* region (predicted,
   not ground truth), each at the interior centre of the region's largest face-connected
-  component (ties: the component whose first pixel comes first in raster order). A region that
+  component (ties: the component whose first pixel comes first in raster order); with
+  ``correction="largest"`` only the point in the larger of the two components (the next click in
+  the largest error region, as in click-based evaluations since Xu et al. 2016). A region that
   is empty contributes no point; when both are empty the mask is kept and the model not called.
   Points accumulate; in box mode the box stays. The previous low-resolution logits are fed back
   only with ``feed_logits=True`` (µSAM's evaluation default is without).
@@ -39,6 +41,7 @@ from scipy import ndimage as ndi
 
 from samscope.errors import InputError
 from samscope.evaluation.interactive_prompts import (
+    CORRECTIONS,
     MODES,
     RULES,
     ImagePrompts,
@@ -151,6 +154,7 @@ def run_interactive(
     mode: str = "point",
     n_iterations: int = 8,
     feed_logits: bool = False,
+    correction: str = "both",
     progress: bool = False,
 ) -> InteractiveResult:
     """Run the interactive protocol on one image.
@@ -171,6 +175,9 @@ def run_interactive(
         Correction rounds after the first prompt (µSAM: 8).
     feed_logits : bool
         Pass each object's previous logits back to the segmenter.
+    correction : {"both", "largest"}
+        Points per correction: one in each error region (µSAM), or one in the larger region
+        (:func:`~samscope.evaluation.interactive_prompts.corrective_points`).
     progress : bool
         Show a tqdm progress bar over the objects.
 
@@ -184,6 +191,8 @@ def run_interactive(
         raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     if n_iterations < 0:
         raise InputError("n_iterations must be >= 0")
+    if correction not in CORRECTIONS:
+        raise InputError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
     if prompts is None:
         prompts = derive_prompts(labels)
     check_prompts(labels, prompts)
@@ -214,7 +223,7 @@ def run_interactive(
         mask = None
         for it in range(n_iterations + 1):
             if it > 0:
-                pos, neg = _corrections(labels, obj, mask, sl)
+                pos, neg = _corrections(labels, obj, mask, sl, correction)
                 if pos is None and neg is None:
                     masks[it].append(masks[it - 1][-1])
                     iou[k, it] = iou[k, it - 1]
@@ -258,7 +267,7 @@ def run_interactive(
     )
 
 
-def _corrections(labels, obj, mask, gt_box):
+def _corrections(labels, obj, mask, gt_box, rule="both"):
     """Corrective points on the crop that holds both the object and the current mask."""
     if mask.any():
         (mbox,) = ndi.find_objects(mask.astype(np.uint8))
@@ -266,7 +275,7 @@ def _corrections(labels, obj, mask, gt_box):
         y1, x1 = max(gt_box[0].stop, mbox[0].stop), max(gt_box[1].stop, mbox[1].stop)
     else:
         (y0, y1), (x0, x1) = (gt_box[0].start, gt_box[0].stop), (gt_box[1].start, gt_box[1].stop)
-    pos, neg = corrective_points(labels[y0:y1, x0:x1] == obj, mask[y0:y1, x0:x1])
+    pos, neg = corrective_points(labels[y0:y1, x0:x1] == obj, mask[y0:y1, x0:x1], rule=rule)
     shift = np.array([y0, x0], dtype=np.float64)
     return (None if pos is None else pos + shift), (None if neg is None else neg + shift)
 
@@ -303,6 +312,7 @@ def save_run(
     model: str,
     prompts_sha256: str = "",
     feed_logits: bool = False,
+    correction: str = "both",
 ) -> Path:
     """Store what every object received and scored, for auditing (JSON, atomic)."""
     doc = {
@@ -312,6 +322,7 @@ def save_run(
         "mode": results[0].mode if results else None,
         "n_iterations": len(results[0].accuracy) - 1 if results else 0,
         "feed_logits": feed_logits,
+        "correction": correction,
         "prompts_sha256": prompts_sha256,
         "rules": RULES,
         "summary": summarise(results),
@@ -343,7 +354,7 @@ def save_run(
 # --------------------------------------------------------------------------------------------
 
 
-def model_segmenter(model: Any, embeddings: Any) -> Segmenter:
+def model_segmenter(model: Any, embeddings: Any, *, multimask: str = "never") -> Segmenter:
     """A :data:`Segmenter` over a loaded samscope model and one image's embeddings.
 
     Parameters
@@ -352,13 +363,20 @@ def model_segmenter(model: Any, embeddings: Any) -> Segmenter:
         From :func:`samscope.models.registry.load_model`.
     embeddings : samscope.embeddings.ImageEmbeddings
         From :func:`samscope.embeddings.compute_embeddings` for the image being evaluated.
+    multimask : {"never", "single-point", "always"}
+        When to decode SAM's three candidates and keep the one with the highest predicted IoU
+        (the model's own choice, no ground truth): never (single-mask output, as µSAM's
+        evaluation), for a prompt of one point only (SAM's advice for ambiguous prompts), or on
+        every call.
 
     Returns
     -------
     Segmenter
-        Calls :func:`samscope.prompting.segment_from_prompts` with single-mask output (as µSAM's
-        evaluation does) and returns the mask with its low-resolution logits.
+        Calls :func:`samscope.prompting.segment_from_prompts` and returns the mask with its
+        low-resolution logits.
     """
+    if multimask not in MULTIMASK:
+        raise InputError(f"multimask must be one of {MULTIMASK}, got {multimask!r}")
     from samscope.prompting import segment_from_prompts
 
     last: dict[str, Any] = {}  # the previous call's result, for logits fed back on tiled embeddings
@@ -375,11 +393,37 @@ def model_segmenter(model: Any, embeddings: Any) -> Segmenter:
             labels=spec.labels if has_points else None,
             box=spec.box,
             mask_logits=spec.mask_logits,
-            multimask=False,
+            multimask=_wants_multimask(multimask, spec),
             **extra,
         )
+        best = int(np.argmax(np.asarray(result.iou)))
+        if best:
+            result = _select(result, best)
         logits = np.asarray(result.logits[0])
         last.update(result=result, logits=logits)
         return SegmenterOutput(np.asarray(result.masks[0], bool), logits)
 
     return segment
+
+
+#: The choices of :func:`model_segmenter`'s ``multimask``.
+MULTIMASK = ("never", "single-point", "always")
+
+
+def _wants_multimask(rule: str, spec: PromptSpec) -> bool:
+    if rule == "always":
+        return True
+    return rule == "single-point" and spec.box is None and spec.points.shape[0] == 1
+
+
+def _select(result: Any, k: int) -> Any:
+    """The prompt result with only candidate ``k`` (masks, scores, logits, window)."""
+    from dataclasses import replace
+
+    return replace(
+        result,
+        masks=result.masks[k : k + 1],
+        iou=result.iou[k : k + 1],
+        logits=result.logits[k : k + 1],
+        windows=result.windows[k : k + 1],
+    )

@@ -23,6 +23,7 @@ from samscope.evaluation.report import write_json
 __all__ = [
     "MODES",
     "PROMPTS_FORMAT",
+    "CORRECTIONS",
     "RULES",
     "ImagePrompts",
     "PromptSpec",
@@ -46,6 +47,8 @@ RULES = {
     "correction": "per iteration one positive point at the interior centre of the largest "
     "4-connected false-negative component and one negative point likewise in the false-positive "
     "region; empty regions give no point; points accumulate",
+    "correction_largest": "(correction='largest') per iteration one point only, in the larger of "
+    "those two components (positive on ties)",
     "coordinates": "(y, x) pixel indices of the image",
 }
 MODES = ("point", "box")
@@ -196,8 +199,13 @@ def _objects(labels: np.ndarray, ids: np.ndarray):
         yield int(i), sl
 
 
+#: How many corrective points an iteration adds: ``both`` (one in the false-negative and one in
+#: the false-positive region, µSAM's protocol) or ``largest`` (one, in the larger error region).
+CORRECTIONS = ("both", "largest")
+
+
 def corrective_points(
-    gt_mask: np.ndarray, pred_mask: np.ndarray
+    gt_mask: np.ndarray, pred_mask: np.ndarray, *, rule: str = "both"
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The positive and negative correction for one object.
 
@@ -205,6 +213,9 @@ def corrective_points(
     ----------
     gt_mask, pred_mask : numpy.ndarray, shape (y, x), bool
         The object and the model's current mask for it.
+    rule : {"both", "largest"}
+        ``both``: a point in each error region; ``largest``: only the point in whichever region's
+        largest component is larger (the positive one on ties), the other None.
 
     Returns
     -------
@@ -212,25 +223,29 @@ def corrective_points(
         Interior centre ``(y, x)`` of the largest 4-connected component of ``gt & ~pred`` and of
         ``pred & ~gt`` (ties: first component in raster order); None where that region is empty.
     """
+    if rule not in CORRECTIONS:
+        raise InputError(f"rule must be one of {CORRECTIONS}, got {rule!r}")
     gt_mask, pred_mask = np.asarray(gt_mask, bool), np.asarray(pred_mask, bool)
     if gt_mask.shape != pred_mask.shape:
         raise InputError(f"mask shapes differ: {gt_mask.shape} vs {pred_mask.shape}")
-    return (
-        _largest_component_centre(gt_mask & ~pred_mask),
-        _largest_component_centre(pred_mask & ~gt_mask),
-    )
+    pos, pos_size = _largest_component_centre(gt_mask & ~pred_mask)
+    neg, neg_size = _largest_component_centre(pred_mask & ~gt_mask)
+    if rule == "largest" and pos is not None and neg is not None:
+        return (pos, None) if pos_size >= neg_size else (None, neg)
+    return pos, neg
 
 
-def _largest_component_centre(region: np.ndarray) -> np.ndarray | None:
+def _largest_component_centre(region: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Interior centre of the largest 4-connected component of ``region``, and its size."""
     if not region.any():
-        return None
+        return None, 0
     (box,) = ndi.find_objects(region.astype(np.uint8))
     crop = region[box]
     comp, n = ndi.label(crop)
     if n > 1:
         sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
         crop = comp == int(np.argmax(sizes)) + 1  # argmax: first (lowest label) among ties
-    return _interior(crop, (box[0].start, box[1].start))
+    return _interior(crop, (box[0].start, box[1].start)), int(np.count_nonzero(crop))
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,13 @@ from scipy import ndimage as ndi
 
 from samscope.errors import InputError
 from samscope.instance.instances import CroppedMasks, Instances
-from samscope.instance.settings import check_count, check_sigma, check_unit, resolve_settings
+from samscope.instance.settings import (
+    automatic_defaults,
+    check_count,
+    check_sigma,
+    check_unit,
+    resolve_settings,
+)
 from samscope.instance.targets import seeds_from_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,14 +44,18 @@ __all__ = ["APGConfig", "seed_points", "segment_apg"]
 
 #: Growth of the refinement boxes on each side, as a fraction of the box size (µSAM's 0.01).
 BOX_EXTENSION = 0.01
+#: µSAM's APG values of the fields the card does not share with AIS.
+MICROSAM_APG = {"min_size": 25, "nms_thresh": 0.9}
 
 
 @dataclass(frozen=True)
 class APGConfig:
     """Settings of APG; the field names are the CLI flags.
 
-    The three seed thresholds left None take the model card's defaults (as AIS) when resolved
-    with :meth:`resolve`. Validated on construction.
+    Fields left None are filled by :meth:`resolve`: the three seed thresholds from the model
+    card's defaults (as AIS), ``min_size`` and ``nms_thresh`` from µSAM's APG (25 and 0.9); values
+    the card calibrated for APG alone (its ``mode_settings``) win over both. Validated on
+    construction.
 
     Attributes
     ----------
@@ -53,9 +63,9 @@ class APGConfig:
         Seed thresholds in [0, 1], as :class:`~samscope.instance.ais.AISConfig`.
     foreground_smoothing, distance_smoothing : float
         Gaussian sigmas on the maps before thresholding; 0 (µSAM's APG uses the raw maps).
-    min_size : int
+    min_size : int or None
         Masks with fewer pixels are dropped before NMS (µSAM: 25).
-    nms_thresh : float
+    nms_thresh : float or None
         A mask whose IoU with a better kept mask exceeds this is dropped (µSAM: 0.9).
     batch_size : int
         Prompts per decoder call (µSAM: 32).
@@ -70,8 +80,8 @@ class APGConfig:
     foreground_thresh: float | None = None
     foreground_smoothing: float = 0.0
     distance_smoothing: float = 0.0
-    min_size: int = 25
-    nms_thresh: float = 0.9
+    min_size: int | None = None
+    nms_thresh: float | None = None
     batch_size: int = 32
     multimask: bool = False
     box_refinement: bool = False
@@ -82,12 +92,20 @@ class APGConfig:
                 check_unit(name, getattr(self, name))
         check_sigma("foreground_smoothing", self.foreground_smoothing)
         check_sigma("distance_smoothing", self.distance_smoothing)
-        check_count("min_size", self.min_size)
-        check_unit("nms_thresh", self.nms_thresh)
+        if self.min_size is not None:
+            check_count("min_size", self.min_size)
+        if self.nms_thresh is not None:
+            check_unit("nms_thresh", self.nms_thresh)
         check_count("batch_size", self.batch_size, minimum=1)
         for name in ("multimask", "box_refinement"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+    def card_defaults(self, card: Any = None) -> dict[str, Any]:
+        """What None fields become: the card's seed thresholds, µSAM's APG size and NMS cuts."""
+        auto = automatic_defaults(card)
+        names = ("center_distance_thresh", "boundary_distance_thresh", "foreground_thresh")
+        return {**{n: getattr(auto, n) for n in names}, **MICROSAM_APG}
 
     def resolve(self, defaults: Any = None) -> APGConfig:
         """This config with every None field taken from ``defaults`` (a card or its automatic

@@ -14,30 +14,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from samscope.errors import InputError
 from samscope.instance.instances import Instances
-from samscope.instance.settings import check_count
+from samscope.instance.settings import check_count, resolve_settings
 from samscope.instance.targets import check_distance_thresholds, watershed_from_distance_map
 
 if TYPE_CHECKING:  # pragma: no cover
     from samscope.models.sam import SamscopeModel
 
-__all__ = ["DistanceConfig", "distance_from_map", "predict_distance_map", "segment_distance"]
+__all__ = ["SAMCELL", "DistanceConfig", "distance_from_map", "predict_distance_map", "segment_distance"]
+
+#: SAMCell's thresholds (VandeLoo et al. 2025) and no size filter: an uncalibrated model's values.
+SAMCELL = {"peak_thresh": 0.47, "fill_thresh": 0.09, "min_size": 0}
 
 
 @dataclass(frozen=True)
 class DistanceConfig:
     """Settings of distance-map segmentation; the field names are the CLI flags.
 
+    ``peak_thresh``, ``fill_thresh`` and ``min_size`` left None are filled by :meth:`resolve`:
+    with the values the model card calibrated for this mode (its ``mode_settings``), else
+    SAMCell's (:data:`SAMCELL`). Validated on construction (and again when resolved).
+
     Attributes
     ----------
-    peak_thresh : float
+    peak_thresh : float or None
         Seeds are the components of ``dist > peak_thresh`` (SAMCell's "cell peak threshold").
-    fill_thresh : float
+    fill_thresh : float or None
         Cells grow within ``dist > fill_thresh`` ("cell fill threshold"); ``<= peak_thresh``.
     window : int
         Side of the sliding window in image pixels (each is up-sampled to the encoder input).
@@ -48,21 +55,24 @@ class DistanceConfig:
     clahe_clip_limit : float
         scikit-image's normalised clip limit in (0, 1]. 0.01 is about OpenCV's ``clipLimit`` 2.6
         (OpenCV's limit ≈ 256 × this); SAMCell's code uses OpenCV 1–3.
-    min_size : int
-        Objects with fewer pixels are dropped.
+    min_size : int or None
+        Objects with fewer pixels are dropped (0 in SAMCell).
     """
 
-    peak_thresh: float = 0.47
-    fill_thresh: float = 0.09
+    peak_thresh: float | None = None
+    fill_thresh: float | None = None
     window: int = 256
     overlap: int = 32
     clahe: bool = True
     clahe_clip_limit: float = 0.01
-    min_size: int = 0
+    min_size: int | None = None
 
     def __post_init__(self) -> None:
-        check_distance_thresholds(
-            peak_thresh=self.peak_thresh, fill_thresh=self.fill_thresh, min_size=self.min_size
+        peak, fill = self.peak_thresh, self.fill_thresh
+        check_distance_thresholds(  # a None threshold is checked against the other one's bound
+            peak_thresh=1.0 if peak is None else peak,
+            fill_thresh=0.0 if fill is None else fill,
+            min_size=0 if self.min_size is None else self.min_size,
         )
         check_count("window", self.window, minimum=8)
         check_count("overlap", self.overlap)
@@ -75,6 +85,15 @@ class DistanceConfig:
         c = self.clahe_clip_limit
         if isinstance(c, bool) or not isinstance(c, Real) or not 0.0 < float(c) <= 1.0:
             raise InputError(f"clahe_clip_limit must be in (0, 1], got {c!r}")
+
+    def card_defaults(self, card: Any = None) -> dict[str, Any]:
+        """What None fields become without a calibration for this mode: SAMCell's values."""
+        return dict(SAMCELL)
+
+    def resolve(self, defaults: Any = None) -> DistanceConfig:
+        """This config with every None field filled (see the class docstring):
+        :func:`samscope.instance.settings.resolve_settings`."""
+        return resolve_settings(self, defaults)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -205,7 +224,7 @@ def distance_from_map(dist: np.ndarray, *, config: DistanceConfig | None = None)
     Instances
         ``mode="distance"``; each score is the object's maximum distance value (its peak height).
     """
-    cfg = config if config is not None else DistanceConfig()
+    cfg = (config if config is not None else DistanceConfig()).resolve()
     d = np.asarray(dist)
     labels = watershed_from_distance_map(
         d, peak_thresh=cfg.peak_thresh, fill_thresh=cfg.fill_thresh, min_size=cfg.min_size
@@ -226,7 +245,7 @@ def segment_distance(
     :func:`distance_from_map`. The config and the model's head are checked first; an empty or
     constant image gives an empty result without running the network.
     """
-    cfg = config if config is not None else DistanceConfig()
+    cfg = (config if config is not None else DistanceConfig()).resolve(model.card)
     _distance_head(model)
     img = _check_image(image)
     if _is_constant(img):

@@ -34,6 +34,9 @@ class AutomaticDefaults:
 
     ``point_iou_thresh`` and ``mask_overlap_thresh`` are the foreground mode's predicted-IoU cut
     and overlap filter (Jadhav et al. 2026: 0 and 0.5); the others are µSAM's AMG/AIS settings.
+    ``mode_settings`` holds values calibrated for one mode only, as ``(mode, field, value)``
+    triples (e.g. ``("apg", "min_size", 50)``); they win over the shared fields for that mode
+    (:func:`samscope.instance.settings.resolve_settings`).
     """
 
     pred_iou_thresh: float = 0.88
@@ -48,6 +51,7 @@ class AutomaticDefaults:
     border_min_size: int = 0
     point_iou_thresh: float = 0.0
     mask_overlap_thresh: float = 0.5
+    mode_settings: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,11 @@ class ModelCard:
         Object diameter (px) the model segments best. When set, automatic segmentation estimates
         each image's object size and rescales the image to it
         (:mod:`samscope.instance.scale`); None: images are segmented as they are.
+    default_precision : {"fp32", "int8"} or None
+        The encoder's precision on the CPU when none is asked for (``--precision``), chosen by
+        measurement (``benchmarks/bench_encoder.py``: faster, and masks at IoU ≥ 0.98 against
+        fp32 with ``benchmarks/bench_precision.py``). None: fp32. Other devices keep their own
+        default (bf16 on CUDA); see :func:`samscope.models.sam.default_precision`.
     """
 
     name: str
@@ -111,6 +120,7 @@ class ModelCard:
     tile_shape: int | None = None
     halo: int | None = None
     working_diameter: float | None = None
+    default_precision: str | None = None
 
     def default_tiling(self, plane_shape: tuple[int, ...]) -> tuple[int | None, int | None]:
         """``(tile_shape, halo)`` for an image plane of this shape (``(None, None)``: untiled)."""
@@ -151,7 +161,10 @@ def card_from_dict(values: Mapping, *, strict: bool = True) -> ModelCard:
     if isinstance(data.get("normalisation"), Mapping):
         data["normalisation"] = Normalisation(**build(Normalisation, data["normalisation"]))
     if isinstance(data.get("automatic"), Mapping):
-        data["automatic"] = AutomaticDefaults(**build(AutomaticDefaults, data["automatic"]))
+        auto = build(AutomaticDefaults, data["automatic"])
+        if "mode_settings" in auto:
+            auto["mode_settings"] = tuple(tuple(t) for t in auto["mode_settings"])
+        data["automatic"] = AutomaticDefaults(**auto)
     try:
         return ModelCard(**data)
     except TypeError as err:
