@@ -18,6 +18,10 @@ Usage::
     python benchmarks/bench_blockwise.py faults --size 2048
     # an illumination gradient: per-block vs one image-wide intensity range, vs whole image
     python benchmarks/bench_blockwise.py gradient --size 1024 --block-size 256
+    # encoder passes per size and block size (exact operation counts, no model run)
+    python benchmarks/bench_blockwise.py plan --sizes 4096 16384 --blocks 2048 2128
+    # time 4096² (single, --dask 2) and extrapolate to 16384² by encoder passes
+    python benchmarks/bench_blockwise.py speed --size 4096 --target 16384
 
 Big inputs are made without holding them in memory: a mosaic of independently simulated 1024²
 nuclei tiles written tile by tile into a chunked zarr. Each measured run is a fresh process
@@ -44,21 +48,33 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def mosaic(path: Path, size: int, seed: int = 17) -> Path:
-    """A ``size``² uint16 zarr of simulated nuclei, one 1024² simulation per chunk."""
+def mosaic(path: Path, size: int, seed: int = 17, distinct: int = 0) -> Path:
+    """A ``size``² uint16 zarr of simulated nuclei, one 1024² simulation per chunk.
+
+    ``distinct`` > 0: only that many different simulations, repeated in turn (cheap big
+    inputs for memory runs; same statistics per block, not new objects).
+    """
     import numpy as np
     import zarr
 
     from samscope.simulate import nuclei
 
+    if distinct:
+        path = path.with_name(path.name.removesuffix(".zarr") + f"_r{distinct}.zarr")
     if path.exists():
         return path
     arr = zarr.create_array(str(path), shape=(size, size), dtype=np.uint16,
                             chunks=(TILE, TILE), zarr_format=2)
     n = -(-size // TILE)
+    cache: dict[int, object] = {}  # only with distinct: the few simulations reused
     for i in range(n):
         for j in range(n):
-            [s] = nuclei(1, (TILE, TILE), rng=seed * 100003 + i * n + j)
+            k = i * n + j if not distinct else (i * n + j) % distinct
+            s = cache.get(k)
+            if s is None:
+                [s] = nuclei(1, (TILE, TILE), rng=seed * 100003 + k)
+                if distinct:
+                    cache[k] = s
             h, w = min(TILE, size - i * TILE), min(TILE, size - j * TILE)
             arr[i * TILE:i * TILE + h, j * TILE:j * TILE + w] = \
                 np.clip(s.image[:h, :w], 0, 65535).astype(np.uint16)
@@ -78,33 +94,77 @@ def run_once(args) -> dict:
 
     request = BlockwiseRequest(args.input, args.output, model=args.model,
                                block_size=args.block_size, diameter=args.diameter,
-                               overwrite=True)
+                               overwrite=True, **_precision(args))
     t0 = time.perf_counter()
-    workers_rss = []
-    if args.workers:
-        from samscope.blockwise.cluster import dask_client
+    workers_rss: list[float] = []
+    trace: list[dict] = []  # after each segmented block: seconds, peak RSS so far
+    client = None
 
-        with dask_client(workers=args.workers) as client:
-            result = segment_blockwise(request, client=client, segmenter=_segmenter(args.segmenter))
-            workers_rss = sorted(v / 1024.0 for v in client.run(
-                lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values())
-    else:
-        result = segment_blockwise(request, segmenter=_segmenter(args.segmenter))
+    def peak_workers() -> list[float]:
+        return sorted(v / 1024.0 for v in client.run(
+            lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values())
+
+    def progress(p) -> None:
+        if p.phase != "segment":
+            return
+        row = {"done": p.done, "seconds": round(time.perf_counter() - t0, 1),
+               "rss_client_mb": round(_rss_mb())}
+        if client is not None:
+            row["rss_workers_mb"] = [round(v) for v in peak_workers()]
+        trace.append(row)
+        if args.max_blocks and p.done >= args.max_blocks:
+            raise _Stop
+
+    result = None
+    try:
+        if args.workers:
+            from samscope.blockwise.cluster import dask_client
+
+            with dask_client(workers=args.workers) as client:
+                try:
+                    result = segment_blockwise(request, client=client, progress=progress,
+                                               segmenter=_segmenter(args.segmenter))
+                finally:
+                    workers_rss = peak_workers()
+        else:
+            result = segment_blockwise(request, progress=progress,
+                                       segmenter=_segmenter(args.segmenter))
+    except _Stop:
+        pass
     doc = {
         "size": args.size, "workers": args.workers, "segmenter": args.segmenter,
-        "blocks": result.n_blocks, "block": list(result.block_size), "halo": list(result.halo),
-        "objects": result.n_objects, "diameter": result.diameter,
-        "seconds": round(time.perf_counter() - t0, 1), "phases": result.timings,
+        "precision": args.precision, "partial": result is None,
+        "seconds": round(time.perf_counter() - t0, 1),
         "rss_client_mb": round(_rss_mb()), "rss_workers_mb": [round(v) for v in workers_rss],
+        "trace": trace,
     }
+    if result is not None:
+        doc.update({"blocks": result.n_blocks, "block": list(result.block_size),
+                    "halo": list(result.halo), "objects": result.n_objects,
+                    "diameter": result.diameter, "phases": result.timings})
+    else:
+        doc.update({"blocks": len(trace), "block": [args.block_size] * 2, "halo": None,
+                    "objects": None, "diameter": None, "phases": {}})
     print(json.dumps(doc), flush=True)
     return doc
+
+
+class _Stop(Exception):
+    """Ends a partial run (``--max-blocks``) after that many segmented blocks."""
+
+
+def _precision(args) -> dict:
+    return {} if args.precision is None else {"precision": args.precision}
 
 
 def _fresh(args, size: int, workers: int, inp: Path, out: Path) -> dict:
     cmd = [sys.executable, __file__, "_run", "--input", str(inp), "--output", str(out),
            "--size", str(size), "--workers", str(workers), "--segmenter", args.segmenter,
            "--model", args.model, "--block-size", str(min(args.block_size, size))]
+    if args.max_blocks:
+        cmd += ["--max-blocks", str(args.max_blocks)]
+    if args.precision:
+        cmd += ["--precision", args.precision]
     if args.diameter:
         cmd += ["--diameter", str(args.diameter)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -119,14 +179,102 @@ def memory(args) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for size in args.sizes:
-        inp = mosaic(folder / f"mosaic_{size}.zarr", size)
+        inp = mosaic(folder / f"mosaic_{size}.zarr", size,
+                     distinct=args.distinct_tiles if size > 4096 else 0)
         for workers in args.workers_list:
             doc = _fresh(args, size, workers, inp, folder / f"labels_{size}_{workers}.zarr")
             rows.append(doc)
             where = "single process" if not workers else f"dask {workers} workers"
-            print(f"{size}² {where}: {doc['seconds']} s, {doc['objects']} objects, peak RSS "
-                  f"client {doc['rss_client_mb']} MB, workers {doc['rss_workers_mb']} MB "
-                  f"({doc['blocks']} blocks of {doc['block']}, halo {doc['halo']})", flush=True)
+            part = f"PARTIAL: first {doc['blocks']} blocks segmented, " if doc["partial"] else ""
+            print(f"{size}² {where}: {part}{doc['seconds']} s, {doc['objects']} objects, peak "
+                  f"RSS client {doc['rss_client_mb']} MB, workers {doc['rss_workers_mb']} MB "
+                  f"({doc['blocks']} blocks of {doc['block']}, halo {doc['halo']}); "
+                  f"after each block: {[r['rss_client_mb'] for r in doc['trace']]} MB (client)"
+                  + ("" if not workers else
+                     f", {[r['rss_workers_mb'] for r in doc['trace']]} MB (workers)"),
+                  flush=True)
+    print(json.dumps(rows))
+
+
+def encoder_tiles(size: int, block: int, halo: int | None = None, *, diameter: float = 28.0,
+                  model: str = "samscope-generalist") -> dict:
+    """Exact encoder-pass count of a blockwise run of a ``size``² image (an operation count).
+
+    Each block's outer region is resized by the model's scale for ``diameter`` and cut into the
+    card's tiles (each tile one encoder pass, whatever its clipped size); compared with one
+    whole-image run at the same scale. ``halo`` None: the blockwise default for ``diameter``.
+    """
+    from samscope.blockwise import BlockGrid
+    from samscope.blockwise.run import default_halo
+    from samscope.instance.scale import scale_for
+    from samscope.models.registry import get_card
+    from samscope.tiling import TileGrid
+
+    card = get_card(model)
+    tile = (int(card.tile_shape),) * 2
+    tile_halo = (int(card.halo),) * 2
+    scale = scale_for(diameter, card.working_diameter)
+    block = min(block, size)
+    shape = (size, size)
+    halo_t = default_halo((block, block), shape, diameter) if halo is None else (halo, halo)
+    grid = BlockGrid(shape, (block, block), halo_t)
+
+    def tiles(h: int, w: int) -> int:
+        hs, ws = max(1, round(h * scale)), max(1, round(w * scale))
+        return len(TileGrid((hs, ws), tile, tile_halo))
+
+    per_block = [tiles(*b.outer_shape) for b in grid]
+    outer_px = sum(b.outer_shape[0] * b.outer_shape[1] for b in grid)
+    whole = tiles(size, size)
+    return {"size": size, "block": block, "halo": list(halo_t), "blocks": len(grid),
+            "scale": round(scale, 4), "tiles": sum(per_block), "tiles_whole_image": whole,
+            "tiles_per_block": sorted(set(per_block)), "tile_overhead": round(sum(per_block) / whole, 4),
+            "halo_pixel_overhead": round(outer_px / size**2, 4)}
+
+
+def plan(args) -> None:
+    """Encoder passes for each size and block size (no model run; exact counts)."""
+    for size in args.sizes:
+        for block in args.blocks:
+            print(json.dumps(encoder_tiles(size, block, args.halo, diameter=args.diameter or 28.0,
+                                           model=args.model)))
+
+
+def speed(args) -> None:
+    """Time a ``--size`` run (single process, then --dask 2 single-threaded workers) and
+    extrapolate to ``--target`` by encoder passes.
+
+    Fixed costs (model load, the once-per-image diameter estimate: the run's seconds minus its
+    phases) are not scaled; the segment phase scales with the encoder passes (exact counts from
+    :func:`encoder_tiles`), match and write with the number of blocks.
+    """
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_blockwise_speed_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    inp = mosaic(folder / f"mosaic_{args.size}.zarr", args.size)
+    rows = []
+    for workers in args.workers_list:
+        doc = _fresh(args, args.size, workers, inp, folder / f"labels_{args.size}_{workers}.zarr")
+        diameter = doc["diameter"] or args.diameter or 28.0
+        here = encoder_tiles(args.size, args.block_size, args.halo, diameter=diameter,
+                             model=args.model)
+        there = encoder_tiles(args.target, args.block_size, args.halo, diameter=diameter,
+                              model=args.model)
+        ph = doc["phases"]
+        fixed = doc["seconds"] - sum(ph.values())
+        seg = ph.get("segment", 0.0) * there["tiles"] / here["tiles"]
+        rest = (ph.get("match", 0.0) + ph.get("write", 0.0)) * there["blocks"] / here["blocks"]
+        est = fixed + seg + rest
+        where = "single process" if not workers else f"dask {workers} workers (1 thread each)"
+        print(f"{args.size}² {where}: {doc['seconds']} s (fixed {fixed:.1f} s, phases {ph}), "
+              f"{doc['objects']} objects, {here['blocks']} blocks, {here['tiles']} encoder "
+              f"passes; → {args.target}² ({there['blocks']} blocks, {there['tiles']} passes): "
+              f"≈ {est:.0f} s = {est / 60:.1f} min", flush=True)
+        rows.append({**doc, "tiles": here["tiles"], "target": there,
+                     "extrapolated_seconds": round(est, 1)})
+    if len(rows) == 2:
+        print(f"dask/single time ratio at {args.size}²: "
+              f"{rows[1]['seconds'] / rows[0]['seconds']:.2f}; extrapolated to {args.target}²: "
+              f"{rows[1]['extrapolated_seconds'] / rows[0]['extrapolated_seconds']:.2f}")
     print(json.dumps(rows))
 
 
@@ -332,9 +480,26 @@ def main() -> int:
     common.add_argument("--block-size", type=int, default=2048)
     common.add_argument("--diameter", type=float, default=None)
     common.add_argument("--folder", default=None)
+    common.add_argument("--precision", default=None, choices=("fp32", "int8"),
+                        help="encoder precision (default: the model's)")
     m = sub.add_parser("memory", parents=[common])
     m.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
     m.add_argument("--workers-list", type=int, nargs="+", default=[0, 2])
+    m.add_argument("--distinct-tiles", type=int, default=0,
+                   help="images above 4096²: repeat this many simulated 1024² tiles (cheap)")
+    m.add_argument("--max-blocks", type=int, default=0,
+                   help="stop after this many segmented blocks (a partial run for the segment "
+                        "phase's peak memory; no stitching)")
+    pl = sub.add_parser("plan", parents=[common])
+    pl.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
+    pl.add_argument("--blocks", type=int, nargs="+", default=[1024, 2048, 2128, 4096])
+    pl.add_argument("--halo", type=int, default=None)
+    sp = sub.add_parser("speed", parents=[common])
+    sp.add_argument("--size", type=int, default=4096)
+    sp.add_argument("--target", type=int, default=16384)
+    sp.add_argument("--halo", type=int, default=None)
+    sp.add_argument("--workers-list", type=int, nargs="+", default=[0, 2])
+    sp.add_argument("--max-blocks", type=int, default=0)
     e = sub.add_parser("equivalence", parents=[common])
     e.add_argument("--size", type=int, default=8192)
     e.add_argument("--seed", type=int, default=8192)
@@ -351,13 +516,14 @@ def main() -> int:
     r.add_argument("--output", required=True)
     r.add_argument("--size", type=int, required=True)
     r.add_argument("--workers", type=int, default=0)
+    r.add_argument("--max-blocks", type=int, default=0)
     args = parser.parse_args()
     if args.command in ("equivalence", "faults", "gradient"):  # a small check run: one block at most
         args.block_size = min(args.block_size, args.size)
     if args.command == "faults":  # enough blocks that one is killed mid-run (>= 16)
         args.block_size = min(args.block_size, max(64, args.size // 4))
     {"memory": memory, "equivalence": equivalence, "faults": faults, "gradient": gradient,
-     "_run": run_once}[
+     "plan": plan, "speed": speed, "_run": run_once}[
         args.command](args)
     return 0
 

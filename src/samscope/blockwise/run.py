@@ -83,6 +83,9 @@ class BlockwiseRequest:
         normalises.
     value_range : (float, float), optional
         The intensities mapped to 0 and 1 (implies ``normalise="image"``).
+    precision : {"fp32", "bf16", "int8"}, optional
+        The encoder's precision (None: the model's default), as ``samscope segment
+        --precision``; recorded in the output's settings when it is not fp32.
     """
 
     input: str | os.PathLike
@@ -105,6 +108,7 @@ class BlockwiseRequest:
     keep_blocks: bool = False
     normalise: str = "block"
     value_range: tuple[float, float] | None = None
+    precision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def _model_segmenter(request: BlockwiseRequest, source: ImageSource, store: Bloc
         model=str(request.model), checkpoint=None if request.checkpoint is None else str(request.checkpoint),
         device=request.device, mode=request.mode,
         settings=tuple(sorted((str(k), v) for k, v in (request.settings or {}).items())),
-        tile_shape=request.tile_shape, tile_halo=request.tile_halo,
+        tile_shape=request.tile_shape, tile_halo=request.tile_halo, precision=request.precision,
     ).resolved()
     net, mode, _ = seg.loaded()
     check_diameter(net, request.diameter)

@@ -105,6 +105,9 @@ class ModelSegmenter:
         :func:`samscope.blockwise.estimate.estimate_value_range`), in place of each block's own
         percentiles, so blocks of uneven brightness see the same contrast. Used by the modes
         that embed the image (ais, amg, apg); distance and foreground window it their own way.
+    precision : {"fp32", "bf16", "int8"}, optional
+        The encoder's precision (:func:`samscope.models.registry.load_model`; None: the
+        model's default). Recorded in :meth:`signature` when it is not fp32.
     """
 
     model: str
@@ -117,10 +120,12 @@ class ModelSegmenter:
     tile_halo: tuple[int, int] | None = None
     threads: int | None = None
     value_range: tuple[float, float] | None = None
+    precision: str | None = None
 
     def loaded(self) -> tuple[Any, str, Any]:
         """``(model, mode, config)``, loaded once per process."""
-        ident = (self.model, self.checkpoint, self.device, self.mode, self.settings)
+        ident = (self.model, self.checkpoint, self.device, self.mode, self.settings,
+                 self.precision)
         with _LOCK:
             if ident not in _MODELS:
                 if self.threads:
@@ -131,7 +136,8 @@ class ModelSegmenter:
                 from samscope.models.registry import load_model
                 from samscope.settings import build_settings
 
-                net = load_model(self.model, checkpoint=self.checkpoint, device=self.device)
+                net = load_model(self.model, checkpoint=self.checkpoint, device=self.device,
+                                 precision=self.precision)
                 mode = choose_mode(net, self.mode)
                 config = None
                 if self.settings:
@@ -205,6 +211,7 @@ class ModelSegmenter:
 
         cfg = config if config is not None else config_class(mode)()
         effective = dataclasses.asdict(resolve_settings(cfg, getattr(net, "card", None)))
+        precision = str(getattr(net, "precision", "fp32"))
         return {
             "segmenter": "model",
             "model": getattr(net, "name", self.model),
@@ -216,6 +223,8 @@ class ModelSegmenter:
             "tile_halo": None if self.tile_halo is None else list(self.tile_halo),
             **({} if self.value_range is None else
                {"value_range": [float(v) for v in self.value_range]}),
+            # only when not fp32, so outputs made before precisions existed still resume
+            **({} if precision == "fp32" else {"precision": precision}),
         }
 
 

@@ -157,11 +157,6 @@ def segment(
     from samscope.settings import parse_assignments
 
     if wants_blockwise(output, dask=dask, block_size=block_size):
-        if precision is not None:
-            from samscope.errors import InputError
-
-            raise InputError("--precision is not available for blockwise runs (-o OUT.zarr, "
-                             "--dask, --block-size) yet; leave it out there")  # fmt: skip
         run_blockwise(
             inputs, output, dask=dask, workers=workers, scheduler=scheduler,
             cluster_config=cluster_config, block_size=block_size, halo=halo,
@@ -169,7 +164,7 @@ def segment(
                 model=model, checkpoint=checkpoint, device=device, mode=mode,
                 settings=parse_assignments(settings), diameter=diameter, axes=axes,
                 tile_shape=parse_shape(tile_shape, "tile shape"), overwrite=overwrite,
-                per_plane=per_plane, diameter_um=diameter_um,
+                per_plane=per_plane, diameter_um=diameter_um, precision=precision,
             ),
         )
         return
