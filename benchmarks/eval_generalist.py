@@ -137,7 +137,7 @@ def run_otsu(images) -> list:
 
 def run_interactive(
     model, images, gts, *, iterations: int = 3, scaled: bool = True, feed_logits: bool = True,
-    correction: str = "both", multimask: str = "never",
+    correction: str = "both", multimask: str = "never", merge: str = "replace",
 ) -> dict:
     """First point, first box and corrective clicks of the interactive protocol (mSA, SA50 per
     iteration, averaged over images). ``scaled``: embed each image at the scale of its estimated
@@ -158,7 +158,7 @@ def run_interactive(
     embs = [compute_embeddings(im, model, scale=s) for im, s in zip(images, scales, strict=True)]
     for start in ("point", "box"):
         res = [
-            protocol(model_segmenter(model, emb, multimask=multimask), gt, mode=start, n_iterations=iterations,
+            protocol(model_segmenter(model, emb, multimask=multimask, merge=merge), gt, mode=start, n_iterations=iterations,
                      feed_logits=feed_logits, correction=correction)
             for emb, gt in zip(embs, gts, strict=True)
         ]
@@ -201,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interactive", action="store_true", help="also the interactive protocol")
     p.add_argument("--interactive-native", action="store_true",
                    help="prompt on native-scale embeddings (default: at the estimated object size)")
+    p.add_argument("--no-feed-logits", action="store_true",
+                   help="corrections without the previous logits (µSAM's evaluation default)")
+    p.add_argument("--correction", choices=("both", "largest"), default="both",
+                   help="points per correction: one per error region, or one in the larger")
+    p.add_argument("--multimask", choices=("never", "single-point", "always"), default="never")
+    p.add_argument("--merge", choices=("replace", "progressive"), default="replace",
+                   help="what a correction does to the mask (progressive: only where clicked)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = p.parse_args(argv)
@@ -254,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             for d in ("hela", "cho"):
                 if d in data:
                     ims, gts = data[d]
-                    r = run_interactive(model, ims[:2], gts[:2], scaled=not args.interactive_native)
+                    r = run_interactive(model, ims[:2], gts[:2], scaled=not args.interactive_native,
+                                        feed_logits=not args.no_feed_logits,
+                                        correction=args.correction, multimask=args.multimask,
+                                        merge=args.merge)
                     results[d][f"{label}:interactive"] = r
                     for start in ("point", "box"):
                         print(f"{label}:interactive {d:15s} {start:5s} scales {r['scales']} "

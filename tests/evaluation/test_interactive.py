@@ -274,3 +274,32 @@ def test_model_segmenter_multimask_rule():
     assert not _wants_multimask("never", one) and _wants_multimask("always", box)
     with pytest.raises(InputError):
         model_segmenter(None, None, multimask="sometimes")
+
+
+def test_progressive_merge_changes_only_the_clicked_region():
+    from samscope.evaluation.interactive import progressive_merge
+
+    prev = np.zeros((10, 20), bool)
+    prev[2:8, 2:10] = True
+    new = np.zeros((10, 20), bool)
+    new[2:8, 4:12] = True  # grows right (cols 10-11), shrinks left (cols 2-3)
+    new[0:2, 15:18] = True  # a far-away blob the click did not ask for
+    pos = progressive_merge(prev, new, np.array([[5.0, 11.0]]), np.array([1]))
+    want = prev.copy()
+    want[2:8, 10:12] = True  # only the part under the click; the left edge and the blob unchanged
+    assert (pos == want).all()
+    neg = progressive_merge(prev, new, np.array([[4.0, 2.0]]), np.array([0]))
+    want = prev.copy()
+    want[2:8, 2:4] = False
+    assert (neg == want).all()
+    # a click in nothing that changed: the decoder's new mask is taken whole
+    assert (progressive_merge(prev, new, np.array([[5.0, 6.0]]), np.array([1])) == new).all()
+
+
+def test_model_segmenter_continues_only_the_same_object():
+    from samscope.evaluation.interactive import _continues
+
+    a = PromptSpec(np.array([[3.0, 4.0]]), np.array([1]), None, None)
+    b = PromptSpec(np.array([[3.0, 4.0], [5.0, 6.0]]), np.array([1, 0]), None, None)
+    c = PromptSpec(np.array([[9.0, 9.0], [5.0, 6.0]]), np.array([1, 0]), None, None)
+    assert _continues(a, b) and not _continues(a, c) and not _continues(b, a)

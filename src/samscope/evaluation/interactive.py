@@ -354,7 +354,9 @@ def save_run(
 # --------------------------------------------------------------------------------------------
 
 
-def model_segmenter(model: Any, embeddings: Any, *, multimask: str = "never") -> Segmenter:
+def model_segmenter(
+    model: Any, embeddings: Any, *, multimask: str = "never", merge: str = "replace"
+) -> Segmenter:
     """A :data:`Segmenter` over a loaded samscope model and one image's embeddings.
 
     Parameters
@@ -368,6 +370,13 @@ def model_segmenter(model: Any, embeddings: Any, *, multimask: str = "never") ->
         (the model's own choice, no ground truth): never (single-mask output, as µSAM's
         evaluation), for a prompt of one point only (SAM's advice for ambiguous prompts), or on
         every call.
+    merge : {"replace", "progressive"}
+        What a correction does to the object's mask: ``replace`` it with the decoder's new mask,
+        or (``progressive``, FocalClick's progressive merge: Chen et al., CVPR 2022) change it
+        only where the user clicked: the connected part of the pixels the new mask adds that
+        holds a new positive click is added, the part it removes that holds a new negative click
+        is removed, and the rest of the previous mask is kept (the new mask whole when no click
+        falls in what changed).
 
     Returns
     -------
@@ -377,6 +386,8 @@ def model_segmenter(model: Any, embeddings: Any, *, multimask: str = "never") ->
     """
     if multimask not in MULTIMASK:
         raise InputError(f"multimask must be one of {MULTIMASK}, got {multimask!r}")
+    if merge not in MERGES:
+        raise InputError(f"merge must be one of {MERGES}, got {merge!r}")
     from samscope.prompting import segment_from_prompts
 
     last: dict[str, Any] = {}  # the previous call's result, for logits fed back on tiled embeddings
@@ -400,8 +411,13 @@ def model_segmenter(model: Any, embeddings: Any, *, multimask: str = "never") ->
         if best:
             result = _select(result, best)
         logits = np.asarray(result.logits[0])
-        last.update(result=result, logits=logits)
-        return SegmenterOutput(np.asarray(result.masks[0], bool), logits)
+        mask = np.asarray(result.masks[0], bool)
+        previous = last.get("spec")
+        if merge == "progressive" and previous is not None and _continues(previous, spec):
+            new = slice(previous.points.shape[0], None)
+            mask = progressive_merge(last["mask"], mask, spec.points[new], spec.labels[new])
+        last.update(result=result, logits=logits, spec=spec, mask=mask)
+        return SegmenterOutput(mask, logits)
 
     return segment
 
@@ -427,3 +443,63 @@ def _select(result: Any, k: int) -> Any:
         logits=result.logits[k : k + 1],
         windows=result.windows[k : k + 1],
     )
+
+
+#: The choices of :func:`model_segmenter`'s ``merge``.
+MERGES = ("replace", "progressive")
+
+
+def _continues(before: PromptSpec, now: PromptSpec) -> bool:
+    """Whether ``now`` is a correction of ``before`` (same box, its points followed by more)."""
+    k = before.points.shape[0]
+    same_box = (before.box is None and now.box is None) or (
+        before.box is not None and now.box is not None and np.array_equal(before.box, now.box)
+    )
+    return (
+        same_box
+        and now.points.shape[0] > k
+        and np.array_equal(now.points[:k], before.points)
+        and np.array_equal(now.labels[:k], before.labels)
+    )
+
+
+def progressive_merge(
+    previous: np.ndarray, new: np.ndarray, points: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """The previous mask changed only where the new clicks are (FocalClick's progressive merge).
+
+    Parameters
+    ----------
+    previous, new : numpy.ndarray of bool, (H, W)
+        The object's mask before the clicks and the decoder's mask after them.
+    points : numpy.ndarray, (n, 2)
+        The new clicks ``(y, x)``; ``labels`` 1 positive, 0 negative.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``previous`` plus the 8-connected component of ``new & ~previous`` under each positive
+        click, minus the component of ``previous & ~new`` under each negative click; ``new``
+        when no click lies in what changed.
+
+    Examples
+    --------
+    >>> prev = np.zeros((5, 9), bool); prev[1:4, 1:4] = True
+    >>> new = np.zeros((5, 9), bool); new[1:4, 2:5] = True; new[1:4, 6:8] = True
+    >>> int(progressive_merge(prev, new, np.array([[2, 4]]), np.array([1])).sum())  # col 4 added only
+    12
+    """
+    previous, new = np.asarray(previous, bool), np.asarray(new, bool)
+    out = previous.copy()
+    touched = False
+    eight = np.ones((3, 3), bool)
+    for region, value in ((new & ~previous, 1), (previous & ~new, 0)):
+        clicks = [tuple(int(round(c)) for c in pt) for pt, lab in zip(points, labels, strict=True) if lab == value]
+        clicks = [c for c in clicks if 0 <= c[0] < region.shape[0] and 0 <= c[1] < region.shape[1] and region[c]]
+        if not clicks:
+            continue
+        comp, _ = ndi.label(region, structure=eight)
+        part = np.isin(comp, [comp[c] for c in clicks])
+        out = out | part if value == 1 else out & ~part
+        touched = True
+    return out if touched else new
