@@ -16,7 +16,7 @@ import numpy as np
 
 from samscope.errors import InputError
 
-__all__ = ["Tile", "TileGrid", "blend_weights", "window_around"]
+__all__ = ["Tile", "TileGrid", "blend_weights", "fitted_tiling", "window_around"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,57 @@ class TileGrid:
         tiles = self.tiles
         margins = [self.margin(t, box) for t in tiles]
         return tiles[int(np.argmax(margins))]
+
+
+def fitted_tiling(
+    shape: tuple[int, int], side: int, *, min_halo: int = 8
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The fewest tiles whose outer regions fit one ``side``² encoder input: ``(tile_shape, halo)``.
+
+    A fixed ``tile_shape`` (say 224 with a 16 px halo for a 256² input) leaves a last row or
+    column that is mostly padding (700 px: four rows, the fourth 28 px wide). Here each axis gets
+    the smallest count ``n`` of equal tiles ``ceil(size / n)`` that still leaves a halo of at least
+    ``min_halo`` on each side within ``side``; the halo is then as wide as the input allows
+    (700 px: three rows of 234 with an 11 px halo; 1100 px: five columns of 220, halo 18).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image shape ``(H, W)``.
+    side : int
+        Encoder input side (the outer region of every tile fits in it).
+    min_halo : int
+        Smallest halo accepted at a cut border.
+
+    Returns
+    -------
+    ((int, int), (int, int)) or (None, None)
+        Per-axis ``tile_shape`` and ``halo`` for :class:`TileGrid`; ``(None, None)`` when the
+        image fits one input (no tiling).
+
+    Examples
+    --------
+    >>> fitted_tiling((700, 1100), 256)
+    ((234, 220), (11, 18))
+    >>> fitted_tiling((200, 256), 256)
+    (None, None)
+    """
+    side, min_halo = int(side), int(min_halo)
+    if side <= 2 * min_halo:
+        raise InputError(f"an encoder input of {side} px leaves no room for a {min_halo} px halo")
+    if max(int(s) for s in shape) <= side:
+        return None, None
+    tiles, halos = [], []
+    for size in (int(s) for s in shape):
+        n = max(1, int(np.ceil((size - 2 * min_halo) / (side - 2 * min_halo))))
+        while True:
+            tile = int(np.ceil(size / n))
+            if n == 1 or tile + 2 * min_halo <= side:
+                break
+            n += 1
+        tiles.append(tile)
+        halos.append(0 if n == 1 else (side - tile) // 2)
+    return (tiles[0], tiles[1]), (halos[0], halos[1])
 
 
 def window_around(

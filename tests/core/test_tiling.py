@@ -40,3 +40,28 @@ def test_window_around_and_blend():
     w = blend_weights((64, 64), (8, 8))
     assert w.shape == (64, 64) and w.min() > 0 and w[32, 32] == 1
     assert w[0, 32] < w[4, 32] < w[8, 32]
+
+
+def test_fitted_tiling_uses_fewer_tiles_that_fit_the_input():
+    from samscope.tiling import fitted_tiling
+
+    # HeLa's frame: the card's 224 + 2 x 16 tiles need 4 x 5; fitted: 3 x 5, each outer <= 256
+    tile, halo = fitted_tiling((700, 1100), 256)
+    assert (tile, halo) == ((234, 220), (11, 18))
+    grid = TileGrid((700, 1100), tile, halo)
+    assert len(grid) == 15 < len(TileGrid((700, 1100), (224, 224), (16, 16))) == 20
+    cover = np.zeros((700, 1100), int)
+    for t in grid:
+        cover[t.inner_slices] += 1
+        assert max(t.outer_shape) <= 256
+        if 0 < t.inner[0] and t.inner[2] < 700:  # a cut border on both sides keeps its halo
+            assert t.inner[0] - t.outer[0] >= 8 and t.outer[2] - t.inner[2] >= 8
+    assert (cover == 1).all()
+    # an axis that fits one input is not cut; an image that fits is not tiled
+    assert fitted_tiling((200, 1100), 256) == ((200, 220), (0, 18))
+    assert fitted_tiling((256, 100), 256) == (None, None)
+    # the halo never falls below min_halo: 5000 px at min_halo 8 need 21 rows of 239
+    (ty, _), (hy, _) = fitted_tiling((5000, 300), 256, min_halo=8)
+    assert ty + 2 * hy <= 256 and hy >= 8
+    with pytest.raises(InputError, match="halo"):
+        fitted_tiling((500, 500), 16, min_halo=8)

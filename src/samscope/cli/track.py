@@ -51,6 +51,10 @@ def track(
     min_area: Annotated[int, typer.Option("--min-area", help="Do not track objects smaller than this (px).")] = 0,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing result in OUTPUT.")] = False,
+    fewer_tiles: Annotated[
+        bool,
+        typer.Option("--fewer-tiles", help="AIS: the fewest encoder tiles per frame, narrower halo (HeLa: 15 not 20 tiles, about 25 % faster, 0.010 lower mSA)."),
+    ] = False,
 ) -> None:
     """Track objects through a time series: segment every frame (or take --labels), link into tracks with divisions.
 
@@ -78,7 +82,7 @@ def track(
     request = TrackRequest(
         series, output, labels=labels, model=model, checkpoint=checkpoint, device=device,
         mode=mode, settings=parse_assignments(settings) or None, diameter=diameter, axes=axes,
-        z_scale=z_scale, overwrite=overwrite,
+        z_scale=z_scale, overwrite=overwrite, fewer_tiles=fewer_tiles,
         link=LinkerConfig(
             max_distance=max_distance, link_iou=None if link_iou >= 1 else link_iou,
             max_gap=max_gap, divisions=divisions, max_division_distance=max_division_distance,

@@ -63,6 +63,10 @@ class TrackRequest:
         replaced by the series' (``z_scale`` here).
     overwrite : bool
         Replace an existing result in ``output``.
+    fewer_tiles : bool
+        AIS on 2-D frames: the fewest encoder inputs per frame (:func:`fitted_tiles`; HeLa
+        700 × 1100: 15 tiles instead of 20, ≈ 25 % less encoder time) at a narrower halo. Opt-in:
+        on HeLa's tuning frames 12–13 it costs 0.010 mSA.
     """
 
     series: Path
@@ -78,6 +82,7 @@ class TrackRequest:
     z_scale: float | None = None
     link: Any = None
     overwrite: bool = False
+    fewer_tiles: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "series", Path(self.series))
@@ -190,6 +195,7 @@ def segment_frames(
     diameter: float | None = None,
     z_scale: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    fewer_tiles: bool = False,
 ) -> tuple[np.ndarray, float | None]:
     """Segment every frame of a series: ``(labels (T, ...), diameter used)``; ids per frame.
 
@@ -210,6 +216,8 @@ def segment_frames(
     z_scale : float, optional
     progress : callable, optional
         ``progress(done, total)`` after each frame.
+    fewer_tiles : bool
+        2-D frames in AIS: :func:`fitted_tiles` instead of the card's tiles.
     """
     from samscope.labels import label_dtype
 
@@ -239,7 +247,7 @@ def segment_frames(
             out.append(res.labels)
         else:
             kw = {"diameter": diameter} if diameter is not None else {}
-            out.append(_segment_frame(frame, model, mode, config, kw))
+            out.append(_segment_frame(frame, model, mode, config, kw, fewer_tiles=fewer_tiles))
         if progress is not None:
             progress(t + 1, n)
     top = max(int(o.max()) for o in out)
@@ -249,19 +257,55 @@ def segment_frames(
 BORDER_FRACTION = 0.05
 
 
-def _segment_frame(frame: np.ndarray, model: Any, mode: str, config: Any, kw: dict) -> np.ndarray:
+def _segment_frame(
+    frame: np.ndarray, model: Any, mode: str, config: Any, kw: dict, *, fewer_tiles: bool = False
+) -> np.ndarray:
     """One 2-D frame's labels. With the model's own AIS settings, nuclei cut by the image border
     are kept down to ``BORDER_FRACTION`` of a typical nucleus's area (the card's ``min_size`` is
     for whole objects; a time series' ground truth follows a nucleus until it has left)."""
     from samscope.instance.segment import choose_mode, segment
 
     auto = getattr(getattr(model, "card", None), "automatic", None)
+    if fewer_tiles and choose_mode(model, mode) == "ais":
+        kw = {**kw, **fitted_tiles(frame.shape[:2], model, kw.get("diameter"))}
     if config is not None or not getattr(auto, "min_size", 0) or choose_mode(model, mode) != "ais":
         return segment(frame, model, mode=mode, config=config, **kw).labels
     from samscope.instance.ais import AISConfig
 
     res = segment(frame, model, mode="ais", config=AISConfig(min_size=0), **kw)
     return keep_border_fragments(res.labels, *fragment_sizes(model, res.diameter, res.scale))
+
+
+#: Smallest halo of the fitted tile layout (:func:`fitted_tiles`).
+FITTED_MIN_HALO = 8
+
+
+def fitted_tiles(shape: tuple[int, int], model: Any, diameter: float | None) -> dict[str, Any]:
+    """``tile_shape``/``halo`` for AIS on a frame of ``shape``: the fewest encoder inputs.
+
+    The card's fixed tiles leave a last row or column that is mostly padding (HeLa 700 × 1100:
+    4 × 5 tiles of 224 + 2 × 16); :func:`samscope.tiling.fitted_tiling` spreads the frame over
+    the fewest tiles that fit the encoder input (3 × 5 there), on the grid the frame is
+    segmented at (resized by the object size). Empty (the card's tiling) for an untiled model,
+    an unknown diameter of a scale-aware model (the frame's own estimate decides its size), or a
+    frame that fits one input. AIS only (its maps are blended across seams; instance modes
+    stitch whole objects and want halos wider than an object). The halo is narrower (HeLa: 11 px
+    across rows instead of 16), which costs accuracy: on HeLa's tuning frames 12–13, mSA 0.789
+    → 0.778 (``benchmarks/check_speed_settings.py tiling``), hence opt-in
+    (``TrackRequest.fewer_tiles``, ``samscope track --fewer-tiles``).
+    """
+    from samscope.instance.scale import scale_for
+    from samscope.tiling import fitted_tiling
+
+    card = getattr(model, "card", None)
+    side = getattr(model, "image_size", None)
+    working = getattr(card, "working_diameter", None)
+    if getattr(card, "tile_shape", None) is None or not side or (working and not diameter):
+        return {}
+    s = scale_for(diameter, working)
+    work = tuple(max(1, int(round(int(n) * s))) for n in shape)
+    tile, halo = fitted_tiling(work, int(side), min_halo=FITTED_MIN_HALO)
+    return {} if tile is None else {"tile_shape": tile, "halo": halo}
 
 
 def fragment_sizes(model: Any, diameter: float | None, scale: float | None) -> tuple[float, float]:
@@ -396,6 +440,7 @@ def track_series(
         labels, diameter = segment_frames(
             data, axes, net, mode=mode, config=config, diameter=req.diameter, z_scale=z_scale,
             progress=None if progress is None else (lambda d, n: progress("segment", d, n)),
+            fewer_tiles=req.fewer_tiles,
         )  # fmt: skip
     seconds["segment"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -416,6 +461,7 @@ def track_series(
         "series": str(req.series), "axes": axes, "labels": None if req.labels is None else str(req.labels),
         "model": model_name, "mode": None if req.labels is not None else req.mode,
         "diameter_px": diameter, "z_scale": z_scale, "link": asdict(link),
+        "fewer_tiles": bool(req.fewer_tiles),
         "n_frames": int(len(labels)), "n_tracks": tracked.n_tracks,
         "n_divisions": tracked.lineage.n_divisions, "seconds": seconds,
     }  # fmt: skip
