@@ -223,13 +223,24 @@ def encoder_tiles(size: int, block: int, halo: int | None = None, *, diameter: f
         hs, ws = max(1, round(h * scale)), max(1, round(w * scale))
         return len(TileGrid((hs, ws), tile, tile_halo))
 
+    side = tile[0] + 2 * tile_halo[0]  # the encoder input the card's tiles fill
+
+    def fitted(h: int, w: int, min_halo: int = 8) -> int:
+        """Tiles if each axis had the fewest equal tiles whose outer region fits ``side`` with
+        a halo >= ``min_halo`` (e.g. 9 × 240 + 8 in a 2160 px block instead of 10 × 224 + 16)."""
+        n = 1
+        for length in (max(1, round(h * scale)), max(1, round(w * scale))):
+            n *= 1 if length <= side else -(-(length - 2 * min_halo) // (side - 2 * min_halo))
+        return n
+
     per_block = [tiles(*b.outer_shape) for b in grid]
     outer_px = sum(b.outer_shape[0] * b.outer_shape[1] for b in grid)
     whole = tiles(size, size)
     return {"size": size, "block": block, "halo": list(halo_t), "blocks": len(grid),
             "scale": round(scale, 4), "tiles": sum(per_block), "tiles_whole_image": whole,
             "tiles_per_block": sorted(set(per_block)), "tile_overhead": round(sum(per_block) / whole, 4),
-            "halo_pixel_overhead": round(outer_px / size**2, 4)}
+            "halo_pixel_overhead": round(outer_px / size**2, 4),
+            "tiles_fitted_halo8": sum(fitted(*b.outer_shape) for b in grid)}
 
 
 def plan(args) -> None:
