@@ -193,11 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=sorted(SPLITS), default="tune")
     p.add_argument("--suite-n", type=int, default=6, help="images per simulated suite")
     p.add_argument("--domains", default="", help="comma-separated subset of domains")
+    p.add_argument("--images", type=int, default=0,
+                   help="at most this many images per domain, spread evenly (0: all)")
     p.add_argument("--diameter", type=float, default=None, help="fixed diameter (default: estimated)")
     p.add_argument("--set", action="append", default=[], help="MODE.FIELD=VALUE setting")
     p.add_argument("--working-diameter", type=float, default=None,
                    help="override the card's working diameter (e.g. 28 for a checkpoint of the run)")
     p.add_argument("--no-otsu", action="store_true")
+    p.add_argument("--refine", action="store_true",
+                   help="also score each mode's labels cut to their bright cores (instance.refine)")
     p.add_argument("--interactive", action="store_true", help="also the interactive protocol")
     p.add_argument("--interactive-native", action="store_true",
                    help="prompt on native-scale embeddings (default: at the estimated object size)")
@@ -219,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.domains:
         keep = set(args.domains.split(","))
         data = {k: v for k, v in data.items() if k in keep}
+    if args.images:
+        for k, (ims, gts) in list(data.items()):
+            pairs = subset(list(zip(ims, gts, strict=True)), args.images)
+            data[k] = ([a for a, _ in pairs], [b for _, b in pairs])
     settings: dict[str, dict] = {}
     for item in args.set:
         key, _, value = item.partition("=")
@@ -257,6 +265,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"({sec:.2f} s/image; d {r['diameters'][:4]})", flush=True)
                 if d == "hela":
                     results["hela_border"][key] = scores(gts, [drop_border(x) for x in preds])
+                if args.refine:
+                    from samscope.instance.refine import refine_to_core
+
+                    cut = [refine_to_core(grey(im), x) for im, x in zip(ims, preds, strict=True)]
+                    results[d][key + "+core"] = scores(gts, cut)
+                    if key + "+core" not in methods:
+                        methods.append(key + "+core")
+                    if d == "hela":
+                        results["hela_border"][key + "+core"] = scores(gts, [drop_border(x) for x in cut])
         if args.interactive:
             for d in ("hela", "cho"):
                 if d in data:
@@ -276,6 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.md").write_text(md + "\n")
     print(md)
     return 0
+
+
+def subset(items: list, k: int) -> list:
+    """``k`` items spread evenly over ``items`` (all of them when ``k`` is 0 or too large)."""
+    if k <= 0 or k >= len(items):
+        return list(items)
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, k).round().astype(int)]
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """A grey plane of an image (RGB averaged)."""
+    image = np.asarray(image)
+    return image.mean(axis=-1) if image.ndim == 3 else image
 
 
 def type_of(text: str):

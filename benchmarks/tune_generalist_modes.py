@@ -49,13 +49,6 @@ GRIDS = {
 MIN_SIZES = (0, 50, 100, 200)
 
 
-def subset(items: list, k: int) -> list:
-    """``k`` items spread evenly over ``items`` (all of them when ``k`` is 0 or too large)."""
-    if k <= 0 or k >= len(items):
-        return list(items)
-    return [items[int(i)] for i in np.linspace(0, len(items) - 1, k).round().astype(int)]
-
-
 def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     """``labels`` without the objects of fewer than ``min_size`` pixels."""
     if min_size <= 0:
@@ -114,7 +107,7 @@ def mode_labels(model, item: dict, mode: str, setting: dict) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eval_generalist import real_domains, sim_domains
+    from eval_generalist import real_domains, sim_domains, subset
 
     from samscope.evaluation.metrics import segmentation_accuracy
     from samscope.instance.segment import segment
