@@ -2,6 +2,7 @@
 
     python benchmarks/bench_precision.py [--models vit_b,samscope-generalist] [--prompts 100]
                                          [--reps 3] [--no-timing] [--json OUT.json]
+                                         [--precisions fp32,int8,bf16]
 
 For each model — ViT-B with *random* weights (normal, std 0.02, seed 0; the weights micro-sam
 comparisons use, see bench_core.py) and the shipped default model ``samscope-generalist`` — it
@@ -15,6 +16,11 @@ embeds one image at fp32, bf16 and int8 and decodes the same ``--prompts`` point
   accuracy where it matters?);
 - the largest relative difference of the embeddings, and the fp32 masks' mean area (random
   weights can give empty masks, on which every precision agrees trivially: read IoU with it);
+- **logit IoU** against fp32, which is meaningful with random weights too: per prompt, the
+  threshold is the fp32 low-resolution logits' median (50 % of the area) or their 90th percentile
+  (top 10 %), and the IoU is that of ``fp32 logits > t`` and ``other logits > t`` — the same
+  level set of both, so a precision that reorders the logits loses IoU even where the 0-threshold
+  masks are empty (mean / 5th percentile / minimum / share ≥ 0.98, points and boxes pooled);
 - timings: embedding (median of ``--reps``) and one point prompt (median over the prompts).
 
 The image is HeLa frame 12 (``../shared/data/hela``, the training/tuning split: nothing is tuned
@@ -115,16 +121,38 @@ def random_vit_b(tmp: Path):
 
 
 def decode_all(net, emb, points, boxes):
-    """Point masks (one prompt per call, with per-call times) and box masks (one batch)."""
+    """Point masks (one prompt per call, with per-call times), box masks (one batch) and every
+    prompt's low-resolution logits with the window they refer to (points first, then boxes)."""
     from samscope.prompting import segment_from_boxes, segment_from_prompts
 
-    pm, times = [], []
+    pm, times, logits = [], [], []
     for y, x in points:
         t0 = time.perf_counter()
-        pm.append(segment_from_prompts(net, emb, points=[[y, x]]).masks[0])
+        res = segment_from_prompts(net, emb, points=[[y, x]])
         times.append(time.perf_counter() - t0)
-    bm = list(segment_from_boxes(net, emb, boxes).masks)
-    return pm, bm, times
+        pm.append(res.masks[0])
+        logits.append((res.logits[0], tuple(np.asarray(res.windows).reshape(-1, 4)[0])))
+    res = segment_from_boxes(net, emb, boxes)
+    bm = list(res.masks)
+    windows = np.asarray(res.windows).reshape(-1, 4)
+    logits += [(res.logits[i], tuple(windows[i])) for i in range(len(bm))]
+    return pm, bm, times, logits
+
+
+def logit_iou(ref: list, other: list, quantile: float) -> tuple[list[float], int]:
+    """IoU of ``ref > t`` and ``other > t`` per prompt, ``t`` the ``quantile`` of ``ref``'s logits.
+
+    Prompts whose two results refer to different windows (a tiled model that re-routed) are left
+    out; their number is returned too.
+    """
+    out, skipped = [], 0
+    for (a, wa), (b, wb) in zip(ref, other, strict=True):
+        if wa != wb:
+            skipped += 1
+            continue
+        t = np.quantile(a, quantile)
+        out.append(iou(a > t, b > t))
+    return out, skipped
 
 
 def summary(values: list[float]) -> dict:
@@ -133,7 +161,8 @@ def summary(values: list[float]) -> dict:
             "share98": float((v >= 0.98).mean())}  # fmt: skip
 
 
-def run_model(name: str, model, image, labels, points, boxes, ids, reps: int, timing: bool):
+def run_model(name: str, model, image, labels, points, boxes, ids, reps: int, timing: bool,
+              precisions: tuple[str, ...] = ("fp32", "int8", "bf16")):  # fmt: skip
     """Rows per precision (fp32 first, then int8, bf16 — bf16 is the slow one on CPUs without
     native bf16), each printed as soon as it is measured."""
     from samscope.embeddings import compute_embeddings
@@ -143,7 +172,7 @@ def run_model(name: str, model, image, labels, points, boxes, ids, reps: int, ti
     print(f"\n## {name}")
     print(f"{'precision':<30} {'points IoU vs fp32 mean/p5/min/≥.98':<38} "
           f"{'boxes IoU vs fp32 mean/p5/min/≥.98':<38} {'vs GT pt/box':<14} emb rel diff")  # fmt: skip
-    for prec in ("fp32", "int8", "bf16"):
+    for prec in precisions:
         t0 = time.perf_counter()
         emb = compute_embeddings(image, model, precision=prec)
         runs = [time.perf_counter() - t0]
@@ -153,25 +182,29 @@ def run_model(name: str, model, image, labels, points, boxes, ids, reps: int, ti
                 compute_embeddings(image, model, precision=prec)
                 runs.append(time.perf_counter() - t0)
         net = model.with_precision(prec)
-        pm, bm, times = decode_all(net, emb, points, boxes)
+        pm, bm, times, lg = decode_all(net, emb, points, boxes)
         rows[prec] = {"embedding_s": statistics.median(runs), "embedding_runs": runs,
                       "point_ms": 1000 * statistics.median(times[1:] or times)}  # fmt: skip
-        variants = [(prec, pm, bm)]
+        variants = [(prec, pm, bm, lg)]
         if prec == "bf16":  # the embeddings alone in bf16, decoded in fp32
-            pm2, bm2, _ = decode_all(model, emb, points, boxes)
-            variants.append(("bf16 encoder + fp32 decoder", pm2, bm2))
-        for label, p_masks, b_masks in variants:
+            pm2, bm2, _, lg2 = decode_all(model, emb, points, boxes)
+            variants.append(("bf16 encoder + fp32 decoder", pm2, bm2, lg2))
+        for label, p_masks, b_masks, p_logits in variants:
             row = rows.setdefault(label, {})
             row["points_iou_vs_gt"] = float(np.mean([iou(m, labels == i) for m, i in zip(p_masks, ids, strict=True)]))
             row["boxes_iou_vs_gt"] = float(np.mean([iou(m, labels == i) for m, i in zip(b_masks, ids, strict=True)]))
             if ref is None:
-                ref = (np.asarray(emb.features), pm, bm)
+                ref = (np.asarray(emb.features), pm, bm, lg)
                 row["mask_area_mean_px"] = float(np.mean([m.sum() for m in pm]))
             else:
                 a, b = ref[0], np.asarray(emb.features)
                 row["embedding_rel_diff"] = float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
                 row["points_iou_vs_fp32"] = summary([iou(p, q) for p, q in zip(ref[1], p_masks, strict=True)])
                 row["boxes_iou_vs_fp32"] = summary([iou(p, q) for p, q in zip(ref[2], b_masks, strict=True)])
+                for key, q in (("logit_iou_median", 0.5), ("logit_iou_top10", 0.9)):
+                    values, skipped = logit_iou(ref[3], p_logits, q)
+                    row[key] = summary(values) if values else None
+                    row["logit_windows_differ"] = skipped
             print_row(label, row)
         sys.stdout.flush()
     return rows
@@ -187,11 +220,19 @@ def print_row(label: str, row: dict) -> None:
     fmt = "{mean:.4f}/{p5:.4f}/{min:.4f}/{share98:.2f}"
     print(f"{label:<30} {fmt.format(**p):<38} {fmt.format(**b):<38} {gt:<14} "
           f"{row['embedding_rel_diff']:.2e}")  # fmt: skip
+    parts = []
+    for key, what in (("logit_iou_median", "at the fp32 median"), ("logit_iou_top10", "top 10 %")):
+        if row.get(key):
+            parts.append(f"{what} {fmt.format(**row[key])}")
+    if parts:
+        skipped = row.get("logit_windows_differ", 0)
+        note = f" ({skipped} prompts in another window left out)" if skipped else ""
+        print(f"{'':<30} logit IoU vs fp32, points+boxes: {'; '.join(parts)}{note}")
 
 
 def print_timings(rows: dict, state: str) -> None:
     print(f"timings ({state}):")
-    for prec in PRECISIONS:
+    for prec in [p for p in PRECISIONS if p in rows]:
         row = rows[prec]
         print(f"  {prec:<5} embedding {row['embedding_s']:7.2f} s (runs "
               f"{[round(t, 2) for t in row['embedding_runs']]}), point prompt {row['point_ms']:7.1f} ms")  # fmt: skip
@@ -205,6 +246,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-timing", action="store_true", help="accuracy only (one embedding each)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--precisions", default="fp32,int8,bf16",
+                        help="fp32 first (the reference); bf16 is ≈20× slower on AVX2-only CPUs")
     args = parser.parse_args()
 
     import torch
@@ -221,8 +264,9 @@ def main() -> None:
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
             model = random_vit_b(Path(tmp)) if name == "vit_b" else load_model(name, device="cpu")
             label = "ViT-B (random weights)" if name == "vit_b" else name
+            precisions = ("fp32", *[p for p in args.precisions.split(",") if p not in ("", "fp32")])
             rows = run_model(label, model, image, labels, points, boxes, ids, args.reps,
-                             not args.no_timing)  # fmt: skip
+                             not args.no_timing, precisions)  # fmt: skip
             state = load_state()
             print_timings(rows, state)
             results[label] = {"rows": rows, "machine": state}

@@ -514,7 +514,8 @@ def load_model(
         downloaded implicitly.
     precision : {"fp32", "bf16", "int8"}, optional
         Arithmetic of the image encoder and mask decoder (see :mod:`samscope.models.sam`);
-        default ``bf16`` on CUDA, ``fp32`` elsewhere.
+        default: :func:`samscope.models.sam.default_precision` (on the CPU the card's
+        ``default_precision`` or fp32, bf16 on CUDA).
 
     Returns
     -------
@@ -548,7 +549,8 @@ def load_model(
     if checkpoint is None and (sam3 := sam3_or_none(name_or_path, device=device)) is not None:
         return sam3  # SAM3's detector (mode 'concept', samscope.models.sam3), not a SamscopeModel
     device = check_device(device) if device else default_device()
-    precision = check_precision(precision, device)
+    if precision is not None:  # checked now; None: the card's default (sam.default_precision)
+        precision = check_precision(precision, device)
     decoder_state = None
     converted = None
     if checkpoint is not None:

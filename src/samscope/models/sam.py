@@ -92,6 +92,34 @@ def check_precision(precision: str | None, device: str | torch.device = "cpu") -
     return name
 
 
+def default_precision(card: ModelCard | None, device: str | torch.device = "cpu") -> str:
+    """The precision a model runs in when none is asked for.
+
+    On the CPU, the card's :attr:`~samscope.models.card.ModelCard.default_precision` (chosen by
+    measurement per model: ``benchmarks/bench_encoder.py``), else fp32; elsewhere the device's
+    default (bf16 on CUDA), since int8 runs on the CPU only.
+
+    Parameters
+    ----------
+    card : ModelCard or None
+    device : str or torch.device
+
+    Returns
+    -------
+    str
+
+    >>> from samscope.models.card import ModelCard
+    >>> card = ModelCard("m", "vit_b", default_precision="int8")
+    >>> default_precision(card, "cpu"), default_precision(card, "cuda"), default_precision(None)
+    ('int8', 'bf16', 'fp32')
+    """
+    kind = torch.device(device).type
+    wanted = getattr(card, "default_precision", None)
+    if kind != "cpu" or wanted is None:
+        return check_precision(None, device)
+    return check_precision(wanted, device)
+
+
 class SamscopeModel:
     """A loaded SAM with its card.
 
@@ -108,8 +136,9 @@ class SamscopeModel:
     device : str or torch.device
         Where to run.
     precision : {"fp32", "bf16", "int8"}, optional
-        Arithmetic of the encoder and decoder (see the module docstring); None: ``bf16`` on
-        CUDA, ``fp32`` elsewhere.
+        Arithmetic of the encoder and decoder (see the module docstring); None: the card's
+        :func:`default_precision` (on the CPU the card's ``default_precision`` or fp32; bf16 on
+        CUDA).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -134,7 +163,11 @@ class SamscopeModel:
         self.card = card
         self.arch: SamArchitecture = get_architecture(card.architecture)
         self.device = torch.device(device)
-        self.precision = check_precision(precision, self.device)
+        self.precision = (
+            default_precision(card, self.device)
+            if precision is None
+            else check_precision(precision, self.device)
+        )
         _warn_if_slow_bf16(self.precision, self.device)
         self._quantised: dict[str, torch.nn.Module] = {}  # shared by with_precision views
         self.sam = sam.to(self.device).eval()
@@ -170,7 +203,7 @@ class SamscopeModel:
         Parameters
         ----------
         precision : {"fp32", "bf16", "int8"} or None
-            None: the device's default.
+            None: the model's :func:`default_precision` (its card's, on this device).
 
         Returns
         -------
@@ -182,7 +215,11 @@ class SamscopeModel:
         InputError
             An unknown precision, or int8 off the CPU.
         """
-        name = check_precision(precision, self.device)
+        name = (
+            default_precision(self.card, self.device)
+            if precision is None
+            else check_precision(precision, self.device)
+        )
         if name == self.precision:
             return self
         view = copy.copy(self)  # shallow: same modules, card, weight hash and int8 encoder cache
@@ -206,10 +243,16 @@ class SamscopeModel:
         if encoder is None:
             import warnings
 
+            from torch.ao import quantization as tq
+
             with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices
                 warnings.simplefilter("ignore")
-                encoder = torch.ao.quantization.quantize_dynamic(
-                    self.sam.vision_encoder, {torch.nn.Linear}, dtype=torch.qint8
+                # int8 weights with one scale per output channel (fbgemm; the per-tensor default
+                # loses more), activations quantised per call from their own range
+                encoder = tq.quantize_dynamic(
+                    self.sam.vision_encoder,
+                    {torch.nn.Linear: tq.per_channel_dynamic_qconfig},
+                    dtype=torch.qint8,
                 )
             self._quantised["encoder"] = encoder.eval()
         return encoder
