@@ -7,6 +7,7 @@ the CTC result). ``--frames N`` times the first N frames only (a quick check; th
 per-frame segment time, the tiles per frame and the track and division counts.
 
     python benchmarks/bench_track.py                      # all 20 frames: the figure for the target
+    python benchmarks/bench_track.py --fewer-tiles        # the opt-in fitted tiles
     python benchmarks/bench_track.py --frames 4           # quick check
 """
 
@@ -28,6 +29,7 @@ def main() -> int:
     ap.add_argument("--series", type=Path, default=HELA)
     ap.add_argument("--frames", type=int, default=None, help="first N frames only")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--fewer-tiles", action="store_true", help="samscope track --fewer-tiles (opt-in)")
     args = ap.parse_args()
     if not args.series.is_file():
         print(f"no series at {args.series}")
@@ -46,6 +48,8 @@ def main() -> int:
         cmd = [sys.executable, "-m", "samscope.cli.main", "track", str(series), "-o", str(out)]
         if args.model:
             cmd += ["--model", args.model]
+        if args.fewer_tiles:
+            cmd.append("--fewer-tiles")
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         wall = time.perf_counter() - t0
@@ -58,8 +62,11 @@ def main() -> int:
     side = card.tile_shape + 2 * (card.halo or 0)
     from types import SimpleNamespace
 
-    kw = fitted_tiles(shape[1:3], SimpleNamespace(card=card, image_size=side), rec["diameter_px"])
-    tiles = len(TileGrid(tuple(shape[1:3]), kw["tile_shape"], kw["halo"])) if kw else "card default"
+    if rec.get("fewer_tiles"):
+        kw = fitted_tiles(shape[1:3], SimpleNamespace(card=card, image_size=side), rec["diameter_px"])
+    else:
+        kw = {"tile_shape": (card.tile_shape,) * 2, "halo": (card.halo or 0,) * 2}
+    tiles = len(TileGrid(tuple(shape[1:3]), kw["tile_shape"], kw["halo"])) if kw else 1
     n = rec["n_frames"]
     s = rec["seconds"]
     print(f"TARGET 13: samscope track {series.name} {shape} ({rec['model']}): {wall:.1f} s wall "

@@ -65,20 +65,22 @@ def check_tiling(model, images, gts, min_halo: int) -> list[float]:
 
 def check_estimate(model, images, gts, crops: int) -> list[float]:
     from samscope.evaluation.metrics import segmentation_accuracy
+    from samscope.instance.scale import estimate_diameter
     from samscope.instance.segment import segment
 
     deltas = []
     for i, (im, gt) in enumerate(zip(images, gts, strict=True)):
-        scores = []
+        scores, seen = [], {}
         for name, kw in (("default", {}), ("light", {"crops": crops})):
-            from samscope.instance.scale import estimate_diameter
-
             t0 = time.process_time()
             est = estimate_diameter(im, model, **kw)
             cpu = time.process_time() - t0
-            res = segment(im, model, diameter=est.diameter) if est.diameter else segment(im, model)
-            scores.append(segmentation_accuracy(gt, res.labels).msa)
-            print(f"  image {i} {name}: d={est.diameter}, looks={len(est.candidates)}, scale={res.scale:.3f}, "
+            if est.diameter not in seen:  # the same estimate gives the same result
+                res = segment(im, model, diameter=est.diameter) if est.diameter else segment(im, model)
+                seen[est.diameter] = (segmentation_accuracy(gt, res.labels).msa, res.scale)
+            msa, scale = seen[est.diameter]
+            scores.append(msa)
+            print(f"  image {i} {name}: d={est.diameter}, zooms={len(est.candidates)}, scale={scale:.3f}, "
                   f"mSA {scores[-1]:.4f}, estimate {cpu:.1f} s CPU", flush=True)
         deltas.append(scores[1] - scores[0])
     return deltas
