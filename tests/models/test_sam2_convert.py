@@ -186,3 +186,25 @@ def test_a_sam2_model_without_memory_modules_says_so(model):
     bare = Sam2ScopeModel(model.sam, model.card, device="cpu")
     with pytest.raises(InputError, match="memory modules"):
         bare.video_model()
+
+
+@pytest.mark.parametrize("method", ["reference", "reassociated"])
+def test_both_decoder_evaluations_equal_meta(model, fixture, method):
+    """The reassociated SAM2 decoder (cached image-side terms, high-resolution maps added in the
+    channels-last up-scaling, SAM2's stability fallback) and transformers' both give Meta's masks."""
+    from samscope.models.sam2_decoder import decode
+
+    pixels = torch.from_numpy(fixture["pixels"].astype(np.float32))
+    cache = model.prepare_decoder(model.encode(pixels))
+    prompts = json.loads(fixture["prompts"].tobytes())
+    for i, p in enumerate(prompts):
+        pts = torch.tensor(p["points"], dtype=torch.float32)[None] if "points" in p else None
+        labels = torch.tensor(p["labels"])[None] if "points" in p else None
+        box = torch.tensor(p["box"], dtype=torch.float32)[None] if "box" in p else None
+        mask = torch.from_numpy(fixture[f"mask_{i}"]) if p["mask"] else None
+        sparse, dense = model.embed_prompts(points=pts, labels=labels, boxes=box, masks=mask)
+        with torch.inference_mode():
+            logits, iou = decode(model.sam, cache, sparse, dense, multimask=p["multimask"], method=method)
+        np.testing.assert_allclose(logits[0].numpy(), fixture[f"logits_{i}"], atol=TOL, rtol=0)
+        np.testing.assert_allclose(iou[0].numpy(), fixture[f"iou_{i}"], atol=TOL, rtol=0)
+    assert (cache.fast is not None) == (method == "reassociated")

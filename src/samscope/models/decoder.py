@@ -58,6 +58,9 @@ class DecoderCache:
         ``(1, heads, N, d)`` first block's image→token queries.
     grid : int
         ``g``.
+    hires : (torch.Tensor, torch.Tensor), optional
+        SAM2's high-resolution features in the up-scaling's layout
+        (:func:`samscope.models.sam2_decoder.hires_layout`); None for SAM.
     """
 
     tokens: torch.Tensor
@@ -67,6 +70,7 @@ class DecoderCache:
     value1: torch.Tensor
     query1: torch.Tensor
     grid: int
+    hires: tuple | None = None
 
 
 def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -102,14 +106,23 @@ def prepare_decoder(sam: nn.Module, embedding: torch.Tensor) -> DecoderCache:
         from samscope.models.sam2_decoder import prepare_decoder as prepare_sam2
 
         return prepare_sam2(sam, embedding)
+    return prepare_tokens(sam, embedding)
+
+
+def prepare_tokens(sam: nn.Module, embedding: torch.Tensor) -> DecoderCache:
+    """:func:`prepare_decoder` for SAM's and SAM2's two-way transformer (``embedding`` is the
+    ``(1, C, g, g)`` grid the transformer attends to, SAM2's without its high-resolution maps)."""
     if embedding.ndim != 4 or embedding.shape[0] != 1:
         raise ValueError(
             f"expected one image embedding of shape (1, C, g, g), got {tuple(embedding.shape)}"
         )
     grid = embedding.shape[-1]
     no_mask = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-    tokens = (embedding + no_mask).flatten(2).transpose(1, 2)
+    # channels-last copies, not transposed views: every prompt reads these (a strided 4 MB
+    # residual copy cost more than the product it feeds)
+    tokens = (embedding + no_mask).flatten(2).transpose(1, 2).contiguous()
     pos = image_positional_encoding(sam, grid).to(embedding.dtype).flatten(2).transpose(1, 2)
+    pos = pos.contiguous()
     block = sam.mask_decoder.transformer.layers[0]
     t2i = block.cross_attn_token_to_image
     i2t = block.cross_attn_image_to_token
@@ -118,11 +131,16 @@ def prepare_decoder(sam: nn.Module, embedding: torch.Tensor) -> DecoderCache:
         tokens=tokens,
         raw=embedding,
         pos=pos,
-        key1=_split(t2i.k_proj(keyed), t2i.num_attention_heads),
-        value1=_split(t2i.v_proj(tokens), t2i.num_attention_heads),
-        query1=_split(i2t.q_proj(keyed), i2t.num_attention_heads),
+        key1=_split(t2i.k_proj(keyed), t2i.num_attention_heads).contiguous(),
+        value1=_split(t2i.v_proj(tokens), t2i.num_attention_heads).contiguous(),
+        query1=_split(i2t.q_proj(keyed), i2t.num_attention_heads).contiguous(),
         grid=grid,
     )
+
+
+def _out_proj(attn: nn.Module) -> nn.Module:
+    """The attention's output projection (``out_proj`` in SAM, ``o_proj`` in SAM2)."""
+    return attn.out_proj if hasattr(attn, "out_proj") else attn.o_proj
 
 
 def _self_attention(attn: nn.Module, query: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -131,7 +149,7 @@ def _self_attention(attn: nn.Module, query: torch.Tensor, value: torch.Tensor) -
     k = _split(attn.k_proj(query), h)
     v = _split(attn.v_proj(value), h)
     out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
-    return attn.out_proj(_merge(out))
+    return _out_proj(attn)(_merge(out))
 
 
 def _tokens_to_image(attn, query, key=None, value=None, *, k=None, v=None) -> torch.Tensor:
@@ -147,7 +165,7 @@ def _tokens_to_image(attn, query, key=None, value=None, *, k=None, v=None) -> to
         rows = q.transpose(0, 1).reshape(1, h, p * t, d)
         out = F.scaled_dot_product_attention(rows, k, v, scale=attn.scaling)
         out = out.reshape(h, p, t, d).transpose(0, 1)
-    return attn.out_proj(_merge(out))
+    return _out_proj(attn)(_merge(out))
 
 
 def _image_to_tokens(attn, image_query, tokens_key, tokens_value, *, q=None) -> torch.Tensor:
@@ -161,11 +179,11 @@ def _image_to_tokens(attn, image_query, tokens_key, tokens_value, *, q=None) -> 
         q = q.expand(k.shape[0], -1, -1, -1)
     # SDPA, not matmul + softmax: a softmax over only T ≈ 7 keys per row is slow as a separate op.
     out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
-    return attn.out_proj(_merge(out))
+    return _out_proj(attn)(_merge(out))
 
 
 def _upscale_and_predict(
-    dec: nn.Module, keys: torch.Tensor, hyper: torch.Tensor, grid: int
+    dec: nn.Module, keys: torch.Tensor, hyper: torch.Tensor, grid: int, *, hires=None
 ) -> torch.Tensor:
     """The decoder's two transposed convolutions and the hypernetwork product, as matrix products.
 
@@ -181,6 +199,9 @@ def _upscale_and_predict(
         ``(P, g·g, C)`` updated image tokens (channels last).
     hyper : torch.Tensor
         ``(P, K, C/8)`` hypernetwork outputs.
+    hires : (torch.Tensor, torch.Tensor), optional
+        SAM2's high-resolution features in this layout, biases included:
+        :func:`samscope.models.sam2_decoder.hires_layout`.
 
     Returns
     -------
@@ -191,11 +212,17 @@ def _upscale_and_predict(
     p, n, c = keys.shape
     c4, c8 = conv1.out_channels, conv2.out_channels
     w1 = conv1.weight.permute(0, 2, 3, 1).reshape(c, 4 * c4)  # (C, [a, b, o])
-    up = torch.addmm(conv1.bias.repeat(4), keys.reshape(p * n, c), w1)  # bias fused
+    if hires is None:
+        up = torch.addmm(conv1.bias.repeat(4), keys.reshape(p * n, c), w1)  # bias fused
+    else:  # SAM2: + the stride-8 features (conv1's bias folded in)
+        up = torch.mm(keys.reshape(p * n, c), w1).reshape(p, n, 4 * c4).add_(hires[0])
     up = F.layer_norm(up.reshape(p, n * 4, c4), (c4,), norm.weight, norm.bias, norm.eps)
     up = dec.activation(up)
     w2 = conv2.weight.permute(0, 2, 3, 1).reshape(c4, 4 * c8)  # (C/4, [a2, b2, o2])
-    up = torch.addmm(conv2.bias.repeat(4), up.reshape(p * n * 4, c4), w2)
+    if hires is None:
+        up = torch.addmm(conv2.bias.repeat(4), up.reshape(p * n * 4, c4), w2)
+    else:  # SAM2: + the stride-4 features (conv2's bias folded in)
+        up = torch.mm(up.reshape(p * n * 4, c4), w2).reshape(p, n * 4, 4 * c8).add_(hires[1])
     up = dec.activation(up.reshape(p, n * 16, c8))
     k = hyper.shape[1]
     masks = torch.bmm(up, hyper.transpose(1, 2))  # (P, g·g·16, K), rows [i, j, a, b, a2, b2]
@@ -327,9 +354,10 @@ def decode(
     p = sparse.shape[0]
     if method not in ("auto", "reference", "reassociated"):
         raise ValueError(f"method must be auto, reference or reassociated, got {method!r}")
-    usable = p > 0 and not torch.is_grad_enabled() and reassociable(dec, sparse.shape[1])
+    usable = p > 0 and not torch.is_grad_enabled() and reassociable(dec)
     if method == "reassociated" and not usable:
         raise ValueError("the reassociated decoder needs inference mode and SAM's layout")
+    usable = usable and (method == "reassociated" or reassociable(dec, sparse.shape[1]))
     if method == "reference" or not usable:
         return _decode_reference(dec, cache, sparse, dense=dense, multimask=multimask)
     step = max(1, CHUNK_FLOATS // cache.tokens[0].numel())
@@ -357,7 +385,7 @@ def reassociable(dec: nn.Module, n_sparse: int | None = None) -> bool:
     if n_sparse is None:
         return True
     attn = layers[0].cross_attn_image_to_token
-    tokens = 1 + dec.num_mask_tokens + n_sparse
+    tokens = 1 + _first_output_token(dec) + dec.num_mask_tokens + n_sparse
     return attn.num_attention_heads * tokens <= attn.q_proj.out_features
 
 
@@ -378,8 +406,9 @@ def _image_to_tokens_fast(attn, keyed, tok_key, tok_value, residual, shared_q=No
     v = _heads(attn.v_proj(tok_value), h)
     p, _, t, d = k.shape
     # U[p, (h, t)] = v[p, h, t] W_o,hᵀ + b_o / H  (each head's softmax row sums to one)
-    u = torch.einsum("phtd,chd->phtc", v, attn.out_proj.weight.reshape(c, h, d))
-    u = (u + attn.out_proj.bias / h).reshape(p, h * t, c)
+    out_proj = _out_proj(attn)
+    u = torch.einsum("phtd,chd->phtc", v, out_proj.weight.reshape(c, h, d))
+    u = (u + out_proj.bias / h).reshape(p, h * t, c)
     if shared_q is not None:  # first block: image queries cached, (H, N, d)
         kk = (k * attn.scaling).transpose(0, 1).reshape(h, p * t, d)
         s = torch.bmm(kk, shared_q.transpose(1, 2)).reshape(h, p, t, -1)
@@ -415,7 +444,7 @@ def _tokens_to_image_fast(attn, query, image, keyed):
     z = torch.bmm(a, image).reshape(p, h, t, c)  # Σ_n a_n x_n
     out = torch.einsum("phtc,hdc->phtd", z, attn.v_proj.weight.reshape(h, d, c))
     out = out + attn.v_proj.bias.reshape(h, 1, d)
-    return attn.out_proj(out.transpose(1, 2).reshape(p, t, h * d))
+    return _out_proj(attn)(out.transpose(1, 2).reshape(p, t, h * d))
 
 
 def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, upscale=True):
@@ -427,7 +456,8 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     b0, b1 = tw.layers
     p = sparse.shape[0]
     pos = cache.pos[0]  # (N, C)
-    out_tokens = torch.cat([dec.iou_token.weight, dec.mask_tokens.weight], dim=0)
+    first = _first_output_token(dec)  # SAM2: an object-score token comes before the IoU token
+    out_tokens = torch.cat([_output_tokens(dec), dec.iou_token.weight, dec.mask_tokens.weight])
     prompt = torch.cat([out_tokens.expand(p, -1, -1), sparse.to(out_tokens.dtype)], dim=1)
     # block 0 (without a mask prompt, the image keys/values/queries are cached per image)
     q = b0.layer_norm1(_self_attention(b0.self_attn, prompt, prompt))
@@ -435,7 +465,7 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
         attn = _tokens_to_image(b0.cross_attn_token_to_image, q + prompt, k=cache.key1,
                                 v=cache.value1)  # fmt: skip
     else:
-        image = (cache.raw + dense).flatten(2).transpose(1, 2)  # (P, N, C)
+        image = (cache.raw + dense).flatten(2).transpose(1, 2).contiguous()  # (P, N, C)
         keyed = image + pos
         attn = _tokens_to_image_fast(b0.cross_attn_token_to_image, q + prompt, image, keyed)
     q = b0.layer_norm2(q + attn)
@@ -458,8 +488,10 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     keys = b1.layer_norm4(keys)
     # final attention, heads, up-scaling: only the IoU token and the mask tokens that are read
     # out go on (each token attends to the image on its own, so the others can be left out)
+    stable_pick = not multimask and _dynamic_multimask(dec)  # SAM2: all four, chosen below
     selected = range(1, dec.num_mask_tokens) if multimask else range(0, 1)
-    keep = [0, *(1 + i for i in selected)]
+    selected = range(0, dec.num_mask_tokens) if stable_pick else selected
+    keep = [first, *(first + 1 + i for i in selected)]
     q, prompt = q[:, keep], prompt[:, keep]
     attn = _tokens_to_image_fast(tw.final_attn_token_to_image, q + prompt, keys, keys + pos)
     q = tw.layer_norm_final_attn(q + attn)
@@ -467,10 +499,49 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     hyper = torch.stack(
         [dec.output_hypernetworks_mlps[i](q[:, 1 + j, :]) for j, i in enumerate(selected)], 1
     )
+    hires = getattr(cache, "hires", None)
+    if stable_pick:
+        logits = _upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires)
+        return _most_stable(dec, logits, iou)
     iou = iou[:, 1:] if multimask else iou[:, :1]
     if not upscale:
         return keys, hyper, iou
-    return _upscale_and_predict(dec, keys, hyper, cache.grid), iou
+    return _upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires), iou
+
+
+def _first_output_token(dec: nn.Module) -> int:
+    """Index of the IoU token among the output tokens (1 in SAM2, after the object score)."""
+    return 1 if hasattr(dec, "obj_score_token") else 0
+
+
+def _output_tokens(dec: nn.Module) -> torch.Tensor:
+    """Output tokens before the IoU token: SAM2's object-score token, else none."""
+    if hasattr(dec, "obj_score_token"):
+        return dec.obj_score_token.weight
+    return dec.iou_token.weight[:0]
+
+
+def _dynamic_multimask(dec: nn.Module) -> bool:
+    """SAM2 at inference: a single mask falls back to the best multimask one when unstable."""
+    return bool(getattr(dec, "dynamic_multimask_via_stability", False)) and not dec.training
+
+
+def _most_stable(dec, logits: torch.Tensor, iou: torch.Tensor):
+    """SAM2's single-mask output from all four masks ``(P, 4, L, L)`` (``transformers``' rule:
+    token 0's mask when its stability score reaches the threshold, else the multimask output of
+    the highest predicted IoU)."""
+    delta = dec.dynamic_multimask_stability_delta
+    single = logits[:, :1].flatten(-2)
+    area_i = (single > delta).sum(-1).float()
+    area_u = (single > -delta).sum(-1).float()
+    stability = torch.where(area_u > 0, area_i / area_u, 1.0)
+    stable = stability >= dec.dynamic_multimask_stability_thresh  # (P, 1)
+    best = iou[:, 1:].argmax(dim=-1)  # (P,)
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    best_logits = logits[rows, 1 + best][:, None]
+    best_iou = iou[rows, 1 + best][:, None]
+    out = torch.where(stable[..., None, None], logits[:, :1], best_logits)
+    return out, torch.where(stable, iou[:, :1], best_iou)
 
 
 class PointDecoder:

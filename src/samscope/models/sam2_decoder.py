@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from samscope.models.decoder import DecoderCache, prepare_tokens, reassociable
+from samscope.models.decoder import decode as decode_tokens
 from samscope.models.decoder import (
     image_positional_encoding as positional_encoding,  # the same grid rule as SAM1's
 )
@@ -48,6 +50,8 @@ class Sam2DecoderCache:
     grid: int
     #: marks a multi-scale (SAM2) cache: SAM1's reassociated point decoder does not apply
     multiscale: bool = True
+    #: the reassociated decoder's state (:func:`fast_state`), built on first use
+    fast: DecoderCache | None = None
 
     @property
     def tokens(self) -> torch.Tensor:
@@ -114,8 +118,14 @@ def decode(
     dense: torch.Tensor | None = None,
     *,
     multimask: bool = False,
+    method: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution logits ``(P, K, 4g, 4g)`` and IoU ``(P, K)`` of ``P`` prompts on one image.
+
+    Without autograd, SAM's reassociated decoder (:mod:`samscope.models.decoder`: image-side
+    terms cached per image in :func:`fast_state`, the high-resolution maps added in the
+    up-scaling's channels-last layout) computes what ``transformers.Sam2MaskDecoder`` computes;
+    under autograd (training) or with ``method="reference"``, ``transformers``' decoder runs.
 
     Parameters
     ----------
@@ -128,9 +138,20 @@ def decode(
     multimask : bool
         Three masks (K = 3), or one (K = 1; the most stable multimask output when the single one
         is unstable, outside training).
+    method : {"auto", "reference", "reassociated"}
+        ``auto``: reassociated where it pays (no autograd, ``heads × tokens`` at most the
+        attention width); ``reassociated`` forces it (not under autograd).
     """
     dec = sam.mask_decoder
     p = sparse.shape[0]
+    if method not in ("auto", "reference", "reassociated"):
+        raise ValueError(f"method must be auto, reference or reassociated, got {method!r}")
+    fast = p > 0 and not torch.is_grad_enabled() and reassociable(dec)
+    if method == "reassociated" and not fast:
+        raise ValueError("the reassociated decoder needs inference mode and SAM's layout")
+    if fast and (method == "reassociated" or (method == "auto" and reassociable(dec, sparse.shape[1]))):
+        return decode_tokens(sam, fast_state(sam, cache), sparse, dense=dense,
+                             multimask=multimask, method="reassociated")  # fmt: skip
     hr = [cache.s0, cache.s1]
     if dense is None:  # one image, P prompts: the decoder repeats the image per prompt itself
         no_mask = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
@@ -154,6 +175,35 @@ def decode(
         high_resolution_features=[h.expand(p, -1, -1, -1) for h in hr],
     )
     return masks[:, 0], iou[:, 0]
+
+
+def hires_layout(dec: nn.Module, s0: torch.Tensor, s1: torch.Tensor):
+    """SAM2's high-resolution maps in the layout of the reassociated up-scaling
+    (:func:`samscope.models.decoder._upscale_and_predict`), each with its convolution's bias.
+
+    ``s1`` ``(1, C/4, 2g, 2g)`` becomes ``(1, g·g, [a, b, o])`` (pixel ``(2i + a, 2j + b)`` of
+    grid row ``(i, j)``) plus ``upscale_conv1``'s bias; ``s0`` ``(1, C/8, 4g, 4g)`` becomes
+    ``(1, g·g·4, [a2, b2, o2])`` (pixel ``(4i + 2a + a2, 4j + 2b + b2)``) plus ``upscale_conv2``'s.
+    """
+    c4, c8 = s1.shape[1], s0.shape[1]
+    g = s1.shape[-1] // 2
+    one = s1[0].reshape(c4, g, 2, g, 2).permute(1, 3, 2, 4, 0).reshape(1, g * g, 4 * c4)
+    zero = s0[0].reshape(c8, g, 2, 2, g, 2, 2).permute(1, 4, 2, 5, 3, 6, 0)
+    zero = zero.reshape(1, g * g * 4, 4 * c8)
+    return (
+        (one + dec.upscale_conv1.bias.repeat(4)).contiguous(),
+        (zero + dec.upscale_conv2.bias.repeat(4)).contiguous(),
+    )
+
+
+def fast_state(sam: nn.Module, cache: Sam2DecoderCache) -> DecoderCache:
+    """The reassociated decoder's state of a SAM2 image (built once, kept on ``cache``): the
+    two-way transformer's prompt-independent terms, as for SAM, and :func:`hires_layout`."""
+    if cache.fast is None:
+        state = prepare_tokens(sam, cache.embedding)
+        state.hires = hires_layout(sam.mask_decoder, cache.s0, cache.s1)
+        cache.fast = state
+    return cache.fast
 
 
 # --------------------------------------------------------------------------------------------

@@ -201,6 +201,7 @@ def adapt_heads(sam, *heads) -> None:
         head._sam2_hooked = True
 
 
-def _sliced_logits(head, x):
+def _sliced_logits(head, x, *args, **kwargs):
     hidden = head._sam2_hidden
-    return type(head).logits(head, x[:, :hidden] if x.ndim == 4 and x.shape[1] == 4 * hidden else x)
+    x = x[:, :hidden] if x.ndim == 4 and x.shape[1] == 4 * hidden else x
+    return type(head).logits(head, x, *args, **kwargs)
