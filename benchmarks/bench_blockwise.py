@@ -112,6 +112,7 @@ def run_once(args) -> dict:
         if client is not None:
             row["rss_workers_mb"] = [round(v) for v in peak_workers()]
         trace.append(row)
+        print("block", json.dumps(row), file=sys.stderr, flush=True)  # kept if the run is killed
         if args.max_blocks and p.done >= args.max_blocks:
             raise _Stop
 
