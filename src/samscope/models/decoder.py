@@ -39,6 +39,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from samscope.models.decoder_attention import (
+    image_to_tokens,
+    image_to_tokens_reassociated,
+    self_attention,
+    split_heads,
+    tokens_to_image,
+    tokens_to_image_reassociated,
+)
+
 
 @dataclass
 class DecoderCache:
@@ -71,16 +80,6 @@ class DecoderCache:
     query1: torch.Tensor
     grid: int
     hires: tuple | None = None
-
-
-def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
-    b, n, c = x.shape
-    return x.reshape(b, n, heads, c // heads).transpose(1, 2)
-
-
-def _merge(x: torch.Tensor) -> torch.Tensor:
-    b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
 
 
 def image_positional_encoding(sam: nn.Module, grid: int) -> torch.Tensor:
@@ -131,55 +130,11 @@ def prepare_tokens(sam: nn.Module, embedding: torch.Tensor) -> DecoderCache:
         tokens=tokens,
         raw=embedding,
         pos=pos,
-        key1=_split(t2i.k_proj(keyed), t2i.num_attention_heads).contiguous(),
-        value1=_split(t2i.v_proj(tokens), t2i.num_attention_heads).contiguous(),
-        query1=_split(i2t.q_proj(keyed), i2t.num_attention_heads).contiguous(),
+        key1=split_heads(t2i.k_proj(keyed), t2i.num_attention_heads).contiguous(),
+        value1=split_heads(t2i.v_proj(tokens), t2i.num_attention_heads).contiguous(),
+        query1=split_heads(i2t.q_proj(keyed), i2t.num_attention_heads).contiguous(),
         grid=grid,
     )
-
-
-def _out_proj(attn: nn.Module) -> nn.Module:
-    """The attention's output projection (``out_proj`` in SAM, ``o_proj`` in SAM2)."""
-    return attn.out_proj if hasattr(attn, "out_proj") else attn.o_proj
-
-
-def _self_attention(attn: nn.Module, query: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    h = attn.num_attention_heads
-    q = _split(attn.q_proj(query), h)
-    k = _split(attn.k_proj(query), h)
-    v = _split(attn.v_proj(value), h)
-    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
-    return _out_proj(attn)(_merge(out))
-
-
-def _tokens_to_image(attn, query, key=None, value=None, *, k=None, v=None) -> torch.Tensor:
-    """Prompt tokens ``(P, T, C)`` attend to image tokens (shared projections when given)."""
-    h = attn.num_attention_heads
-    q = _split(attn.q_proj(query), h)  # (P, h, T, d)
-    if k is None:
-        k = _split(attn.k_proj(key), h)
-        v = _split(attn.v_proj(value), h)
-        out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
-    else:  # shared keys/values: stack every prompt's queries into one batch of rows
-        p, _, t, d = q.shape
-        rows = q.transpose(0, 1).reshape(1, h, p * t, d)
-        out = F.scaled_dot_product_attention(rows, k, v, scale=attn.scaling)
-        out = out.reshape(h, p, t, d).transpose(0, 1)
-    return _out_proj(attn)(_merge(out))
-
-
-def _image_to_tokens(attn, image_query, tokens_key, tokens_value, *, q=None) -> torch.Tensor:
-    """Image tokens attend to prompt tokens; ``q`` = shared projected queries ``(1, h, N, d)``."""
-    h = attn.num_attention_heads
-    k = _split(attn.k_proj(tokens_key), h)  # (P, h, T, d)
-    v = _split(attn.v_proj(tokens_value), h)
-    if q is None:
-        q = _split(attn.q_proj(image_query), h)  # (P, h, N, d)
-    elif k.shape[0] != 1:
-        q = q.expand(k.shape[0], -1, -1, -1)
-    # SDPA, not matmul + softmax: a softmax over only T ≈ 7 keys per row is slow as a separate op.
-    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scaling)
-    return _out_proj(attn)(_merge(out))
 
 
 def _upscale_and_predict(
@@ -257,19 +212,19 @@ def _decode_reference(
     for index, block in enumerate(two_way.layers):
         # (1) self-attention of the prompt tokens
         if block.skip_first_layer_pe:
-            queries = _self_attention(block.self_attn, queries, queries)
+            queries = self_attention(block.self_attn, queries, queries)
         else:
-            queries = queries + _self_attention(block.self_attn, queries + prompt, queries)
+            queries = queries + self_attention(block.self_attn, queries + prompt, queries)
         queries = block.layer_norm1(queries)
         # (2) prompt tokens attend to the image
         first_shared = shared and index == 0
         keyed = None if first_shared else keys + pos  # the image keys do not change until (4)
         if first_shared:
-            attn_out = _tokens_to_image(
+            attn_out = tokens_to_image(
                 block.cross_attn_token_to_image, queries + prompt, k=cache.key1, v=cache.value1
             )
         else:
-            attn_out = _tokens_to_image(
+            attn_out = tokens_to_image(
                 block.cross_attn_token_to_image, queries + prompt, keyed, keys
             )
         queries = block.layer_norm2(queries + attn_out)
@@ -277,16 +232,16 @@ def _decode_reference(
         queries = block.layer_norm3(queries + block.mlp(queries))
         # (4) the image attends to the prompt tokens
         if first_shared:
-            attn_out = _image_to_tokens(
+            attn_out = image_to_tokens(
                 block.cross_attn_image_to_token, None, queries + prompt, queries, q=cache.query1
             )
         else:
-            attn_out = _image_to_tokens(
+            attn_out = image_to_tokens(
                 block.cross_attn_image_to_token, keyed, queries + prompt, queries
             )
         keys = block.layer_norm4(keys + attn_out)  # (P, N, C) from here on
 
-    attn_out = _tokens_to_image(
+    attn_out = tokens_to_image(
         two_way.final_attn_token_to_image, queries + prompt, keys + pos, keys
     )
     queries = two_way.layer_norm_final_attn(queries + attn_out)
@@ -389,64 +344,6 @@ def reassociable(dec: nn.Module, n_sparse: int | None = None) -> bool:
     return attn.num_attention_heads * tokens <= attn.q_proj.out_features
 
 
-def _heads(x: torch.Tensor, h: int) -> torch.Tensor:  # (P, T, I) -> (P, H, T, d)
-    p, t, i = x.shape
-    return x.reshape(p, t, h, i // h).transpose(1, 2)
-
-
-def _image_to_tokens_fast(attn, keyed, tok_key, tok_value, residual, shared_q=None, *,
-                          inplace=False):
-    """``residual + out_proj(attention of image rows over prompt tokens)``, (P, N, C).
-
-    ``keyed`` are the image queries ``x_n + p_n`` (P or 1, N, C) (unused with ``shared_q``);
-    ``inplace`` adds into ``residual`` (a fresh tensor the caller no longer needs).
-    """
-    h, c = attn.num_attention_heads, residual.shape[-1]
-    k = _heads(attn.k_proj(tok_key), h)  # (P, H, T, d)
-    v = _heads(attn.v_proj(tok_value), h)
-    p, _, t, d = k.shape
-    # U[p, (h, t)] = v[p, h, t] W_o,hᵀ + b_o / H  (each head's softmax row sums to one)
-    out_proj = _out_proj(attn)
-    u = torch.einsum("phtd,chd->phtc", v, out_proj.weight.reshape(c, h, d))
-    u = (u + out_proj.bias / h).reshape(p, h * t, c)
-    if shared_q is not None:  # first block: image queries cached, (H, N, d)
-        kk = (k * attn.scaling).transpose(0, 1).reshape(h, p * t, d)
-        s = torch.bmm(kk, shared_q.transpose(1, 2)).reshape(h, p, t, -1)
-        s = s.transpose(0, 1).contiguous()  # (P, H, T, N)
-    else:  # scores = (x_n + p_n)·(W_q,hᵀ k) + b_q,h·k: one product with the summed rows
-        wq = attn.q_proj.weight.reshape(h, d, c)
-        kq = torch.einsum("phtd,hdc->phtc", k, wq).reshape(p, h * t, c) * attn.scaling
-        const = torch.einsum("phtd,hd->pht", k, attn.q_proj.bias.reshape(h, d)) * attn.scaling
-        if keyed.shape[0] == 1 and p > 1:
-            keyed = keyed.expand(p, -1, -1)
-        s = torch.baddbmm(const.reshape(p, h * t, 1), kq, keyed.transpose(1, 2))
-        s = s.reshape(p, h, t, -1)
-    s -= s.amax(dim=2, keepdim=True)  # softmax over the T tokens of each head
-    s.exp_()
-    s /= s.sum(dim=2, keepdim=True)
-    a = s.reshape(p, h * t, -1).transpose(1, 2)
-    if inplace and residual.dtype == a.dtype == u.dtype:  # (not under bf16 autocast)
-        return residual.baddbmm_(a, u)
-    return torch.baddbmm(residual, a, u)
-
-
-def _tokens_to_image_fast(attn, query, image, keyed):
-    """out_proj(attention of prompt tokens over image rows: keys ``keyed`` = ``image + pos``,
-    values ``image``), (P, T, C). ``image`` and ``keyed`` are (P or 1, N, C)."""
-    h, c = attn.num_attention_heads, image.shape[-1]
-    q = _heads(attn.q_proj(query), h)  # (P, H, T, d)
-    p, _, t, d = q.shape
-    qk = torch.einsum("phtd,hdc->phtc", q, attn.k_proj.weight.reshape(h, d, c))
-    qk = qk.reshape(p, h * t, c) * attn.scaling  # b_k·q is constant per row: drops out
-    if image.shape[0] == 1 and p > 1:
-        image, keyed = image.expand(p, -1, -1), keyed.expand(p, -1, -1)
-    a = torch.bmm(qk, keyed.transpose(1, 2)).softmax(dim=-1)  # (P, HT, N)
-    z = torch.bmm(a, image).reshape(p, h, t, c)  # Σ_n a_n x_n
-    out = torch.einsum("phtc,hdc->phtd", z, attn.v_proj.weight.reshape(h, d, c))
-    out = out + attn.v_proj.bias.reshape(h, 1, d)
-    return _out_proj(attn)(out.transpose(1, 2).reshape(p, t, h * d))
-
-
 def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, upscale=True):
     """The reassociated decoder for ``P`` prompts (inference; see the module docstring).
 
@@ -460,30 +357,30 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     out_tokens = torch.cat([_output_tokens(dec), dec.iou_token.weight, dec.mask_tokens.weight])
     prompt = torch.cat([out_tokens.expand(p, -1, -1), sparse.to(out_tokens.dtype)], dim=1)
     # block 0 (without a mask prompt, the image keys/values/queries are cached per image)
-    q = b0.layer_norm1(_self_attention(b0.self_attn, prompt, prompt))
+    q = b0.layer_norm1(self_attention(b0.self_attn, prompt, prompt))
     if dense is None:
-        attn = _tokens_to_image(b0.cross_attn_token_to_image, q + prompt, k=cache.key1,
+        attn = tokens_to_image(b0.cross_attn_token_to_image, q + prompt, k=cache.key1,
                                 v=cache.value1)  # fmt: skip
     else:
         image = (cache.raw + dense).flatten(2).transpose(1, 2).contiguous()  # (P, N, C)
         keyed = image + pos
-        attn = _tokens_to_image_fast(b0.cross_attn_token_to_image, q + prompt, image, keyed)
+        attn = tokens_to_image_reassociated(b0.cross_attn_token_to_image, q + prompt, image, keyed)
     q = b0.layer_norm2(q + attn)
     q = b0.layer_norm3(q + b0.mlp(q))
     if dense is None:
-        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, None, q + prompt, q,
+        keys = image_to_tokens_reassociated(b0.cross_attn_image_to_token, None, q + prompt, q,
                                      cache.tokens.expand(p, -1, -1), shared_q=cache.query1[0])
     else:
-        keys = _image_to_tokens_fast(b0.cross_attn_image_to_token, keyed, q + prompt, q,
+        keys = image_to_tokens_reassociated(b0.cross_attn_image_to_token, keyed, q + prompt, q,
                                      image)  # fmt: skip
     keys = b0.layer_norm4(keys)
     # block 1: the image rows keyed by position serve both cross-attentions
     keyed = keys + pos
-    q = b1.layer_norm1(q + _self_attention(b1.self_attn, q + prompt, q))
-    q = b1.layer_norm2(q + _tokens_to_image_fast(b1.cross_attn_token_to_image, q + prompt, keys,
+    q = b1.layer_norm1(q + self_attention(b1.self_attn, q + prompt, q))
+    q = b1.layer_norm2(q + tokens_to_image_reassociated(b1.cross_attn_token_to_image, q + prompt, keys,
                                                  keyed))  # fmt: skip
     q = b1.layer_norm3(q + b1.mlp(q))
-    keys = _image_to_tokens_fast(b1.cross_attn_image_to_token, keyed, q + prompt, q, keys,
+    keys = image_to_tokens_reassociated(b1.cross_attn_image_to_token, keyed, q + prompt, q, keys,
                                  inplace=True)  # fmt: skip
     keys = b1.layer_norm4(keys)
     # final attention, heads, up-scaling: only the IoU token and the mask tokens that are read
@@ -493,7 +390,7 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     selected = range(0, dec.num_mask_tokens) if stable_pick else selected
     keep = [first, *(first + 1 + i for i in selected)]
     q, prompt = q[:, keep], prompt[:, keep]
-    attn = _tokens_to_image_fast(tw.final_attn_token_to_image, q + prompt, keys, keys + pos)
+    attn = tokens_to_image_reassociated(tw.final_attn_token_to_image, q + prompt, keys, keys + pos)
     q = tw.layer_norm_final_attn(q + attn)
     iou = dec.iou_prediction_head(q[:, 0, :])
     hyper = torch.stack(
