@@ -9,6 +9,8 @@ Gaussian "nuclei". Prints medians of REPS runs (wall clock, 2 torch threads) of:
   (``ais_from_maps``) and both (``segment_ais``), for two heads:
     * ``unetr``: :class:`samscope.models.heads.InstanceDistanceHead`, µSAM's decoder structure
       (64 initial features, full encoder-input resolution) — what µSAM checkpoints load into;
+    * ``unetr_half``: the same head with ``last_level="half"`` (its last level at half
+      resolution, logits up-sampled: ≈ 1.4× fewer operations, approximate; see ``--agreement``);
     * ``light``: :class:`samscope.models.distance_head.DistanceMapHead` with three outputs at a
       quarter of the encoder input, bilinearly up-sampled;
   and the encoder (``compute_embeddings``) on its own, so "including the encoder" is their sum;
@@ -26,7 +28,19 @@ instead compares, in one process with interleaved repeats (robust to a loaded ma
 head's module chain (what training runs, and the inference path before issue 19) with the
 inference rewrite :meth:`InstanceDistanceHead.logits` uses in eval mode (1×1 convs before
 up-sampling, batch norm folded), and prints both evaluations' multiply-accumulates
-(``torch.utils.flop_counter``) and their largest difference.
+(``torch.utils.flop_counter``) and their largest difference; with ``--last-level half`` the
+rewrite runs the approximate half-resolution last level instead
+(:meth:`InstanceDistanceHead.logits`, ``last_level="half"``).
+
+    python benchmarks/bench_ais.py --agreement [--steps 120] [--features 8]
+
+measures what ``last_level="half"`` changes on a *trained* UNETR head (no trained µSAM decoder
+is on this machine and no shipped samscope model has this head): the shipped ``samscope-lm``
+encoder's embeddings of simulated nuclei (256², average-pooled 2×2 to a 16² grid, so that the
+head's 16 g output is the image, as for ViT-B at 1024²) train an ``InstanceDistanceHead``
+(``--features`` initial features) for ``--steps`` Adam steps on the µSAM target maps; then on
+held-out simulated images it prints, for the full and the half last level, the mSA against the
+truth, the mSA of one instance map against the other, and the largest map difference.
 """
 
 from __future__ import annotations
@@ -169,16 +183,22 @@ def samscope_child(ckpt: str, size: int, reps: int) -> None:
     # a foreground threshold of 0 makes random maps give seeds and objects to flood
     cfg = AISConfig(foreground_thresh=0.0)
     torch.manual_seed(0)
-    heads = {
-        "unetr": InstanceDistanceHead.for_architecture(model.arch),
-        "light": DistanceMapHead.for_architecture(model.arch, out_channels=3),
+    unetr = InstanceDistanceHead.for_architecture(model.arch)
+    heads = {  # name: (head, last level)
+        "unetr": (unetr, "full"),
+        "unetr_half": (unetr, "half"),  # the approximate half-resolution last level
+        "light": (DistanceMapHead.for_architecture(model.arch, out_channels=3), "full"),
     }
-    for name, head in heads.items():
+    for name, (head, level) in heads.items():
         model.instance_head = head.eval()
         params = sum(p.numel() for p in head.parameters()) / 1e6
-        maps_s, maps_runs, maps, maps_mb = measure(lambda: predict_ais_maps(model, emb), reps)
+        maps_s, maps_runs, maps, maps_mb = measure(
+            lambda lv=level: predict_ais_maps(model, emb, last_level=lv), reps
+        )
         ws_s, _, inst, ws_mb = measure(lambda m=maps: ais_from_maps(m, config=cfg), reps)
-        seg_s, seg_runs, _, seg_mb = measure(lambda: segment_ais(model, emb, config=cfg), reps)
+        seg_s, seg_runs, _, seg_mb = measure(
+            lambda lv=level: segment_ais(model, emb, config=cfg, last_level=lv), reps
+        )
         out[name] = {
             "params_M": params,
             "head_s": maps_s,
@@ -197,7 +217,7 @@ def samscope_child(ckpt: str, size: int, reps: int) -> None:
         watershed_gt_objects=inst.n,
         watershed_gt_msa=mean_segmentation_accuracy(gt, inst.labels),
     )
-    model.instance_head = heads["unetr"]
+    model.instance_head = unetr
     full_s, full_runs, _, full_mb = measure(
         lambda: segment_ais(model, compute_embeddings(img, model), config=cfg), 1
     )
@@ -205,7 +225,80 @@ def samscope_child(ckpt: str, size: int, reps: int) -> None:
     print(json.dumps(out))
 
 
-def head_ab(size: int, reps: int) -> None:
+def agreement(
+    steps: int, features: int, n_train: int = 16, n_test: int = 8, batch: int = 2
+) -> None:
+    """Full vs half last level of a briefly trained UNETR head (see the module docstring)."""
+    import torch
+    import torch.nn.functional as F
+
+    from samscope.embeddings import compute_embeddings
+    from samscope.evaluation.metrics import mean_segmentation_accuracy
+    from samscope.instance.ais import ais_from_maps
+    from samscope.instance.targets import instance_distance_targets
+    from samscope.models.heads import InstanceDistanceHead
+    from samscope.models.registry import load_model
+    from samscope.simulate import nuclei
+
+    torch.set_num_threads(2)
+    model = load_model("samscope-lm", device="cpu")
+    samples = nuclei(n_train + n_test, (256, 256), rng=19)
+
+    def embed(img):  # (1, C, 16, 16): 16 image pixels per cell, as ViT-B at 1024²
+        emb = compute_embeddings(img, model).get(0, 0)
+        return F.avg_pool2d(emb, 2) if emb.shape[-1] == 32 else emb
+
+    t0 = time.perf_counter()
+    embs = torch.cat([embed(s.image) for s in samples])
+    targets = torch.from_numpy(
+        np.stack([instance_distance_targets(s.labels) for s in samples]).astype(np.float32)
+    )
+    print(f"# embeddings {tuple(embs.shape)} and targets in {time.perf_counter() - t0:.0f} s")
+    torch.manual_seed(0)
+    head = InstanceDistanceHead(embs.shape[1], initial_features=features)
+    opt = torch.optim.Adam(head.parameters(), lr=2e-3)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for step in range(steps):  # µSAM trains with a Dice loss on the three sigmoid maps
+        idx = torch.from_numpy(rng.choice(n_train, batch, replace=False))
+        pred = head(embs[idx])
+        inter = (pred * targets[idx]).sum((2, 3))
+        denom = (pred * pred).sum((2, 3)) + (targets[idx] ** 2).sum((2, 3))
+        loss = 1 - (2 * inter / denom.clamp_min(1e-6)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 0 or step == steps - 1:
+            print(f"step {step:4d} dice loss {loss.item():.3f} ({time.perf_counter() - t0:.0f} s)")
+    head.eval()
+    rows = []
+    with torch.inference_mode():
+        for i in range(n_train, n_train + n_test):
+            full = head(embs[i : i + 1])[0].numpy()
+            half = head(embs[i : i + 1], last_level="half")[0].numpy()
+            gt = samples[i].labels
+            lf, lh = ais_from_maps(full).labels, ais_from_maps(half).labels
+            rows.append(
+                (
+                    mean_segmentation_accuracy(gt, lf),
+                    mean_segmentation_accuracy(gt, lh),
+                    mean_segmentation_accuracy(lf, lh),
+                    float(np.abs(full - half).max()),
+                    float(np.abs(full - half).mean()),
+                )
+            )
+    r = np.array(rows)
+    print(
+        f"# {n_test} held-out simulated 256² images, head {features} features, {steps} steps\n"
+        f"mSA vs truth: full {r[:, 0].mean():.3f}, half {r[:, 1].mean():.3f} "
+        f"(per image half - full: min {np.min(r[:, 1] - r[:, 0]):+.3f}, "
+        f"max {np.max(r[:, 1] - r[:, 0]):+.3f})\n"
+        f"mSA half vs full instance maps: {r[:, 2].mean():.3f} (min {r[:, 2].min():.3f})\n"
+        f"map difference: largest {r[:, 3].max():.3f}, mean {r[:, 4].mean():.4f}"
+    )
+
+
+def head_ab(size: int, reps: int, last_level: str = "full") -> None:
     """Interleaved A/B of the UNETR head: module chain vs the eval-mode rewrite (see the docstring)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -230,14 +323,15 @@ def head_ab(size: int, reps: int) -> None:
         x = head.deconv_out(head.decoder(head.base(emb), [z9, z6, z3]))
         return head.out_conv(head.decoder_head(torch.cat([x, z0], dim=1)))
 
-    variants = {"module chain": chain, "inference rewrite": lambda: head.logits(emb)}
+    rewrite = f"rewrite, {last_level}"
+    variants = {"module chain": chain, rewrite: lambda: head.logits(emb, last_level=last_level)}
     with torch.inference_mode():
         outs, macs = {}, {}
         for name, fn in variants.items():
             with FlopCounterMode(display=False) as counter:
                 outs[name] = fn()
             macs[name] = counter.get_total_flops() / 2e9
-        diff = float((outs["module chain"] - outs["inference rewrite"]).abs().max())
+        diff = float((outs["module chain"] - outs[rewrite]).abs().max())
         runs: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(reps):
             for name, fn in variants.items():
@@ -247,10 +341,10 @@ def head_ab(size: int, reps: int) -> None:
     print(f"# UNETR head at {size}², 2 threads, interleaved, median of {reps}")
     for name in variants:
         print(
-            f"{name:18s} {statistics.median(runs[name]):7.2f} s  {macs[name]:6.1f} GMAC  "
+            f"{name:20s} {statistics.median(runs[name]):7.2f} s  {macs[name]:6.1f} GMAC  "
             f"runs {[round(t, 2) for t in runs[name]]}"
         )
-    ratio = statistics.median(runs["module chain"]) / statistics.median(runs["inference rewrite"])
+    ratio = statistics.median(runs["module chain"]) / statistics.median(runs[rewrite])
     print(f"ratio {ratio:.2f}×; largest logit difference {diff:.1e}")
 
 
@@ -271,9 +365,21 @@ def main() -> None:
     parser.add_argument("--peers", default="/work/peers-venv/bin/python")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--ab", action="store_true", help="in-process A/B of the head only")
+    parser.add_argument(
+        "--last-level",
+        choices=("full", "half"),
+        default="full",
+        help="samscope's UNETR last level (both modes); half is approximate",
+    )
+    parser.add_argument("--agreement", action="store_true", help="full vs half last level, trained")
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--features", type=int, default=8)
     args = parser.parse_args()
+    if args.agreement:
+        agreement(args.steps, args.features)
+        return
     if args.ab:
-        head_ab(args.size, args.reps)
+        head_ab(args.size, args.reps, args.last_level)
         return
     if args.child:
         kind, ckpt = args.child[:2]
@@ -312,10 +418,10 @@ def main() -> None:
         f"encoder (compute_embeddings)      {ours['encoder_s']:6.2f} s  runs "
         f"{[round(t, 2) for t in ours['encoder_runs']]}  peak +{ours['encoder_peak_mb']:.0f} MiB"
     )
-    for name in ("unetr", "light"):
+    for name in ("unetr", "unetr_half", "light"):
         r = ours[name]
         print(
-            f"{name:5s} head ({r['params_M']:.2f} M params): head {r['head_s']:6.2f} s, "
+            f"{name:10s} head ({r['params_M']:.2f} M params): head {r['head_s']:6.2f} s, "
             f"watershed {r['watershed_s']:.3f} s, segment_ais {r['segment_ais_s']:6.2f} s "
             f"(runs {[round(t, 2) for t in r['segment_ais_runs']]}), peak +{r['segment_ais_peak_mb']:.0f} MiB"
         )
@@ -337,7 +443,7 @@ def main() -> None:
         f"{peer['generate_s']:.3f} s = {ms_total:.2f} s, peak +{peer['initialize_peak_mb']:.0f} MiB; "
         f"generate on oracle maps {peer['generate_oracle_maps_s']:.3f} s"
     )
-    for name in ("unetr", "light"):
+    for name in ("unetr", "unetr_half", "light"):
         print(
             f"ratio micro-sam / samscope ({name} head + watershed): "
             f"{ms_total / ours[name]['segment_ais_s']:.1f}×"

@@ -192,3 +192,22 @@ def test_coarse_head_is_upsampled(ais_model, discs, monkeypatch):
     assert maps.shape == (3, 180, 240) and 0 <= maps.min() and maps.max() <= 1
     inst = segment_ais(ais_model, emb, config=AISConfig(foreground_thresh=0.0))
     assert inst.labels.shape == (180, 240)
+
+
+def test_half_last_level_runs_on_the_unetr_head_only(ais_model, discs, monkeypatch):
+    """last_level="half": same shapes, different (approximate) maps; clear errors elsewhere."""
+    from samscope.models.distance_head import DistanceMapHead
+
+    emb = compute_embeddings(discs[0], ais_model)
+    full = predict_ais_maps(ais_model, emb)
+    half = predict_ais_maps(ais_model, emb, last_level="half")
+    assert half.shape == full.shape == (3, 180, 240) and half.dtype == np.float32
+    assert 0 <= half.min() and half.max() <= 1 and not np.array_equal(half, full)
+    inst = segment_ais(ais_model, emb, config=AISConfig(foreground_thresh=0.0), last_level="half")
+    assert inst.labels.shape == (180, 240)
+    with pytest.raises(InputError, match="last_level must be one of full, half"):
+        segment_ais(ais_model, emb, last_level="quarter")
+    light = DistanceMapHead.for_architecture(ais_model.arch, out_channels=3).eval()
+    monkeypatch.setattr(ais_model, "instance_head", light)
+    with pytest.raises(InputError, match="needs µSAM's UNETR instance head"):
+        segment_ais(ais_model, emb, last_level="half")

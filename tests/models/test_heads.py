@@ -110,3 +110,41 @@ def test_inference_rewrite_equals_the_modules(upsampling):
     assert slow.shape == fast.shape == (2, 3, 128, 128)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     assert slow.std() > 0.01
+
+
+@pytest.mark.parametrize("upsampling", ["bilinear", "transpose"])
+def test_half_last_level_is_cheaper_and_close(upsampling):
+    """last_level="half": the last level on 4× fewer pixels, same output shape, near the full maps."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from samscope.models.heads import _same_grid
+
+    torch.manual_seed(0)
+    head = InstanceDistanceHead(32, initial_features=8, upsampling=upsampling).eval()
+    emb = torch.randn(1, 32, 8, 8)
+    macs = {}
+    with torch.no_grad():
+        for level in ("full", "half"):
+            with FlopCounterMode(display=False) as counter:
+                out = head.logits(emb, last_level=level)
+            macs[level] = counter.get_total_flops()
+            assert out.shape == (1, 3, 128, 128)
+            if level == "full":
+                full = out
+        # the level at half resolution keeps the up-samplers' channel mixing; for a transposed
+        # 2×2 stride-2 conv that is exactly its output averaged over each 2×2 block
+        x = torch.randn(1, 8, 16, 16)
+        if upsampling == "transpose":
+            torch.testing.assert_close(
+                _same_grid(head.deconv_out, x),
+                torch.nn.functional.avg_pool2d(head.deconv_out(x), 2),
+                atol=1e-6,
+                rtol=1e-5,
+            )
+    assert macs["half"] < 0.8 * macs["full"]
+    assert not torch.allclose(out, full)
+    assert torch.corrcoef(torch.stack([out.flatten(), full.flatten()]))[0, 1] > 0.5
+    with pytest.raises(ValueError, match="last_level must be one of"):
+        head.logits(emb, last_level="quarter")
+    with pytest.raises(ValueError, match="for inference"):
+        head.train().logits(emb, last_level="half")

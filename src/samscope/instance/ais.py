@@ -119,7 +119,12 @@ def constant_tile(embeddings: ImageEmbeddings, plane: int = 0, tile: int = 0) ->
 
 
 def predict_ais_maps(
-    model: SamscopeModel, embeddings: ImageEmbeddings, *, plane: int = 0, tile: int = 0
+    model: SamscopeModel,
+    embeddings: ImageEmbeddings,
+    *,
+    plane: int = 0,
+    tile: int = 0,
+    last_level: str = "full",
 ) -> np.ndarray:
     """Foreground, centre- and boundary-distance maps of one plane and tile (the network part).
 
@@ -137,6 +142,11 @@ def predict_ais_maps(
         Embeddings computed with this model.
     plane, tile : int
         Which slice/frame and which tile.
+    last_level : {"full", "half"}
+        ``"half"`` runs the last level of µSAM's UNETR head
+        (:class:`~samscope.models.heads.InstanceDistanceHead`) at half resolution, ≈ 1.4× fewer
+        operations, and up-samples its logits: an approximation of the trained head, not the
+        same maps (see ``InstanceDistanceHead.logits``). Only for that head.
 
     Returns
     -------
@@ -150,11 +160,12 @@ def predict_ais_maps(
 
     head = _require_head(model, "ais", "instance_head")
     check_tile(embeddings, plane, tile)
+    head_kwargs = _last_level_kwargs(head, last_level)
     transform = embeddings.transform(tile)
     emb = embeddings.get(plane, tile).to(model.device)
     size = embeddings.input_size
     with torch.inference_mode():
-        maps = head(emb)
+        maps = head(emb, **head_kwargs)
         if maps.ndim != 4 or maps.shape[1] != 3:
             raise InputError(
                 f"the instance head gave maps of shape {tuple(maps.shape)}, not (1, 3, S, S)"
@@ -163,6 +174,22 @@ def predict_ais_maps(
             maps = F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)
         maps = to_original(maps, transform.resized_shape, transform.original_shape)
     return maps[0].float().cpu().numpy()
+
+
+def _last_level_kwargs(head: Any, last_level: str) -> dict[str, str]:
+    """The head's keyword for ``last_level`` (none for "full"); InputError where it cannot apply."""
+    from samscope.models.heads import LAST_LEVELS, InstanceDistanceHead
+
+    if last_level not in LAST_LEVELS:
+        raise InputError(f"last_level must be one of {', '.join(LAST_LEVELS)}, not {last_level!r}")
+    if last_level == "full":
+        return {}
+    if not isinstance(head, InstanceDistanceHead):
+        raise InputError(
+            f"last_level={last_level!r} needs µSAM's UNETR instance head; this model's is "
+            f"{type(head).__name__}"
+        )
+    return {"last_level": last_level}
 
 
 def ais_from_maps(maps: np.ndarray, *, config: AISConfig | None = None) -> Instances:
@@ -244,11 +271,13 @@ def segment_ais(
     plane: int = 0,
     tile: int = 0,
     config: AISConfig | None = None,
+    last_level: str = "full",
 ) -> Instances:
     """AIS of one plane and tile: :func:`predict_ais_maps` then :func:`ais_from_maps`.
 
     ``config``'s None fields take ``model.card.automatic``'s defaults. The config is validated
-    (on construction) and the model's head checked before the network runs.
+    (on construction) and the model's head checked before the network runs. ``last_level``:
+    see :func:`predict_ais_maps` (``"half"`` is faster and approximate).
 
     Returns
     -------
@@ -257,9 +286,9 @@ def segment_ais(
         without running the network, when that region of the image is constant.
     """
     cfg = (config if config is not None else AISConfig()).resolve(model.card.automatic)
-    _require_head(model, "ais", "instance_head")
+    _last_level_kwargs(_require_head(model, "ais", "instance_head"), last_level)
     check_tile(embeddings, plane, tile)
     if constant_tile(embeddings, plane, tile):
         return Instances.empty(embeddings.tiles[tile].outer_shape, mode="ais")
-    maps = predict_ais_maps(model, embeddings, plane=plane, tile=tile)
+    maps = predict_ais_maps(model, embeddings, plane=plane, tile=tile, last_level=last_level)
     return ais_from_maps(maps, config=cfg)
