@@ -5,7 +5,7 @@
 ViT-B with random weights (the same checkpoint for samscope and micro-sam), a synthetic image of
 Gaussian "nuclei". Prints medians of REPS runs (wall clock, 2 torch threads) of:
 
-- samscope, on a cached embedding: the instance head (``predict_ais_maps``), the watershed
+- samscope, on a cached embedding: the instance head (``predict_ais_maps``, one run), the watershed
   (``ais_from_maps``) and both (``segment_ais``), for two heads:
     * ``unetr``: :class:`samscope.models.heads.InstanceDistanceHead`, µSAM's decoder structure
       (64 initial features, full encoder-input resolution) — what µSAM checkpoints load into;
@@ -192,8 +192,8 @@ def samscope_child(ckpt: str, size: int, reps: int) -> None:
     for name, (head, level) in heads.items():
         model.instance_head = head.eval()
         params = sum(p.numel() for p in head.parameters()) / 1e6
-        maps_s, maps_runs, maps, maps_mb = measure(
-            lambda lv=level: predict_ais_maps(model, emb, last_level=lv), reps
+        maps_s, maps_runs, maps, maps_mb = measure(  # once: segment_ais below repeats it
+            lambda lv=level: predict_ais_maps(model, emb, last_level=lv), 1
         )
         ws_s, _, inst, ws_mb = measure(lambda m=maps: ais_from_maps(m, config=cfg), reps)
         seg_s, seg_runs, _, seg_mb = measure(
