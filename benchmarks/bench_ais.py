@@ -6,7 +6,7 @@ ViT-B with random weights (the same checkpoint for samscope and micro-sam), a sy
 Gaussian "nuclei". Prints medians of REPS runs (wall clock, 2 torch threads) of:
 
 - samscope, on a cached embedding: the instance head (``predict_ais_maps``, one run), the watershed
-  (``ais_from_maps``) and both (``segment_ais``), for two heads:
+  (``ais_from_maps``) and both (``segment_ais``), for three head settings:
     * ``unetr``: :class:`samscope.models.heads.InstanceDistanceHead`, µSAM's decoder structure
       (64 initial features, full encoder-input resolution) — what µSAM checkpoints load into;
     * ``unetr_half``: the same head with ``last_level="half"`` (its last level at half
