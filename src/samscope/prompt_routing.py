@@ -227,6 +227,10 @@ def decode_at(
     with torch.inference_mode():
         up = upscale_logits(logits.reshape(-1, *logits.shape[-2:]), transform) > 0
     h, w = router.emb.image_shape
-    masks = np.zeros((n, logits.shape[1], h, w), bool)
-    masks[:, :, y0:y1, x0:x1] = up.reshape(n, logits.shape[1], y1 - y0, x1 - x0).cpu().numpy()
+    up = up.reshape(n, logits.shape[1], y1 - y0, x1 - x0).cpu().numpy()
+    if (y0, x0, y1, x1) == (0, 0, h, w):  # the whole plane: the fresh array is the result
+        masks = up
+    else:
+        masks = np.zeros((n, logits.shape[1], h, w), bool)
+        masks[:, :, y0:y1, x0:x1] = up
     return masks, iou.cpu().numpy().astype(np.float32), logits.cpu().numpy().astype(np.float32)
