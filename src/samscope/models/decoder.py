@@ -398,6 +398,8 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     )
     hires = getattr(cache, "hires", None)
     if stable_pick:
+        if not upscale:
+            raise ValueError("upscale=False needs multimask=True on SAM2 (the single mask is chosen from all four)")
         logits = _upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires)
         return _most_stable(dec, logits, iou)
     iou = iou[:, 1:] if multimask else iou[:, :1]
