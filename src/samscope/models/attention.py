@@ -93,10 +93,14 @@ class RelPosAttention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, output_attentions: bool | None = None):
         """Attend over a ``(B, H, W, C)`` token grid; returns ``(output, None)`` like transformers."""
-        batch, height, width, _ = hidden_states.shape
+        return self.proj(self.attend(self.qkv(hidden_states))), None
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The attention of ``(B, H, W, 3C)`` query/key/value tokens, before ``proj``: ``(B, H, W, C)``."""
+        batch, height, width, _ = qkv.shape
         heads = self.num_attention_heads
         tokens = height * width
-        qkv = self.qkv(hidden_states).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = qkv.reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
         query, key, value = qkv.unbind(0)  # (B, heads, tokens, head_dim), strided views
         head_dim = query.shape[-1]
         if not self.use_rel_pos:
@@ -110,8 +114,7 @@ class RelPosAttention(nn.Module):
             rel_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, rw).contiguous()
             out = self._attend_with_bias(query, key, value, rel_h, rel_w)
         out = out.reshape(batch, heads, height, width, head_dim).permute(0, 2, 3, 1, 4)
-        out = out.reshape(batch, height, width, heads * head_dim)
-        return self.proj(out), None
+        return out.reshape(batch, height, width, heads * head_dim)
 
     @staticmethod
     def _attend_with_bias(query, key, value, rel_h, rel_w) -> torch.Tensor:
@@ -153,12 +156,53 @@ class RelPosAttention(nn.Module):
         return out.reshape(batch, heads, tokens, -1)
 
 
+def windowed_layer_forward(layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+    """``SamVisionLayer.forward`` of a windowed block, with ``qkv`` and ``proj`` on the image's tokens only.
+
+    SAM pads the token grid to a multiple of the window (64² → 70² for ViT-B at 1024²) *after*
+    ``layer_norm1`` and runs ``qkv`` and ``proj`` on the padded windows: 20 % more rows than
+    there are tokens. A padding token is zero there, so its ``qkv`` is the bias; and ``proj`` acts
+    token by token, so cropping before it changes nothing. Here ``qkv`` runs on the 64² tokens,
+    the padding is filled with the bias, and ``proj`` runs after the crop: the same function with
+    ≈16 % fewer rows through the two Linear layers of each windowed block (they are int8 under
+    ``precision="int8"``, which this keeps). Other attention modules run the stock forward.
+    """
+    attn = layer.attn
+    size = int(getattr(layer, "window_size", 0) or 0)
+    if type(attn) is not RelPosAttention or size <= 0:
+        return type(layer).forward(layer, hidden_states)
+    residual = hidden_states
+    qkv = attn.qkv(layer.layer_norm1(hidden_states))  # (B, H, W, 3C)
+    batch, height, width, channels = qkv.shape
+    pad_h, pad_w = (-height) % size, (-width) % size
+    if pad_h or pad_w:
+        bias = attn.qkv.bias
+        bias = bias() if callable(bias) else bias  # a dynamically quantised Linear's is a method
+        fill = qkv.new_zeros(channels) if bias is None else bias.to(qkv.dtype)
+        padded = fill.expand(batch, height + pad_h, width + pad_w, channels).clone()
+        padded[:, :height, :width] = qkv
+        qkv = padded
+    ph, pw = (height + pad_h) // size, (width + pad_w) // size
+    windows = qkv.reshape(batch, ph, size, pw, size, channels).permute(0, 1, 3, 2, 4, 5)
+    out = attn.attend(windows.reshape(-1, size, size, channels))  # (B·nw, s, s, C)
+    out = out.reshape(batch, ph, pw, size, size, -1).permute(0, 1, 3, 2, 4, 5)
+    out = out.reshape(batch, ph * size, pw * size, -1)[:, :height, :width]
+    hidden_states = residual + attn.proj(out)
+    return hidden_states + layer.mlp(layer.layer_norm2(hidden_states))
+
+
 def accelerate_encoder(sam: nn.Module) -> nn.Module:
     """Swap every attention module of a ``transformers.SamModel`` image encoder for :class:`RelPosAttention`.
 
-    Parameters are shared, not copied; the state dict keeps its keys. Returns ``sam``.
+    Windowed blocks also get :func:`windowed_layer_forward` (an instance attribute, so copies
+    such as the int8 encoder keep it). Parameters are shared, not copied; the state dict keeps
+    its keys. Returns ``sam``.
     """
+    import types
+
     for layer in sam.vision_encoder.layers:
         if hasattr(layer, "attn") and not isinstance(layer.attn, RelPosAttention):
             layer.attn = RelPosAttention.from_transformers(layer.attn)
+        if int(getattr(layer, "window_size", 0) or 0) > 0 and "forward" not in vars(layer):
+            layer.forward = types.MethodType(windowed_layer_forward, layer)
     return sam
