@@ -7,7 +7,8 @@ instance-distance head for automatic segmentation. Coordinates here are in *enco
 (x, y order, as SAM expects); :mod:`samscope.prompting` maps user coordinates (y, x, original
 image) to them through :class:`samscope.image.Transform`.
 
-Precision (:data:`PRECISIONS`): ``fp32`` (the CPU default), ``bf16`` (autocast for the image
+Precision (:data:`PRECISIONS`): ``fp32`` (the CPU default, unless the card's
+``default_precision`` says otherwise: :func:`default_precision`), ``bf16`` (autocast for the image
 encoder and the mask decoder; the CUDA default) or ``int8`` (CPU only: the image encoder's
 ``nn.Linear`` layers dynamically quantised to int8 with
 ``torch.ao.quantization.quantize_dynamic``; the decoder stays fp32, its cost is in products with
