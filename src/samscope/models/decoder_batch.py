@@ -68,6 +68,7 @@ class GatedPointDecoder(PointDecoder):
             The kept prompts, increasing.
         """
         n = len(points_xy)
+        # without the reassociated path (or a gate) decode everything, then select the rows
         if gate is None or not self.fast:
             logits, iou = self(points_xy, multimask)
             if gate is None:
@@ -94,7 +95,9 @@ class GatedPointDecoder(PointDecoder):
                 keep = np.flatnonzero(gate(iou.numpy(), index))
                 if len(keep):
                     sel = torch.from_numpy(keep)
-                    logits.append(_upscale_and_predict(dec, keys[sel], hyper[sel], self.cache.grid))
+                    hires = getattr(self.cache, "hires", None)  # SAM2's image-side maps, shared
+                    logits.append(_upscale_and_predict(dec, keys[sel], hyper[sel], self.cache.grid,
+                                                       hires=hires))  # fmt: skip
                     rows.append(index[keep])
                 ious.append(iou)
                 start += len(part)
