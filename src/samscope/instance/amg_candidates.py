@@ -29,7 +29,8 @@ class AMGPrediction:
     upsampled mask (level 0) and SAM's stability score (levels ``±offset``), so
     :meth:`crop_logits` rebuilds logits with the decoder's mask and stability, and
     :func:`amg_postprocess` computes both on the upsampled survivors only. Candidates without a
-    node above 0 (empty masks) are not kept.
+    node above 0 (empty masks) are not kept, nor, with ``AMGConfig.iou_gate`` (the default),
+    those at or below the prediction's ``pred_iou_thresh``.
 
     Attributes
     ----------
