@@ -3,6 +3,13 @@
     python benchmarks/bench_train.py [--model vit_b] [--steps 4] [--warmup 1] [--objects 5]
                                      [--sub-iterations 8] [--batch 1] [--patch 512]
                                      [--freeze image_encoder] [--amp both|on|off] [--peers /tmp/peers/bin/python]
+                                     [--checkpoint-encoder on|off] [--variant fast|plain] [--losses]
+
+Quiet speed/memory check (issue 21.4 target: samscope ≥ 2× micro-sam's steps/s, peak ≤ 8 GB):
+``python benchmarks/bench_train.py --steps 3 --warmup 1 --amp off``. Loss-curve check (no timing,
+may run under load): ``python benchmarks/bench_train.py --steps 20 --warmup 0 --amp off --losses``
+(``--variant plain`` runs samscope's step as it was before the chunked attention, to compare the
+two curves; the losses of one seed agree to float rounding).
 
 Both sides get the *same random weights* (samscope's from-scratch initialisation, written as a
 segment-anything state dict, which is micro-sam's checkpoint format), the same images in the same
@@ -68,7 +75,7 @@ MICROSAM_SIDE = textwrap.dedent(
     )
     context = (lambda: torch.autocast(device_type="cpu", dtype=torch.bfloat16)) if amp else nullcontext
     model.train()
-    times = []
+    times, losses = [], []
     for i in range(warmup + steps):
         sel = [(i * batch + j) % len(images) for j in range(batch)]
         x = torch.from_numpy(images[sel])[:, None] * 255.0   # µSAM wants 0-255 input
@@ -80,9 +87,11 @@ MICROSAM_SIDE = textwrap.dedent(
             loss = trainer._interactive_train_iteration(x, y)[0]
         loss.backward()
         opt.step()
+        losses.append(float(loss.detach()))
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    print(json.dumps({"step_s": statistics.median(times), "steps": times,
+    print(json.dumps({"step_s": statistics.median(times) if times else float("nan"), "steps": times,
+                      "losses": losses,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     '''
 )
@@ -123,12 +132,23 @@ def samscope_side(args, data: Path) -> dict:
     sam.train()
     apply_freeze(sam, tuple(f for f in args.freeze.split(",") if f))
     use_training_attention(sam)
+    params = [p for p in sam.parameters() if p.requires_grad]
+    if args.variant == "plain":  # the step before issue 21.4: explicit attention, plain AdamW
+        from samscope.models.attention import RelPosAttention
+        from samscope.training.attention import TrainingRelPosAttention
+
+        TrainingRelPosAttention._attend_with_bias = staticmethod(RelPosAttention._attend_with_bias)
+        optimizer = torch.optim.AdamW(params, lr=1e-5)
+    else:
+        from samscope.training.trainer import adamw
+
+        optimizer = adamw(params, lr=1e-5)
     settings = PromptSettings(args.objects, args.sub_iterations, 0.5, 0.0, 0.025, True, 1.0)
     model = TrainingModel(sam, prompt=settings, weights={"prompt": 1.0},
-                          mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+                          mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
+                          checkpoint_encoder=args.checkpoint_encoder == "on")
     context = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.amp == "on" else nullcontext
-    times = []
+    times, step_losses = [], []
     for i in range(args.warmup + args.steps):
         sel = [(i * args.batch + j) % len(images) for j in range(args.batch)]
         batch = Batch(torch.from_numpy(images[sel])[:, None], torch.from_numpy(labels[sel]).long(),
@@ -141,9 +161,11 @@ def samscope_side(args, data: Path) -> dict:
             out = model(batch.image, batch.labels, batch.masks, seed=i)
         out["loss"].backward()
         optimizer.step()
+        step_losses.append(float(out["loss"].detach()))
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
-    return {"step_s": statistics.median(times), "steps": times,
+    return {"step_s": statistics.median(times) if times else float("nan"), "steps": times,
+            "losses": step_losses,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -164,6 +186,7 @@ def _pool(results: dict, name: str, res: dict | None) -> None:
     print(json.dumps({name: res}), flush=True)
     entry = results.setdefault(name, {"steps": [], "peak_rss_mb": 0.0})
     entry["steps"] += res["steps"]
+    entry.setdefault("losses", []).append(res.get("losses", []))
     entry["peak_rss_mb"] = max(entry["peak_rss_mb"], res["peak_rss_mb"])
     entry["step_s"] = statistics.median(entry["steps"])
 
@@ -183,6 +206,13 @@ def main() -> None:
     parser.add_argument("--amp", choices=("both", "on", "off"), default="both",
                         help="bf16 autocast on the CPU for both sides (on), neither (off), or both ways")
     parser.add_argument("--only", choices=("samscope", "micro-sam"), default=None)
+    parser.add_argument("--checkpoint-encoder", choices=("on", "off"), default="off",
+                        help="samscope: activation checkpointing of the encoder blocks")
+    parser.add_argument("--variant", choices=("fast", "plain"), default="fast",
+                        help="samscope: the current step (fast) or the step before issue 21.4 "
+                             "(plain: explicit attention keeping the probabilities, plain AdamW)")
+    parser.add_argument("--losses", action="store_true",
+                        help="print every step's loss per side (the loss-curve comparison)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="alternate the two sides this many times (each a fresh process) and "
                              "pool their timed steps: load on a shared machine then hits both")
@@ -195,7 +225,8 @@ def main() -> None:
     images, labels = make_data(max(4, args.batch * 2), args.patch)
     print(f"# {args.model}, batch {args.batch}, {args.patch}² patches, {args.objects} objects, "
           f"{args.sub_iterations} sub-iterations, frozen: {args.freeze or 'nothing'}, "
-          f"{args.threads} threads, {args.warmup} warm-up + {args.steps} timed steps; device cpu",
+          f"{args.threads} threads, {args.warmup} warm-up + {args.steps} timed steps; device cpu; "
+          f"samscope step {args.variant}, encoder checkpointing {args.checkpoint_encoder}",
           flush=True)
     results = {}
     modes = ("off", "on") if args.amp == "both" else (args.amp,)
@@ -231,7 +262,8 @@ def main() -> None:
                     _pool(results, name, run_child(cmd))
     print(f"\n{'configuration':42s} {'s/step':>8s} {'it/s':>8s} {'peak RSS MB':>12s}")
     for name, res in results.items():
-        print(f"{name:42s} {res['step_s']:8.2f} {1 / res['step_s']:8.4f} {res['peak_rss_mb']:12.0f}")
+        rate = 1 / res["step_s"] if res["step_s"] > 0 else float("nan")
+        print(f"{name:42s} {res['step_s']:8.2f} {rate:8.4f} {res['peak_rss_mb']:12.0f}")
     for amp in modes:
         precision = "bf16 autocast" if amp == "on" else "fp32"
         ours = results.get(f"samscope {precision}")
@@ -239,6 +271,11 @@ def main() -> None:
         if ours and theirs:
             print(f"speed-up of samscope over micro-sam, {precision}: "
                   f"{theirs[0]['step_s'] / ours['step_s']:.2f}×")
+    if args.losses:
+        print("\nloss per step (warm-up steps included; one row per process):")
+        for name, res in results.items():
+            for curve in res.get("losses", []):
+                print(f"{name:42s} " + " ".join(f"{v:.4f}" for v in curve))
     best_ours = min((v["step_s"] for k, v in results.items() if k.startswith("samscope")), default=None)
     default = results.get("micro-sam bf16 autocast (train_sam default)")
     if best_ours and default:

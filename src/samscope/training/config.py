@@ -180,6 +180,11 @@ class ModelConfig:
         Dropout on the LoRA input.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
+    checkpoint_encoder : bool
+        Activation checkpointing of the image-encoder blocks: each block keeps only its input
+        for the backward pass and runs its forward again there (same losses and gradients,
+        less memory, one more encoder forward per step). Off by default: the chunked training
+        attention already keeps a ViT-B step at 512² patches within a few GB.
     """
 
     model: str = "vit_b"
@@ -189,6 +194,7 @@ class ModelConfig:
     lora_alpha: float = 0.0
     lora_dropout: float = 0.0
     device: str = "auto"
+    checkpoint_encoder: bool = False
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,24 @@ def resize_maps(logits: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def _checkpointable(encoder: nn.Module) -> bool:
+    """Whether ``encoder`` is SAM's ViT (patch embedding, blocks, neck) that
+    :func:`_checkpointed_encoder` can run block by block."""
+    return all(hasattr(encoder, name) for name in ("patch_embed", "layers", "neck"))
+
+
+def _checkpointed_encoder(encoder: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """SAM's ViT forward (as ``SamVisionEncoder.forward``) with each block checkpointed."""
+    from torch.utils.checkpoint import checkpoint
+
+    hidden = encoder.patch_embed(pixels)
+    if getattr(encoder, "pos_embed", None) is not None:
+        hidden = hidden + encoder.pos_embed
+    for layer in encoder.layers:
+        hidden = checkpoint(layer, hidden, use_reentrant=False)
+    return encoder.neck(hidden)
+
+
 class TrainingModel(nn.Module):
     """SAM with its optional heads, as one module whose forward returns the training losses.
 
@@ -291,6 +309,11 @@ class TrainingModel(nn.Module):
         ``{"prompt": w, "instance": w, "distance": w}``.
     mean, std : tuple of float
         Pixel normalisation of the encoder input.
+    checkpoint_encoder : bool
+        Activation checkpointing of the image-encoder blocks when the encoder trains
+        (``torch.utils.checkpoint``): each block keeps only its input for the backward pass and
+        runs its forward again there — less memory for one more encoder forward per step. The
+        losses and gradients are the same.
     """
 
     def __init__(
@@ -303,9 +326,11 @@ class TrainingModel(nn.Module):
         weights: dict[str, float],
         mean: tuple[float, ...],
         std: tuple[float, ...],
+        checkpoint_encoder: bool = False,
     ) -> None:
         super().__init__()
         self.sam = sam
+        self.checkpoint_encoder = bool(checkpoint_encoder)
         self.instance_head = instance_head
         self.distance_head = distance_head
         self.prompt = prompt
@@ -326,10 +351,13 @@ class TrainingModel(nn.Module):
         from samscope.models.sam2_decoder import encoder_embedding  # SAM2: packed multi-scale
 
         pixels = encoder_input(image, self.input_size, self.mean, self.std)
-        if self.encoder_trains():
-            return encoder_embedding(self.sam, pixels)
-        with torch.no_grad():
-            return encoder_embedding(self.sam, pixels)
+        if not self.encoder_trains():
+            with torch.no_grad():
+                return encoder_embedding(self.sam, pixels)
+        encoder = self.sam.vision_encoder
+        if self.checkpoint_encoder and _checkpointable(encoder):
+            return _checkpointed_encoder(encoder, pixels)
+        return encoder_embedding(self.sam, pixels)
 
     def distance_logits(self, embedding: torch.Tensor) -> torch.Tensor:
         """Distance-map head output ``(B, 1, S', S')`` before the sigmoid."""

@@ -42,7 +42,7 @@ from samscope.training.run_log import append_row, plot_metrics, truncate_rows
 from samscope.training.setup import Networks, build_networks, build_sources, trained_card
 from samscope.training.validation import ValidationSet, validate
 
-__all__ = ["TrainResult", "Trainer", "train"]
+__all__ = ["TrainResult", "Trainer", "adamw", "train"]
 
 @dataclass
 class TrainResult:
@@ -71,6 +71,16 @@ class TrainResult:
     best_metric: float
     history: list[dict]
     stopped_early: bool
+
+
+def adamw(params, **kwargs) -> torch.optim.AdamW:
+    """AdamW with the fused kernel (one pass over all parameters, CPU and CUDA) where the
+    parameters' device and dtype allow it, else the multi-tensor (``foreach``) one."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, ValueError, TypeError):  # a device/dtype without the fused kernel
+        return torch.optim.AdamW(params, foreach=True, **kwargs)
 
 
 def _device(name: str, local_rank: int) -> torch.device:
@@ -140,6 +150,7 @@ class Trainer:
             weights={"prompt": o.prompt_weight, "instance": o.instance_weight, "distance": o.distance_weight},
             mean=norm.mean,
             std=norm.std,
+            checkpoint_encoder=config.model.checkpoint_encoder,
         ).to(self.device)
         self.metric_name = self._metric_name()
         self.maximise = self.metric_name != "loss"
@@ -148,8 +159,7 @@ class Trainer:
         )
         params = [p for p in self.model.parameters() if p.requires_grad]
         p = config.optim
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay, fused=fused)
+        self.optimizer = adamw(params, lr=p.lr, weight_decay=p.weight_decay)
         self.scheduler = self._scheduler()
         self.amp_dtype = self._amp()
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)
