@@ -32,3 +32,14 @@ def test_shipped_calibrations_name_real_fields_of_their_modes():
             cls = config_class(mode)
             assert name in {f.name for f in fields(cls)}, (card.name, mode, name)
             assert mode_of(cls()) == mode
+
+
+def test_generalist_distance_mode_uses_its_calibration():
+    from samscope.instance.distance import DistanceConfig
+    from samscope.models.builtin_cards import _shipped_cards
+
+    card = next(c for c in _shipped_cards() if c.name == "samscope-generalist")
+    cfg = DistanceConfig().resolve(card)
+    assert (cfg.peak_thresh, cfg.fill_thresh, cfg.min_size) == (0.5, 0.2, 100)
+    lm = next(c for c in _shipped_cards() if c.name == "samscope-lm")
+    assert DistanceConfig().resolve(lm).peak_thresh == 0.47  # SAMCell's, uncalibrated

@@ -108,10 +108,15 @@ _SAMSCOPE_LM = AutomaticDefaults(
 # samscope-generalist: AIS thresholds tuned on the tuning split of every domain of the multi-domain
 # benchmark (HeLa 12-13, CHO 12-13, simulated suites seed 301; benchmarks/tune_generalist.py),
 # objects touching the border kept; min_size/border_min_size are at the working scale (28 px).
+# Distance mode's thresholds tuned the same way (benchmarks/tune_generalist_modes.py, 2 images per
+# domain: mean mSA 0.286 at the best point against 0.398 for AIS on the same images); APG and AMG
+# use the shared values (not calibrated for this model yet).
 _SAMSCOPE_GENERALIST = AutomaticDefaults(
     pred_iou_thresh=0.7, stability_score_thresh=0.8,
     center_distance_thresh=0.5, boundary_distance_thresh=0.5, foreground_thresh=0.5,
     foreground_smoothing=1.0, distance_smoothing=1.6, min_size=200, border_min_size=0,
+    mode_settings=(("distance", "peak_thresh", 0.5), ("distance", "fill_thresh", 0.2),
+                   ("distance", "min_size", 100)),
 )  # fmt: skip
 _SAMSCOPE_MITO = AutomaticDefaults(
     pred_iou_thresh=0.7, stability_score_thresh=0.8, point_iou_thresh=0.0, mask_overlap_thresh=0.3,
