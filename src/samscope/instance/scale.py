@@ -7,7 +7,7 @@ the model itself, the way an analyst would zoom until the cells look right:
 
 1. For each candidate zoom ``s`` (a geometric ladder; by default ×4 … ×¼, so that objects of
    about 7–110 px, and with the model's tolerance 4–220 px, reach the working size), take up to
-   ``crops`` windows of the image that become one encoder input at that zoom (the most textured
+   ``crops`` windows (one by default) of the image that become one encoder input at that zoom (the most textured
    windows; the whole image when it is smaller), resize them by ``s`` and run the instance head
    (AIS maps and seeded watershed).
 2. At each zoom, the median equivalent diameter ``d_s`` of the objects found (objects cut by the
@@ -275,7 +275,7 @@ def estimate_diameter(
     model: Any,
     *,
     zooms: tuple[float, ...] = DEFAULT_ZOOMS,
-    crops: int = 2,
+    crops: int = 1,
     refine_above: float = 1.3,
 ) -> SizeEstimate:
     """Estimate the typical object diameter (px) of a 2-D image with the model's instance head.
@@ -289,7 +289,9 @@ def estimate_diameter(
     zooms : tuple of float
         Zoom factors tried (see the module docstring).
     crops : int
-        Windows looked at per zoom.
+        Windows looked at per zoom (the most textured first). One by default: a second window
+        per zoom changed no result on the tuning splits (HeLa 12–13, CHO 12–13: identical mSA,
+        ``benchmarks/check_speed_settings.py estimate``) and cost ≈ 40 % more estimate time.
     refine_above : float
         Refine when the best zoom's objects are off the working size by more than this factor.
 
