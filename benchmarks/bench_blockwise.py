@@ -45,6 +45,15 @@ TILE = 1024
 
 
 def _rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries the parent's peak
+    over ``exec`` into it, so a run started by a driver that held more read the driver's peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -109,8 +118,7 @@ def run_once(args) -> dict:
     client = None
 
     def peak_workers() -> list[float]:
-        return sorted(v / 1024.0 for v in client.run(
-            lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss).values())
+        return sorted(client.run(_rss_mb).values())
 
     def progress(p) -> None:
         if p.phase != "segment":
