@@ -79,7 +79,8 @@ def _stages(path: Path, model_name: str, out: Path) -> dict[str, float]:
     if working and getattr(model, "instance_head", None) is not None:
         est = estimate_diameter(plane, model)
         diameter, scale = est.diameter, scale_for(est.diameter, working)
-        t0 = lap(f"size estimate ({len(est.candidates)} looks, d={diameter:.1f} px, scale {scale:.3g})", t0)
+        d = "none" if diameter is None else f"{diameter:.1f} px"
+        t0 = lap(f"size estimate ({len(est.candidates)} zooms, d={d}, scale {scale:.3g})", t0)
     work = plane if scale == 1.0 else resize_plane(plane, scale)
     emb = compute_embeddings(work, model)
     t0 = lap(f"embeddings ({len(emb.tiles)} tiles)", t0)
