@@ -363,8 +363,6 @@ def segment_blockwise(
 
 def _write_table(output: Path, stats: list[dict], n: int, ndim: int) -> Path:
     """``OUT_objects.csv``: id, area, centroid, box of every object, merged over the blocks."""
-    from samscope.evaluation.report import write_csv
-
     area = np.zeros(n + 1, np.int64)
     sums = np.zeros((ndim, n + 1))
     lo = np.full((ndim, n + 1), np.iinfo(np.int64).max)
@@ -379,16 +377,34 @@ def _write_table(output: Path, stats: list[dict], n: int, ndim: int) -> Path:
             np.minimum.at(lo[d], ids, np.asarray(s["lo"][d], np.int64))
             np.maximum.at(hi[d], ids, np.asarray(s["hi"][d], np.int64))
     names = "zyx"[-ndim:]
-    rows = []
-    for i in range(1, n + 1):
-        row: dict[str, Any] = {"id": i, "area": int(area[i])}
-        for d, a in enumerate(names):
-            row[f"centroid_{a}"] = float(sums[d, i] / area[i]) if area[i] else float("nan")
-        for d, a in enumerate(names):
-            row[f"bbox_{a}0"] = int(lo[d, i])
-        for d, a in enumerate(names):
-            row[f"bbox_{a}1"] = int(hi[d, i])
-        rows.append(row)
     columns = ["id", "area", *[f"centroid_{a}" for a in names], *[f"bbox_{a}0" for a in names],
                *[f"bbox_{a}1" for a in names]]
-    return write_csv(table_path(output), rows, columns=columns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroid = sums / area
+    return _stream_csv(table_path(output), columns, area, centroid, lo, hi)
+
+
+def _stream_csv(path: Path, columns: list[str], area, centroid, lo, hi, *, chunk: int = 20_000) -> Path:
+    """Write the table in chunks of rows (atomically), never holding one dict per object.
+
+    The format is :func:`samscope.evaluation.report.write_csv`'s: integers as is, floats in full
+    precision (``repr``), a missing centroid (an object of area 0) as an empty cell. A table of a
+    whole slide has millions of rows; built as dicts it was the one part of a blockwise run whose
+    memory grew with the image (≈ 1 kB per object).
+    """
+    from samscope.io import atomic_target
+
+    n = area.size - 1
+    with atomic_target(path, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
+        f.write(",".join(columns) + "\n")
+        for start in range(1, n + 1, chunk):
+            stop = min(start + chunk, n + 1)
+            lines = []
+            for i in range(start, stop):
+                cells = [str(i), str(int(area[i]))]
+                cells += ["" if not np.isfinite(c) else repr(float(c)) for c in centroid[:, i]]
+                cells += [str(int(v)) for v in lo[:, i]]
+                cells += [str(int(v)) for v in hi[:, i]]
+                lines.append(",".join(cells))
+            f.write("\n".join(lines) + "\n")
+    return path
