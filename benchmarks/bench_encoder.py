@@ -19,7 +19,7 @@ one encoder input (its own tile) at fp32 and int8 the same interleaved way, so e
 is faster and what the card says.
 
 Wall-clock medians on a shared machine are only figures when the machine is idle: each block is
-labelled with the 1-minute load average ("UNDER LOAD" above half the cores). Accuracy of int8
+labelled with the 1-minute load average ("UNDER LOAD" above its own threads plus half the cores). Accuracy of int8
 is ``bench_precision.py``'s job (masks and logits against fp32).
 """
 
