@@ -39,7 +39,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_precision import load_state  # noqa: E402
+from bench_precision import load_state, random_checkpoint  # noqa: E402
 
 
 def interleaved(fns: dict, reps: int) -> dict[str, list[float]]:
@@ -57,22 +57,6 @@ def interleaved(fns: dict, reps: int) -> dict[str, list[float]]:
 
 def fmt_runs(runs: list[float]) -> str:
     return f"{statistics.median(runs):7.2f} s  runs {[round(t, 2) for t in runs]}"
-
-
-def random_checkpoint(tmp: Path) -> Path:
-    import torch
-
-    from samscope.models.architectures import build_sam
-    from samscope.models.checkpoint import save_checkpoint
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        ref = build_sam("vit_b", fast_attention=False)
-        for p in ref.parameters():  # small random weights (SAM's init leaves many zeros)
-            torch.nn.init.normal_(p, std=0.02)
-    ckpt = tmp / "random_vit_b.pth"
-    save_checkpoint(ckpt, ref, format="segment-anything")
-    return ckpt
 
 
 def vit_b_block(args, tmp: Path) -> dict:

@@ -110,21 +110,27 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def random_vit_b(tmp: Path):
+def random_checkpoint(tmp: Path) -> Path:
+    """A segment-anything ``.pth`` of ViT-B with small normal weights (SAM's init leaves many zeros)."""
     import torch
 
     from samscope.models.architectures import build_sam
     from samscope.models.checkpoint import save_checkpoint
-    from samscope.models.registry import load_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         ref = build_sam("vit_b", fast_attention=False)
-        for p in ref.parameters():  # small random weights (SAM's init leaves many zeros)
+        for p in ref.parameters():
             torch.nn.init.normal_(p, std=0.02)
     ckpt = tmp / "random_vit_b.pth"
     save_checkpoint(ckpt, ref, format="segment-anything")
-    return load_model(ckpt, device="cpu")
+    return ckpt
+
+
+def random_vit_b(tmp: Path):
+    from samscope.models.registry import load_model
+
+    return load_model(random_checkpoint(tmp), device="cpu")
 
 
 def decode_all(net, emb, points, boxes):
