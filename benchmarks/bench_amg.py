@@ -237,17 +237,17 @@ def counted_macs(model, cache, torch) -> tuple[float, float]:
     and heads up to the IoU, and the up-scaling the IoU gate skips."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from samscope.models.decoder import _decode_fast, _upscale_and_predict
+    from samscope.models.decoder import decode_reassociated, upscale_and_predict
 
     pts = torch.full((4, 1, 2), 512.0)
     sparse, _ = model.embed_prompts(points=pts, labels=torch.ones(4, 1, dtype=torch.long))
     dec = model.sam.mask_decoder
     with torch.inference_mode():
         with FlopCounterMode(display=False) as fc:
-            keys, hyper, _ = _decode_fast(dec, cache, sparse, None, True, upscale=False)
+            keys, hyper, _ = decode_reassociated(dec, cache, sparse, None, True, upscale=False)
         transformer = fc.get_total_flops() / 4 / 2
         with FlopCounterMode(display=False) as fc:
-            _upscale_and_predict(dec, keys, hyper, cache.grid)
+            upscale_and_predict(dec, keys, hyper, cache.grid)
         upscale = fc.get_total_flops() / 4 / 2
     return transformer, upscale
 

@@ -137,7 +137,7 @@ def prepare_tokens(sam: nn.Module, embedding: torch.Tensor) -> DecoderCache:
     )
 
 
-def _upscale_and_predict(
+def upscale_and_predict(
     dec: nn.Module, keys: torch.Tensor, hyper: torch.Tensor, grid: int, *, hires=None
 ) -> torch.Tensor:
     """The decoder's two transposed convolutions and the hypernetwork product, as matrix products.
@@ -252,7 +252,7 @@ def _decode_reference(
     hyper = torch.stack(
         [dec.output_hypernetworks_mlps[i](mask_out[:, i, :]) for i in selected], dim=1
     )
-    logits = _upscale_and_predict(dec, keys, hyper, cache.grid)
+    logits = upscale_and_predict(dec, keys, hyper, cache.grid)
     iou = dec.iou_prediction_head(iou_out)
     iou = iou[:, 1:] if multimask else iou[:, :1]
     return logits, iou
@@ -317,7 +317,7 @@ def decode(
         return _decode_reference(dec, cache, sparse, dense=dense, multimask=multimask)
     step = max(1, CHUNK_FLOATS // cache.tokens[0].numel())
     parts = [
-        _decode_fast(dec, cache, sparse[s : s + step],
+        decode_reassociated(dec, cache, sparse[s : s + step],
                      None if dense is None else dense[s : s + step], multimask)
         for s in range(0, p, step)
     ]  # fmt: skip
@@ -344,7 +344,7 @@ def reassociable(dec: nn.Module, n_sparse: int | None = None) -> bool:
     return attn.num_attention_heads * tokens <= attn.q_proj.out_features
 
 
-def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, upscale=True):
+def decode_reassociated(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, upscale=True):
     """The reassociated decoder for ``P`` prompts (inference; see the module docstring).
 
     ``upscale=False`` stops before the up-scaling and returns ``(keys, hyper, iou)`` (the caller
@@ -400,12 +400,12 @@ def _decode_fast(dec, cache: DecoderCache, sparse, dense, multimask: bool, *, up
     if stable_pick:
         if not upscale:
             raise ValueError("upscale=False needs multimask=True on SAM2 (the single mask is chosen from all four)")
-        logits = _upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires)
+        logits = upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires)
         return _most_stable(dec, logits, iou)
     iou = iou[:, 1:] if multimask else iou[:, :1]
     if not upscale:
         return keys, hyper, iou
-    return _upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires), iou
+    return upscale_and_predict(dec, keys, hyper, cache.grid, hires=hires), iou
 
 
 def _first_output_token(dec: nn.Module) -> int:
@@ -494,7 +494,7 @@ class PointDecoder:
                 chunk = self._next_chunk()
                 part = sparse[start : start + chunk]
                 t0 = time.perf_counter()
-                outs.append(_decode_fast(dec, self.cache, part, None, multimask))
+                outs.append(decode_reassociated(dec, self.cache, part, None, multimask))
                 if len(part) == chunk:  # only full passes are comparable
                     cost = (time.perf_counter() - t0) / chunk
                     old = self._cost[chunk]

@@ -6,7 +6,7 @@ tokens to ``4g × 4g × C/8`` features (with a layer norm and GELUs on them) and
 product. The predicted IoU is read from the IoU token *before* that, so a caller that drops every
 candidate at or below an IoU threshold (AMG) need not up-scale prompts none of whose ``K``
 candidates passes it. :class:`GatedPointDecoder` runs the reassociated decoder
-(:func:`samscope.models.decoder._decode_fast`) to the IoU, asks a gate which prompts to keep and
+(:func:`samscope.models.decoder.decode_reassociated`) to the IoU, asks a gate which prompts to keep and
 up-scales only those, pass by pass (while the pass's image tokens are still in cache). The kept
 prompts' logits are exactly those of :class:`~samscope.models.decoder.PointDecoder` (same
 operations on the same rows).
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from samscope.models.decoder import PointDecoder, _decode_fast, _upscale_and_predict
+from samscope.models.decoder import PointDecoder, decode_reassociated, upscale_and_predict
 
 __all__ = ["Gate", "GatedPointDecoder", "iou_gate"]
 
@@ -85,7 +85,7 @@ class GatedPointDecoder(PointDecoder):
                 chunk = self._next_chunk()
                 part = sparse[start : start + chunk]
                 t0 = time.perf_counter()
-                keys, hyper, iou = _decode_fast(dec, self.cache, part, None, multimask, upscale=False)
+                keys, hyper, iou = decode_reassociated(dec, self.cache, part, None, multimask, upscale=False)
                 if len(part) == chunk:  # the transformer's cost per prompt decides the pass size
                     cost = (time.perf_counter() - t0) / chunk
                     old = self._cost[chunk]
@@ -96,7 +96,7 @@ class GatedPointDecoder(PointDecoder):
                 if len(keep):
                     sel = torch.from_numpy(keep)
                     hires = getattr(self.cache, "hires", None)  # SAM2's image-side maps, shared
-                    logits.append(_upscale_and_predict(dec, keys[sel], hyper[sel], self.cache.grid,
+                    logits.append(upscale_and_predict(dec, keys[sel], hyper[sel], self.cache.grid,
                                                        hires=hires))  # fmt: skip
                     rows.append(index[keep])
                 ious.append(iou)

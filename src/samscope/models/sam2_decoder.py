@@ -179,7 +179,7 @@ def decode(
 
 def hires_layout(dec: nn.Module, s0: torch.Tensor, s1: torch.Tensor):
     """SAM2's high-resolution maps in the layout of the reassociated up-scaling
-    (:func:`samscope.models.decoder._upscale_and_predict`), each with its convolution's bias.
+    (:func:`samscope.models.decoder.upscale_and_predict`), each with its convolution's bias.
 
     ``s1`` ``(1, C/4, 2g, 2g)`` becomes ``(1, g·g, [a, b, o])`` (pixel ``(2i + a, 2j + b)`` of
     grid row ``(i, j)``) plus ``upscale_conv1``'s bias; ``s0`` ``(1, C/8, 4g, 4g)`` becomes
