@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from samscope.analysis.measure import _PERIMETER_WEIGHTS, _ellipse, _units, spacing_um
+from samscope.analysis.measure import PERIMETER_WEIGHTS, column_units, ellipse_axes, spacing_um
 from samscope.analysis.table import Table
 from samscope.errors import InputError
 
@@ -101,16 +101,16 @@ def _core_perimeter(ext: np.ndarray, inner: tuple[slice, slice]) -> tuple[np.nda
         nb = idx + off
         code += weight * ((pf[nb] == own) & bff[nb])
     ids, inv = np.unique(own.astype(np.int64), return_inverse=True)
-    return ids, np.bincount(inv.ravel(), _PERIMETER_WEIGHTS[code], minlength=ids.size)
+    return ids, np.bincount(inv.ravel(), PERIMETER_WEIGHTS[code], minlength=ids.size)
 
 
 def _pairs(ext: np.ndarray, inner: tuple[slice, ...], distance: float) -> np.ndarray:
     """Neighbour pairs (a < b) with at least one pixel of the pair in the core."""
-    from samscope.analysis.culture import _offsets
+    from samscope.analysis.culture import neighbour_offsets
 
     out = []
     nd = ext.ndim
-    for off in _offsets(nd, distance):
+    for off in neighbour_offsets(nd, distance):
         for sign in (1, -1):  # the core pixel may be either end of the pair
             o = tuple(sign * v for v in off)
             a_sl = tuple(slice(max(0, -v), ext.shape[i] - max(0, v)) for i, v in enumerate(o))
@@ -358,7 +358,7 @@ def measure_with_foreground(
         if pairs.size:
             counts = np.bincount(np.searchsorted(ids, pairs.ravel()), minlength=ids.size)
         table_cols["n_neighbours"] = counts.astype(np.float64)
-    return Table(table_cols, _units(table_cols)), int(fg_total)
+    return Table(table_cols, column_units(table_cols)), int(fg_total)
 
 
 def _channels(image: Any, shape: tuple[int, ...]) -> int:
@@ -394,7 +394,7 @@ def _columns(ids: np.ndarray, r: dict[str, np.ndarray], parts: _Partials,
     if nd == 2:
         py, px = (sp[-2], sp[-1]) if sp is not None else (math.nan, math.nan)
         iso = sp is not None and math.isclose(py, px, rel_tol=1e-9)
-        major, minor, ecc = _ellipse(cov[:, 0, 0], cov[:, 1, 1], cov[:, 0, 1])
+        major, minor, ecc = ellipse_axes(cov[:, 0, 0], cov[:, 1, 1], cov[:, 0, 1])
         perim = r["perimeter"]
         cols["area_px"] = area
         cols["area_um2"] = area * (py * px)
@@ -406,7 +406,7 @@ def _columns(ids: np.ndarray, r: dict[str, np.ndarray], parts: _Partials,
         if sp is None or iso:
             cols["major_axis_um"], cols["minor_axis_um"] = major * px, minor * px
         else:
-            cols["major_axis_um"], cols["minor_axis_um"], _ = _ellipse(
+            cols["major_axis_um"], cols["minor_axis_um"], _ = ellipse_axes(
                 cov[:, 0, 0] * py * py, cov[:, 1, 1] * px * px, cov[:, 0, 1] * px * py)
         cols["minor_axis_px"] = minor
         order = ["id", "area_px", "area_um2", "perimeter_px", "perimeter_um",

@@ -236,4 +236,3 @@ def culture_metrics(
 
 
 #: Former private names kept for modules of other owners that still import them.
-_offsets = neighbour_offsets  # former private name, still imported by analysis/chunked (another owner)

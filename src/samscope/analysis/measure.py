@@ -586,9 +586,3 @@ def _surface(crop: np.ndarray, spacing, marching_cubes, mesh_surface_area) -> fl
     except (RuntimeError, ValueError):
         return math.nan
     return float(mesh_surface_area(verts, faces))
-
-
-#: Former private names kept for modules of other owners that still import them.
-_PERIMETER_WEIGHTS = PERIMETER_WEIGHTS  # former private name, still imported by analysis/chunked (another owner)
-_ellipse = ellipse_axes  # former private name, still imported by analysis/chunked (another owner)
-_units = column_units  # former private name, still imported by analysis/chunked (another owner)

@@ -95,10 +95,10 @@ def chunked_accuracy(gt: Any, pred: Any, *, chunk: tuple[int, ...] | None = None
     >>> round(chunked_accuracy(gt, pred, chunk=(1, 2)).msa, 3)
     0.3
     """
-    from samscope.evaluation.metrics import DEFAULT_THRESHOLDS, _accuracy_from_table
+    from samscope.evaluation.metrics import DEFAULT_THRESHOLDS, accuracy_from_table
 
     ts = np.sort(np.asarray(DEFAULT_THRESHOLDS if thresholds is None else thresholds, np.float64))
-    return _accuracy_from_table(chunked_overlap(gt, pred, chunk=chunk), ts)
+    return accuracy_from_table(chunked_overlap(gt, pred, chunk=chunk), ts)
 
 
 def is_zarr(path: Any) -> bool:

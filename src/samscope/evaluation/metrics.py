@@ -351,10 +351,6 @@ def accuracy_from_table(table: Overlap, thresholds: np.ndarray) -> SegmentationA
     return SegmentationAccuracy(thresholds, tp, table.n_gt, table.n_pred)
 
 
-#: Former private name, still imported by samscope.blockwise.evaluate (owned elsewhere this session).
-_accuracy_from_table = accuracy_from_table
-
-
 def mean_segmentation_accuracy(gt: Segmentation, pred: Segmentation) -> float:
     """mSA: SA averaged over IoU 0.50:0.05:0.95. See :func:`segmentation_accuracy`."""
     return segmentation_accuracy(gt, pred).msa

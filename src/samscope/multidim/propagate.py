@@ -287,20 +287,20 @@ class Propagator:
     def _segments(self, obj: _Object, anchor: int) -> tuple[range, range]:
         """Planes propagated from ``anchor`` upwards and downwards (nearest anchor wins)."""
         cfg = self.config
-        if _absent(obj.anchors[anchor]):
+        if prompt_absent(obj.anchors[anchor]):
             return range(0), range(0)
         anchors = sorted(obj.anchors)
         i = anchors.index(anchor)
         n = self.stack.n_planes
         if i == len(anchors) - 1:
             hi = n - 1
-        elif cfg.directions == "forward" or _absent(obj.anchors[anchors[i + 1]]):
+        elif cfg.directions == "forward" or prompt_absent(obj.anchors[anchors[i + 1]]):
             hi = anchors[i + 1] - 1  # nothing comes down from there
         else:
             hi = (anchor + anchors[i + 1]) // 2
         if i == 0:
             lo = 0
-        elif cfg.directions == "backward" or _absent(obj.anchors[anchors[i - 1]]):
+        elif cfg.directions == "backward" or prompt_absent(obj.anchors[anchors[i - 1]]):
             lo = anchors[i - 1] + 1
         else:
             lo = (anchors[i - 1] + anchor) // 2 + 1
@@ -446,7 +446,7 @@ class Propagator:
                 chains[key] = []
                 continue
             pm = PlaneMask.from_dense(
-                plane, new, predicted_iou=float(res.iou[j]), overlap=_iou(prev, new), anchor=False
+                plane, new, predicted_iou=float(res.iou[j]), overlap=plane_iou(prev, new), anchor=False
             )
             obj.masks[plane] = pm
             if cfg.motion_smoothing is not None:
@@ -486,18 +486,18 @@ class Propagator:
         if ratio > cfg.max_growth:
             return f"area grew ×{ratio:.2f} (max_growth {cfg.max_growth})"
         if cfg.motion_smoothing is None:  # with motion the masks move; overlap with the last is no test
-            ov = _iou(prev, new, smaller=cfg.overlap == "smaller")
+            ov = plane_iou(prev, new, smaller=cfg.overlap == "smaller")
             if ov < cfg.iou_threshold:
                 return f"overlap {ov:.2f} with the previous plane < {cfg.iou_threshold}"
         return None
 
 
-def _absent(pr: ObjectPrompt) -> bool:
+def prompt_absent(pr: ObjectPrompt) -> bool:
     """An anchor that marks the object absent: an empty mask and nothing else."""
     return pr.points is None and pr.box is None and pr.mask is not None and not pr.mask.any()
 
 
-def _iou(prev: PlaneMask, new: np.ndarray, *, smaller: bool = False) -> float:
+def plane_iou(prev: PlaneMask, new: np.ndarray, *, smaller: bool = False) -> float:
     y0, x0, y1, x1 = (int(v) for v in prev.box)
     inter = int(np.count_nonzero(new[y0:y1, x0:x1] & prev.crop))
     if smaller:

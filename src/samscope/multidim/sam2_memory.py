@@ -53,7 +53,13 @@ import numpy as np
 
 from samscope.errors import InputError
 from samscope.multidim.objects import ObjectPrompt, PlaneMask, Propagation
-from samscope.multidim.propagate import DIRECTIONS, PropagationConfig, Propagator, _absent, _iou
+from samscope.multidim.propagate import (
+    DIRECTIONS,
+    PropagationConfig,
+    Propagator,
+    plane_iou,
+    prompt_absent,
+)
 from samscope.multidim.stack import PlaneStack
 
 __all__ = [
@@ -311,7 +317,7 @@ class MemoryPropagator(Propagator):
                 del self.logits[k]
             idx = session.obj_id_to_idx(i)
             for plane, pr in sorted(obj.anchors.items()):
-                if _absent(pr):
+                if prompt_absent(pr):
                     obj.masks[plane] = PlaneMask.from_dense(plane, np.zeros(self.stack.work_shape, bool),
                                                             predicted_iou=1.0, overlap=1.0, anchor=True)  # fmt: skip
                     obj.stopped[plane] = "absent (marked by the user)"
@@ -334,7 +340,7 @@ class MemoryPropagator(Propagator):
         chains: dict[tuple[int, bool], list[int]] = {}
         for i, planes in present.items():
             obj = self._objects[i]
-            absent = sorted(p for p, pr in obj.anchors.items() if _absent(pr))
+            absent = sorted(p for p, pr in obj.anchors.items() if prompt_absent(pr))
             start_up = planes[0] if cfg.directions != "backward" else planes[-1]
             for up in (True, False):
                 if (up and cfg.directions == "backward") or (not up and cfg.directions == "forward"):
@@ -426,7 +432,7 @@ class MemoryPropagator(Propagator):
                 obj.stopped[plane] = reason
                 chains[(i, up)] = []
                 continue
-            overlap = _iou(prev, new) if prev is not None else 0.0
+            overlap = plane_iou(prev, new) if prev is not None else 0.0
             obj.masks[plane] = PlaneMask.from_dense(plane, new, predicted_iou=prob, overlap=overlap, anchor=False)
         video._batch_encode_memories(
             inference_session=session, frame_idx=plane, objects_needing_memory_encoding=need_mem,

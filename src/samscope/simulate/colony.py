@@ -105,7 +105,7 @@ def colony_timelapse(n: int, shape: tuple[int, int] = (256, 256), *, rng: int = 
 
 def _simulate(shape: tuple[int, int], cfg: ColonyConfig, *, seed: int, index: int):
     from samscope.multidim.lineage import Lineage, make_continuous
-    from samscope.simulate.timelapse import SimulatedSeries, _valid_parents
+    from samscope.simulate.timelapse import SimulatedSeries, valid_parents
 
     rng = sample_rng(seed, index)
     h, w = shape
@@ -131,7 +131,7 @@ def _simulate(shape: tuple[int, int], cfg: ColonyConfig, *, seed: int, index: in
     labels = np.stack(labels)
     seen = set(np.unique(labels).tolist())
     lineage = Lineage.from_labels(labels, parents={k: v for k, v in parents.items() if v in seen})
-    fixed = make_continuous(labels, _valid_parents(lineage))
+    fixed = make_continuous(labels, valid_parents(lineage))
     out = fixed.labels.astype(np.uint16 if fixed.labels.max() < 65536 else np.uint32)
     params = {"kind": "colony-timelapse", "seed": int(seed), "index": int(index), "shape": [h, w],
               "frames": cfg.frames, "config": config_to_dict(cfg), "width_px": width,

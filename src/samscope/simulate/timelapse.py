@@ -426,4 +426,3 @@ def write_series_dataset(output, n: int, *, seed: int, shape, config, kind: str,
 
 
 #: Former private names kept for modules of other owners that still import them.
-_valid_parents = valid_parents  # former private name, still imported by simulate/colony (another owner)
