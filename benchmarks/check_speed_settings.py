@@ -7,6 +7,7 @@ the lighter size estimate (fewer looks). Scored with mSA on HeLa frames 12–13 
 
     python benchmarks/check_speed_settings.py tiling      # HeLa 12-13 (CHO planes fit one tile)
     python benchmarks/check_speed_settings.py estimate    # HeLa 12-13 and CHO 12-13
+    python benchmarks/check_speed_settings.py coarse --domains hela   # coarser working scale
 
 Prints per image: diameter, tiles, mSA of the default and of the faster setting, CPU seconds;
 then the mean mSA difference (the bar: within 0.005).
@@ -86,13 +87,49 @@ def check_estimate(model, images, gts, crops: int) -> list[float]:
     return deltas
 
 
+def check_coarse(model, images, gts, factors: tuple[float, ...]) -> list[float]:
+    """Segment at a coarser working scale: the estimated diameter times each factor is given as
+    the diameter, so the image is shrunk by that factor more (fewer tiles), then scored.
+    Returns, per image, the mSA difference of the largest factor against factor 1."""
+    from samscope.evaluation.metrics import segmentation_accuracy
+    from samscope.instance.scale import estimate_diameter, resize_plane
+    from samscope.instance.segment import segment
+
+    deltas = []
+    for i, (im, gt) in enumerate(zip(images, gts, strict=True)):
+        d = estimate_diameter(im, model).diameter
+        scores = []
+        for f in factors:
+            t0 = time.process_time()
+            res = segment(im, model, diameter=d * f)
+            cpu = time.process_time() - t0
+            work = im if res.scale == 1.0 else resize_plane(im, res.scale)
+            tiles = _tile_count(model, work)
+            scores.append(segmentation_accuracy(gt, res.labels).msa)
+            print(f"  image {i} d={d:.1f} factor {f:g}: scale {res.scale:.3f}, {tiles} tiles, "
+                  f"mSA {scores[-1]:.4f}, {cpu:.1f} s CPU", flush=True)
+        deltas.append(scores[-1] - scores[0])
+    return deltas
+
+
+def _tile_count(model, work) -> int:
+    from samscope.tiling import TileGrid
+
+    tiling = model.card.default_tiling(work.shape[:2])
+    if not tiling or max(work.shape[:2]) <= int(model.image_size):
+        return 1
+    tile, halo = (int(v) for v in tiling)
+    return len(TileGrid(tuple(work.shape[:2]), (tile, tile), (halo, halo)).tiles)
+
+
 def main(argv: list[str] | None = None) -> int:
     from eval_generalist import real_domains
 
     from samscope.models.registry import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("tiling", "estimate"))
+    p.add_argument("what", choices=("tiling", "estimate", "coarse"))
+    p.add_argument("--factors", default="1,1.5,2", help="coarse: diameter factors (1 first)")
     p.add_argument("--model", default="samscope-generalist")
     p.add_argument("--min-halo", type=int, default=8)
     p.add_argument("--crops", type=int, default=1)
@@ -108,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{domain} ({len(ims)} images)", flush=True)
         if args.what == "tiling":
             deltas = check_tiling(model, ims, gts, args.min_halo)
+        elif args.what == "coarse":
+            deltas = check_coarse(model, ims, gts, tuple(float(f) for f in args.factors.split(",")))
         else:
             deltas = check_estimate(model, ims, gts, args.crops)
         print(f"{domain}: mean mSA difference (faster - default) {np.mean(deltas):+.4f} "
