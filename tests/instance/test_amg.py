@@ -289,11 +289,14 @@ def _trained_looking(model):
     return m
 
 
+@pytest.mark.parametrize("tiled", [True, False])
 @pytest.mark.parametrize("multimask", [True, False])
-def test_gated_decoder_keeps_rows_exactly(model, multimask):
+def test_gated_decoder_keeps_rows_exactly(model, multimask, tiled, monkeypatch):
+    """Kept rows are PointDecoder's: identical un-tiled, to float rounding tiled."""
     m = _trained_looking(model)
     torch.manual_seed(0)
     emb = torch.randn(1, m.arch.embed_dim, m.arch.grid_size, m.arch.grid_size)
+    monkeypatch.setattr(amg.GatedPointDecoder, "tiled", tiled)
     dec = amg.GatedPointDecoder(m, emb, Transform((256, 256), 256))
     pts = np.random.default_rng(1).uniform(0, 256, (11, 2))
     full, iou = dec(pts, multimask)
@@ -306,16 +309,71 @@ def test_gated_decoder_keeps_rows_exactly(model, multimask):
     logits, iou_g, rows = dec.decode(pts, multimask, gate)
     assert np.concatenate(seen).tolist() == list(range(11))  # every prompt passes the gate once
     assert rows.tolist() == [i for i in range(11) if i % 3 != 1]
-    assert torch.equal(iou_g, iou) and logits.shape == (len(rows), *full.shape[1:])
-    assert float((logits - full[torch.from_numpy(rows)]).abs().max()) <= 1e-6 * float(full.abs().max())
+    assert logits.shape == (len(rows), *full.shape[1:])
+    if tiled:
+        assert float((iou_g - iou).abs().max()) <= 1e-5 * float(iou.abs().max())
+    else:
+        assert torch.equal(iou_g, iou)
+    assert float((logits - full[torch.from_numpy(rows)]).abs().max()) <= 1e-5 * float(full.abs().max())
     none, _, empty = dec.decode(pts, multimask, lambda i, x: np.zeros(len(x), bool))
     assert none.shape[0] == 0 and empty.size == 0
 
 
-def test_iou_gate_gives_the_same_masks(model, image):
+@pytest.mark.parametrize("multimask", [True, False])
+def test_tiled_decoder_matches_the_reassociated_one(model, multimask):
+    """decode_tiled = decode_reassociated(upscale=False) to float rounding, uneven tiles."""
+    from samscope.models.decoder import decode_reassociated
+    from samscope.models.decoder_batch import decode_tiled
+
+    m = _trained_looking(model)
+    torch.manual_seed(1)
+    emb = torch.randn(1, m.arch.embed_dim, m.arch.grid_size, m.arch.grid_size)
+    cache = m.prepare_decoder(emb)
+    pts = torch.as_tensor(np.random.default_rng(2).uniform(0, 256, (5, 1, 2)), dtype=torch.float32)
+    sparse, _ = m.embed_prompts(points=pts, labels=torch.ones(5, 1, dtype=torch.long))
+    dec = m.sam.mask_decoder
+    with torch.inference_mode():
+        keys, hyper, iou = decode_reassociated(dec, cache, sparse, None, multimask, upscale=False)
+        for rows in (37, 256):  # 7 tiles, the last one short; one tile
+            tiles, hyper_t, iou_t = decode_tiled(dec, cache, sparse, multimask, rows=rows)
+            assert len(tiles) == -(-256 // rows) and tiles[-1].shape[1] == 256 - rows * (len(tiles) - 1)
+            for a, b in ((keys, torch.cat(tiles, 1)), (hyper, hyper_t), (iou, iou_t)):
+                assert a.shape == b.shape
+                assert float((a - b).abs().max()) <= 1e-5 * float(a.abs().max())
+
+
+def test_tiled_amg_gives_the_same_masks(model, image, monkeypatch):
+    """AMG with the tiled decoder (several uneven tiles) = AMG with the un-tiled one."""
+    from samscope.models import decoder_batch
+
+    m = _trained_looking(model)
+    emb = compute_embeddings(image, m)
+    loose = amg_predict(m, emb, config=AMGConfig(points_per_side=12, iou_gate=False))
+    v = np.sort(loose.iou)
+    mid = slice(len(v) // 4, 3 * len(v) // 4)  # the gate must act: a threshold far from any IoU
+    i = len(v) // 4 + int(np.argmax(np.diff(v[mid])))
+    config = AMGConfig(points_per_side=12, pred_iou_thresh=float(v[i] + v[i + 1]) / 2,
+                       stability_score_thresh=0.0)  # fmt: skip
+    monkeypatch.setattr(decoder_batch, "TILE_FLOATS", 1)
+    monkeypatch.setattr(decoder_batch, "MIN_ROWS", 40)  # 7 tiles of the 256 image rows
+    monkeypatch.setattr(amg.GatedPointDecoder, "tiled", True)
+    calls = []
+    real = decoder_batch.decode_tiled
+    monkeypatch.setattr(decoder_batch, "decode_tiled", lambda *a, **k: calls.append(1) or real(*a, **k))
+    a = amg_postprocess(amg_predict(m, emb, config=config), config=config)
+    assert calls  # the tiled decoder ran
+    monkeypatch.setattr(amg.GatedPointDecoder, "tiled", False)
+    b = amg_postprocess(amg_predict(m, emb, config=config), config=config)
+    assert a.n == b.n > 0 and np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.masks.boxes, b.masks.boxes)
+    assert np.allclose(a.scores, b.scores, rtol=0, atol=1e-6)
+
+
+def test_iou_gate_gives_the_same_masks(model, image, monkeypatch):
     """The gated prediction post-processes to the ungated one's masks at its threshold."""
     m = _trained_looking(model)
     emb = compute_embeddings(image, m)
+    monkeypatch.setattr(amg.GatedPointDecoder, "tiled", False)  # the same arithmetic on both sides
     ungated = amg_predict(m, emb, config=AMGConfig(points_per_side=12, iou_gate=False))
     iou_t = float(np.quantile(ungated.iou, 0.6))  # a threshold that drops prompts of both kinds
     kw = dict(points_per_side=12, pred_iou_thresh=iou_t, stability_score_thresh=0.0)
