@@ -3,14 +3,18 @@
 usage::
 
     python benchmarks/bench_amg.py [--reps 3] [--out DIR] [--no-microsam] [--datasets nuclei,hela]
+                                   [--all-variants]
 
 What it measures, on this machine's CPU (2 threads):
 
 - image embedding (vit_b, 1024² input);
 - the per-prompt cost of samscope's point decoder on 64 random points, against the floor set by
-  its multiply–accumulates at the measured fp32 matrix-product peak;
-- AMG with a 32×32 grid and with the foreground-aware schedule, each split into prediction
-  (network) and post-processing, with peak memory;
+  its multiply–accumulates at the measured fp32 matrix-product peak, and the decoder to the IoU
+  (what the IoU gate leaves of a grid prompt) tiled (AMG's default) and un-tiled, alternated;
+- AMG with a 32×32 grid (the default path, and with the previous un-tiled decoder in the same
+  process) and with the foreground-aware schedule, each split into prediction (network) and
+  post-processing, with peak memory (``--all-variants``: also without the IoU gate and with
+  ``skip_covered``);
 - micro-sam's ``AutomaticMaskGenerator`` initialise + generate on the *same* random weights and
   image embeddings of its own, run once (``AMG_REPS=1``: it takes minutes), in the peers'
   environment (``/tmp/peers/bin/python``), by re-running this file with ``--peer``.
@@ -223,12 +227,16 @@ def decoder_macs(grid: int = 64, c: int = 256, heads: int = 8, tokens: int = 7, 
     return sam, ours
 
 
-#: samscope's variants: (label, AMGConfig fields)
+#: samscope's variants: (label, AMGConfig fields; "_tiled": GatedPointDecoder.tiled)
 VARIANTS = (
     ("grid", {"schedule": "grid"}),
+    ("grid, un-tiled decoder", {"schedule": "grid", "_tiled": False}),
+    ("foreground", {"schedule": "foreground", "foreground": "image"}),
+)
+#: further variants with ``--all-variants`` (each adds a grid run: ≈ 30-55 s quiet)
+MORE_VARIANTS = (
     ("grid, no IoU gate", {"schedule": "grid", "iou_gate": False}),
     ("grid, skip covered", {"schedule": "grid", "skip_covered": True}),
-    ("foreground", {"schedule": "foreground", "foreground": "image"}),
 )
 
 
@@ -250,6 +258,28 @@ def counted_macs(model, cache, torch) -> tuple[float, float]:
             upscale_and_predict(dec, keys, hyper, cache.grid)
         upscale = fc.get_total_flops() / 4 / 2
     return transformer, upscale
+
+
+def to_the_iou_ms(model, cache, sparse, reps: int, torch) -> tuple[list, list]:
+    """ms per prompt of the decoder to the IoU (what every grid prompt costs with the gate):
+    the tiled decoder (AMG's default) and the un-tiled reassociated one, alternated."""
+    from samscope.models.decoder import decode_reassociated
+    from samscope.models.decoder_batch import decode_tiled
+
+    dec, n = model.sam.mask_decoder, sparse.shape[0]
+    passes = [sparse[s : s + 8] for s in range(0, n, 8)]
+    tiled, untiled = [], []
+    with torch.inference_mode():
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            for part in passes:
+                decode_tiled(dec, cache, part, True)
+            tiled.append((time.perf_counter() - t0) / n * 1e3)
+            t0 = time.perf_counter()
+            for part in passes:
+                decode_reassociated(dec, cache, part, None, True, upscale=False)
+            untiled.append((time.perf_counter() - t0) / n * 1e3)
+    return tiled, untiled
 
 
 def run_samscope(model, emb, image, gt, fields: dict, reps: int, amg, torch):
@@ -279,6 +309,9 @@ def run_samscope(model, emb, image, gt, fields: dict, reps: int, amg, torch):
             return torch.from_numpy(logits), torch.from_numpy(iou), rows
 
         amg._decode_batch = decode
+        fields = dict(fields)
+        tiled = amg.GatedPointDecoder.tiled
+        amg.GatedPointDecoder.tiled = fields.pop("_tiled", tiled)
         try:
             config = amg.AMGConfig(**fields)
             t0 = time.perf_counter()
@@ -288,6 +321,7 @@ def run_samscope(model, emb, image, gt, fields: dict, reps: int, amg, torch):
             t2 = time.perf_counter()
         finally:
             amg._decode_batch = real
+            amg.GatedPointDecoder.tiled = tiled
         runs.append({
             "predict_s": t1 - t0, "postprocess_s": t2 - t1, "total_s": t2 - t0,
             "decoder_s": stats["decoder_s"], "prompts": stats["prompts"],
@@ -308,6 +342,7 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/bench_amg")
     parser.add_argument("--no-microsam", action="store_true")
     parser.add_argument("--datasets", default="nuclei,hela")
+    parser.add_argument("--all-variants", action="store_true", help="also no IoU gate, skip covered")
     parser.add_argument("--peer", nargs=3, metavar=("DATA", "CKPT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer:
@@ -374,6 +409,12 @@ def main() -> None:
         f"  SAM's decoder: {sam_macs / 1e9:.2f} GMAC/prompt -> floor {floor_sam:.1f} ms at the "
         f"measured peak; samscope's reassociated decoder: {our_macs / 1e9:.2f} GMAC -> {floor_ours:.1f} ms"
     )
+    tiled, untiled = to_the_iou_ms(model, decoder.cache, sparse, max(3, args.reps), torch)
+    print(
+        f"decoder to the IoU (multimask, passes of 8, interleaved): tiled {statistics.median(tiled):.1f} "
+        f"ms/prompt (runs {', '.join(f'{v:.1f}' for v in tiled)}), un-tiled "
+        f"{statistics.median(untiled):.1f} ms/prompt (runs {', '.join(f'{v:.1f}' for v in untiled)})"
+    )
     macs_t, macs_u = counted_macs(model, decoder.cache, torch)
     print(
         f"  counted (FlopCounterMode): {macs_t / 1e9:.3f} GMAC/prompt to the IoU + {macs_u / 1e9:.3f} "
@@ -394,9 +435,10 @@ def main() -> None:
             tifffile.imread(HELA / "masks.tif", key=14).astype(np.int64),
         )
     summary = {}
+    variants = VARIANTS + (MORE_VARIANTS if args.all_variants else ())
     for name, (image, labels) in datasets.items():
         emb = compute_embeddings(image, model)  # once: AMG's figures exclude the embedding
-        for schedule, fields in VARIANTS:
+        for schedule, fields in variants:
             runs, msa = run_samscope(model, emb, image, labels, fields, args.reps, amg, torch)
             summary[(name, schedule)] = (runs, msa)
             print(
@@ -428,7 +470,7 @@ def main() -> None:
                 f"{ms['generate_s']:.1f} s = {total:.1f} s (decoder {ms['decoder_s']:.1f} s for "
                 f"{ms['prompts']} prompts), mSA {msa:.3f}, peak RSS {ms['peak_rss_mb']:.0f} MB"
             )
-            for schedule, _ in VARIANTS:
+            for schedule, _ in variants:
                 runs, our_msa = summary[(name, schedule)]
                 print(
                     f"  speed-up {schedule}: {total / median(runs, 'total_s'):.1f}x "
