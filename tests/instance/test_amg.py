@@ -321,9 +321,10 @@ def test_gated_decoder_keeps_rows_exactly(model, multimask, tiled, monkeypatch):
 
 @pytest.mark.parametrize("multimask", [True, False])
 def test_tiled_decoder_matches_the_reassociated_one(model, multimask):
-    """decode_tiled = decode_reassociated(upscale=False) to float rounding, uneven tiles."""
-    from samscope.models.decoder import decode_reassociated
-    from samscope.models.decoder_batch import decode_tiled
+    """decode_tiled = decode_reassociated(upscale=False) and upscale_tiled = upscale_and_predict
+    to float rounding, on uneven tiles."""
+    from samscope.models.decoder import decode_reassociated, upscale_and_predict
+    from samscope.models.decoder_batch import decode_tiled, upscale_tiled
 
     m = _trained_looking(model)
     torch.manual_seed(1)
@@ -337,7 +338,10 @@ def test_tiled_decoder_matches_the_reassociated_one(model, multimask):
         for rows in (37, 256):  # 7 tiles, the last one short; one tile
             tiles, hyper_t, iou_t = decode_tiled(dec, cache, sparse, multimask, rows=rows)
             assert len(tiles) == -(-256 // rows) and tiles[-1].shape[1] == 256 - rows * (len(tiles) - 1)
-            for a, b in ((keys, torch.cat(tiles, 1)), (hyper, hyper_t), (iou, iou_t)):
+            logits = upscale_and_predict(dec, keys, hyper, cache.grid)
+            logits_t = upscale_tiled(dec, tiles, hyper_t, cache.grid)
+            pairs = ((keys, torch.cat(tiles, 1)), (hyper, hyper_t), (iou, iou_t), (logits, logits_t))
+            for a, b in pairs:
                 assert a.shape == b.shape
                 assert float((a - b).abs().max()) <= 1e-5 * float(a.abs().max())
 

@@ -40,7 +40,7 @@ from samscope.models.decoder_attention import (
     tokens_to_image,
 )
 
-__all__ = ["Gate", "GatedPointDecoder", "decode_tiled", "iou_gate", "tiled_applies"]
+__all__ = ["Gate", "GatedPointDecoder", "decode_tiled", "iou_gate", "tiled_applies", "upscale_tiled"]
 
 #: Floats of one ``(P, rows, C)`` tile tensor of :func:`decode_tiled` (2 MB: 1 MB per core).
 TILE_FLOATS = 2**19
@@ -128,10 +128,14 @@ class GatedPointDecoder(PointDecoder):
                 keep = np.flatnonzero(gate(iou.numpy(), index))
                 if len(keep):
                     sel = torch.from_numpy(keep)
-                    kept = torch.cat([x[sel] for x in keys], 1) if tiled else keys[sel]
                     hires = getattr(self.cache, "hires", None)  # SAM2's image-side maps, shared
-                    logits.append(upscale_and_predict(dec, kept, hyper[sel], self.cache.grid,
-                                                       hires=hires))  # fmt: skip
+                    if tiled and hires is None:
+                        kept = [x[sel] for x in keys] if len(keep) < len(part) else keys
+                        logits.append(upscale_tiled(dec, kept, hyper[sel], self.cache.grid))
+                    else:
+                        kept = torch.cat([x[sel] for x in keys], 1) if tiled else keys[sel]
+                        logits.append(upscale_and_predict(dec, kept, hyper[sel], self.cache.grid,
+                                                           hires=hires))  # fmt: skip
                     rows.append(index[keep])
                 ious.append(iou)
                 start += len(part)
@@ -299,3 +303,40 @@ def decode_tiled(dec, cache, sparse: torch.Tensor, multimask: bool, *, rows: int
         [dec.output_hypernetworks_mlps[i](qf[:, 1 + j, :]) for j, i in enumerate(selected)], 1
     )
     return tiles, hyper, iou[:, 1:] if multimask else iou[:, :1]
+
+
+def upscale_tiled(dec, tiles: list, hyper: torch.Tensor, grid: int) -> torch.Tensor:
+    """:func:`samscope.models.decoder.upscale_and_predict` (SAM, no high-resolution maps) on the
+    image tokens in row tiles (:func:`decode_tiled`'s ``tiles``, rows ``i·g + j``).
+
+    Everything before the final pixel shuffle is row-local (two transposed convolutions as
+    products per image token, a layer norm per sub-pixel, GELUs, the hypernetwork product), so
+    each tile's ``(P, rows·4, C/4)`` and ``(P, rows·16, C/8)`` features stay in cache instead of
+    being streamed through memory as 4 and 8 MB tensors per prompt.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(P, K, 4g, 4g)`` mask logits.
+    """
+    conv1, conv2, norm = dec.upscale_conv1, dec.upscale_conv2, dec.upscale_layer_norm
+    c = conv1.in_channels
+    c4, c8 = conv1.out_channels, conv2.out_channels
+    w1 = conv1.weight.permute(0, 2, 3, 1).reshape(c, 4 * c4)  # (C, [a, b, o])
+    w2 = conv2.weight.permute(0, 2, 3, 1).reshape(c4, 4 * c8)  # (C/4, [a2, b2, o2])
+    b1, b2 = conv1.bias.repeat(4), conv2.bias.repeat(4)
+    hyper_t = hyper.transpose(1, 2)
+    p, k = hyper.shape[:2]
+    masks = torch.empty(p, grid * grid * 16, k, dtype=hyper.dtype)
+    start = 0
+    for x in tiles:
+        m = x.shape[1]
+        up = torch.addmm(b1, x.reshape(p * m, c), w1)
+        up = F.layer_norm(up.reshape(p, m * 4, c4), (c4,), norm.weight, norm.bias, norm.eps)
+        up = dec.activation(up)
+        up = torch.addmm(b2, up.reshape(p * m * 4, c4), w2)
+        up = dec.activation(up.reshape(p, m * 16, c8))
+        torch.bmm(up, hyper_t, out=masks[:, start * 16 : (start + m) * 16])
+        start += m
+    masks = masks.reshape(p, grid, grid, 2, 2, 2, 2, k).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return masks.reshape(p, k, 4 * grid, 4 * grid)
