@@ -210,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--correction", choices=("both", "largest"), default="both",
                    help="points per correction: one per error region, or one in the larger")
     p.add_argument("--multimask", choices=("never", "single-point", "always"), default="never")
-    p.add_argument("--merge", choices=("replace", "progressive"), default="replace",
-                   help="what a correction does to the mask (progressive: only where clicked)")
+    p.add_argument("--merge", choices=("replace", "progressive", "local"), default="replace",
+                   help="what a correction does to the mask (progressive: only the clicked part; "
+                   "local: only within half a working diameter of the new clicks)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = p.parse_args(argv)

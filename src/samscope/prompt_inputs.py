@@ -197,3 +197,71 @@ def check_model(model: SamscopeModel, embeddings: ImageEmbeddings) -> None:
         raise InputError(
             f"embeddings were made for {embeddings.input_size}-px input, the model takes {model.image_size}"
         )
+
+
+#: Radius of :func:`local_update`, in working diameters (half an object at the working scale).
+LOCAL_RADIUS = 0.5
+
+
+def local_radius(model, embeddings: ImageEmbeddings, factor: float = LOCAL_RADIUS) -> float | None:
+    """The radius of :func:`local_update` in the plane's pixels: ``factor`` working diameters,
+    mapped back by the embeddings' scale (None for a model without a working diameter)."""
+    working = getattr(getattr(model, "card", None), "working_diameter", None)
+    if not working:
+        return None
+    return float(factor * working / float(getattr(embeddings, "scale", 1.0) or 1.0))
+
+
+def local_update(
+    previous: np.ndarray, new: np.ndarray, points: np.ndarray, radius: float
+) -> np.ndarray:
+    """A corrected mask that changes the previous one only near the new clicks.
+
+    The decoder re-predicts the whole object from the accumulated prompts, and a click placed
+    within a pixel or two of the boundary (the usual correction of a good mask) also moves the
+    boundary far from the click, where the previous mask was right: on the generalist's tuning
+    planes the first correction lowered the IoU of about a third of the objects. Taking the new
+    mask within ``radius`` of the new clicks and the previous one elsewhere (FocalClick's local
+    refinement: Chen et al., CVPR 2022) keeps what the user did not click on.
+
+    Parameters
+    ----------
+    previous, new : numpy.ndarray of bool, (H, W)
+        The object's mask before the clicks and the decoder's mask after them.
+    points : numpy.ndarray, (n, 2)
+        The new clicks ``(y, x)`` (positive and negative alike).
+    radius : float
+        In pixels of the plane (:func:`local_radius`).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``new`` within ``radius`` (Euclidean) of any new click, ``previous`` elsewhere; ``new``
+        when there are no new clicks.
+
+    Examples
+    --------
+    >>> prev = np.zeros((5, 12), bool); prev[1:4, 1:4] = True
+    >>> new = np.zeros((5, 12), bool); new[1:4, 1:6] = True; new[1:4, 9:11] = True
+    >>> out = local_update(prev, new, np.array([[2, 5]]), 2.5)
+    >>> out[2].astype(int).tolist()  # grown at the click, the far blob not taken
+    [0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    """
+    previous, new = np.asarray(previous, bool), np.asarray(new, bool)
+    if previous.shape != new.shape:
+        raise InputError(f"mask shapes differ: {previous.shape} vs {new.shape}")
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return new
+    h, w = new.shape
+    near = np.zeros((h, w), bool)
+    r = float(radius)
+    for y, x in pts:
+        y0, y1 = max(int(np.floor(y - r)), 0), min(int(np.ceil(y + r)) + 1, h)
+        x0, x1 = max(int(np.floor(x - r)), 0), min(int(np.ceil(x + r)) + 1, w)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        near[y0:y1, x0:x1] |= (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+    return np.where(near, new, previous)
+

@@ -370,13 +370,16 @@ def model_segmenter(
         (the model's own choice, no ground truth): never (single-mask output, as µSAM's
         evaluation), for a prompt of one point only (SAM's advice for ambiguous prompts), or on
         every call.
-    merge : {"replace", "progressive"}
+    merge : {"replace", "progressive", "local"}
         What a correction does to the object's mask: ``replace`` it with the decoder's new mask,
         or (``progressive``, FocalClick's progressive merge: Chen et al., CVPR 2022) change it
         only where the user clicked: the connected part of the pixels the new mask adds that
         holds a new positive click is added, the part it removes that holds a new negative click
         is removed, and the rest of the previous mask is kept (the new mask whole when no click
-        falls in what changed).
+        falls in what changed); ``local`` (FocalClick's local refinement): take the new mask
+        only within half a working diameter of the new clicks and keep the previous mask
+        elsewhere (:func:`samscope.prompt_inputs.local_update`; ``replace`` for a model without
+        a working diameter).
 
     Returns
     -------
@@ -388,8 +391,10 @@ def model_segmenter(
         raise InputError(f"multimask must be one of {MULTIMASK}, got {multimask!r}")
     if merge not in MERGES:
         raise InputError(f"merge must be one of {MERGES}, got {merge!r}")
+    from samscope.prompt_inputs import local_radius, local_update
     from samscope.prompting import segment_from_prompts
 
+    radius = local_radius(model, embeddings) if merge == "local" else None
     last: dict[str, Any] = {}  # the previous call's result, for logits fed back on tiled embeddings
 
     def segment(spec: PromptSpec) -> SegmenterOutput:
@@ -413,9 +418,12 @@ def model_segmenter(
         logits = np.asarray(result.logits[0])
         mask = np.asarray(result.masks[0], bool)
         previous = last.get("spec")
-        if merge == "progressive" and previous is not None and _continues(previous, spec):
+        if merge != "replace" and previous is not None and _continues(previous, spec):
             new = slice(previous.points.shape[0], None)
-            mask = progressive_merge(last["mask"], mask, spec.points[new], spec.labels[new])
+            if merge == "progressive":
+                mask = progressive_merge(last["mask"], mask, spec.points[new], spec.labels[new])
+            elif radius is not None:
+                mask = local_update(last["mask"], mask, spec.points[new], radius)
         last.update(result=result, logits=logits, spec=spec, mask=mask)
         return SegmenterOutput(mask, logits)
 
@@ -446,7 +454,7 @@ def _select(result: Any, k: int) -> Any:
 
 
 #: The choices of :func:`model_segmenter`'s ``merge``.
-MERGES = ("replace", "progressive")
+MERGES = ("replace", "progressive", "local")
 
 
 def _continues(before: PromptSpec, now: PromptSpec) -> bool:
