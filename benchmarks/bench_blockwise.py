@@ -57,6 +57,19 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _rss_now_mb() -> float:
+    """This process's resident memory now (VmRSS): flat after each block when nothing per
+    block is kept (the peak, VmHWM, also holds the largest block's transient)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def mosaic(path: Path, size: int, seed: int = 17, distinct: int = 0) -> Path:
     """A ``size``² uint16 zarr of simulated nuclei, one 1024² simulation per chunk.
 
@@ -124,7 +137,7 @@ def run_once(args) -> dict:
         if p.phase != "segment":
             return
         row = {"done": p.done, "seconds": round(time.perf_counter() - t0, 1),
-               "rss_client_mb": round(_rss_mb())}
+               "rss_client_mb": round(_rss_mb()), "rss_now_client_mb": round(_rss_now_mb())}
         if client is not None:
             row["rss_workers_mb"] = [round(v) for v in peak_workers()]
         trace.append(row)
@@ -206,7 +219,8 @@ def memory(args) -> None:
             print(f"{size}² {where}: {part}{doc['seconds']} s, {doc['objects']} objects, peak "
                   f"RSS client {doc['rss_client_mb']} MB, workers {doc['rss_workers_mb']} MB "
                   f"({doc['blocks']} blocks of {doc['block']}, halo {doc['halo']}); "
-                  f"after each block: {[r['rss_client_mb'] for r in doc['trace']]} MB (client)"
+                  f"after each block: peak {[r['rss_client_mb'] for r in doc['trace']]} MB, "
+                  f"now {[r.get('rss_now_client_mb') for r in doc['trace']]} MB (client)"
                   + ("" if not workers else
                      f", {[r['rss_workers_mb'] for r in doc['trace']]} MB (workers)"),
                   flush=True)

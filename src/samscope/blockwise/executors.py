@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["DaskExecutor", "SerialExecutor"]
+__all__ = ["DaskExecutor", "SerialExecutor", "release_free_memory", "return_free_memory_promptly"]
 
 
 class SerialExecutor:
@@ -21,6 +21,7 @@ class SerialExecutor:
     def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None
             ) -> Iterator[Any]:
         """``fn(job, item[, extra(item)])`` for each item, yielded as done."""
+        return_free_memory_promptly()
         for item in items:
             result = fn(job, item) if extra is None else fn(job, item, extra(item))
             release_free_memory()
@@ -37,6 +38,34 @@ def release_free_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def return_free_memory_promptly() -> bool:
+    """Make glibc give freed memory back to the system at once, in every thread's arena.
+
+    What Dask's nanny does for its workers (``MALLOC_TRIM_THRESHOLD_=65536`` in their
+    environment), done here with ``mallopt`` for a single-process run: a fixed trim threshold
+    of 64 kB, which also stops glibc from raising its mmap threshold after each large free.
+    Without it the arenas of zarr's codec threads (each block's chunks are compressed and
+    decompressed there) kept growing with fragmented free space — the resident memory after
+    each block crept up over the first ~20 blocks of a run (89 → 165 MB with the threshold
+    segmenter at 16384², 2048² blocks), which ``malloc_trim`` after each block did not undo;
+    with it, 70 → 77 MB over 64 blocks. Process-wide and for the rest of the process (a
+    ``samscope segment`` run is one process). Returns False where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):
+        mallopt = None
+    if mallopt is None:
+        return False
+    m_trim_threshold = -1  # glibc's M_TRIM_THRESHOLD
+    return bool(mallopt(m_trim_threshold, 64 * 1024))
 
 
 @functools.cache

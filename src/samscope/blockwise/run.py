@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,46 +323,62 @@ def segment_blockwise(
     job = Job(source, store, grid, segmenter, float(request.iou_threshold))
     timings: dict[str, float] = {}
 
-    def phase(name: str, fn, items, extra=None):
+    def phase(name: str, fn, items, consume, extra=None) -> None:
+        """Run ``fn`` over ``items``; each result goes to ``consume`` and is not kept here."""
         items = list(items)
         t0 = time.perf_counter()
-        results = []
         for i, result in enumerate(executor.run(fn, job, items, extra), 1):
-            results.append(result)
+            consume(result)
             if progress is not None:
                 progress(PhaseProgress(name, i, len(items), time.perf_counter() - t0))
         timings[name] = round(time.perf_counter() - t0, 3)
-        return results
 
-    done = store.segmented()
+    # per block only (n, ids present in its core) as numpy: the client's memory is a few
+    # bytes per object, not a Python dict of Python ints per block
+    done = {k: _marker(meta) for k, meta in store.segmented().items()}
     todo = [k for k in range(len(grid)) if k not in done]
-    for meta in phase("segment", segment_task, todo):
-        done[meta["flat"]] = meta
-    matches = phase("match", match_task, range(len(grid)))
+    phase("segment", segment_task, todo,
+          lambda meta: done.__setitem__(meta["flat"], _marker(meta)))
+    matches: list[np.ndarray] = []
+    phase("match", match_task, range(len(grid)), matches.append)
     from samscope.blockwise.stitch import global_lookups
     from samscope.labels import label_dtype
 
     lookups, n = global_lookups(
-        [done[k]["n"] for k in range(len(grid))],
-        [np.asarray(done[k]["present"], np.int64) for k in range(len(grid))],
+        [done[k][0] for k in range(len(grid))],
+        [done[k][1] for k in range(len(grid))],
         np.concatenate(matches) if matches else np.zeros((0, 4), np.int64),
     )
-    store.final_array(grid.shape, grid.block, label_dtype(n))
-    written = store.written()
+    done.clear()
+    matches.clear()
+    dtype = np.dtype(label_dtype(n))
+    lookups[:] = [lut.astype(dtype) for lut in lookups]  # the mapped core is made in this dtype
+    store.final_array(grid.shape, grid.block, dtype)
+    written = store.written_blocks()
     todo_write = [k for k in range(len(grid)) if k not in written]
-    for k, stats in zip(todo_write, phase("write", write_task, todo_write, lambda k: lookups[k]),
-                        strict=False):
-        written[k] = stats
-    written = store.written()  # order-independent: read the records back
-    table = _write_table(output, [written[k] for k in range(len(grid))], n, len(shape))
+    phase("write", write_task, todo_write, lambda stats: None, lambda k: lookups[k])
+    lookups.clear()
+    # order-independent (a resumed run measured some blocks before): the records read back,
+    # one block at a time
+    table = _write_table(output, (store.written_marker(k) for k in range(len(grid))), n,
+                         len(shape))
     store.finish(n_objects=n, axes=source.spatial_axes, pixel_size_nm=source.pixel_size(),
                  keep_blocks=request.keep_blocks)
     return BlockwiseResult(table=table, status="done", n_objects=n, blocks_run=len(todo),
                            seconds=time.perf_counter() - start, timings=timings, **base)
 
 
-def _write_table(output: Path, stats: list[dict], n: int, ndim: int) -> Path:
-    """``OUT_objects.csv``: id, area, centroid, box of every object, merged over the blocks."""
+def _marker(meta: Mapping[str, Any]) -> tuple[int, np.ndarray]:
+    """A block's segmented marker as ``(n local objects, ids present in its core)``."""
+    return int(meta["n"]), np.asarray(meta["present"], np.int64).reshape(-1)
+
+
+def _write_table(output: Path, stats: Iterable[Mapping[str, Any]], n: int, ndim: int) -> Path:
+    """``OUT_objects.csv``: id, area, centroid, box of every object, merged over the blocks.
+
+    ``stats`` is consumed one block at a time (an iterator of the blocks' ``written`` records),
+    so only the table's numpy columns (8 numbers per object in 2-D) are held.
+    """
     area = np.zeros(n + 1, np.int64)
     sums = np.zeros((ndim, n + 1))
     lo = np.full((ndim, n + 1), np.iinfo(np.int64).max)

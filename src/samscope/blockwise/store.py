@@ -164,17 +164,18 @@ class BlockStore:
         return np.asarray(arr[...] if slices is None else arr[tuple(slices)])
 
     def _markers(self, kind: str) -> dict[int, dict]:
+        return dict(self._iter_markers(kind))
+
+    def _iter_markers(self, kind: str):
         folder = self.path / "_blockwise" / kind
-        out = {}
         if not folder.is_dir():
-            return out
+            return
         for entry in folder.iterdir():
             if entry.suffix == ".json" and entry.stem.isdigit():
                 try:
-                    out[int(entry.stem)] = json.loads(entry.read_text())
+                    yield int(entry.stem), json.loads(entry.read_text())
                 except (OSError, ValueError):
                     continue  # unreadable marker: the block is redone
-        return out
 
     def segmented(self) -> dict[int, dict]:
         """Markers of the segmented blocks: ``{flat: {"n": …, "present": […], …}}``."""
@@ -208,6 +209,14 @@ class BlockStore:
     def written(self) -> dict[int, dict]:
         """Markers of the blocks whose cores are in the output."""
         return self._markers("written")
+
+    def written_blocks(self) -> set[int]:
+        """The blocks whose cores are in the output (their markers read one at a time, not kept)."""
+        return {flat for flat, _ in self._iter_markers("written")}
+
+    def written_marker(self, flat: int) -> dict:
+        """Block ``flat``'s ``written`` record (its objects' measures)."""
+        return json.loads((self.path / "_blockwise" / "written" / f"{flat}.json").read_text())
 
     def finish(self, *, n_objects: int, axes: str, pixel_size_nm: tuple[float, ...] | None,
                keep_blocks: bool = False) -> None:

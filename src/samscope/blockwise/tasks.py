@@ -22,7 +22,7 @@ from samscope.blockwise.source import ImageSource
 from samscope.blockwise.stitch import match_overlap
 from samscope.blockwise.store import BlockStore
 
-__all__ = ["Job", "match_task", "segment_task", "write_task"]
+__all__ = ["Job", "match_task", "measure_objects", "segment_task", "write_task"]
 
 
 @dataclass(frozen=True)
@@ -79,29 +79,78 @@ def match_task(job: Job, flat: int) -> np.ndarray:
 
 
 def write_task(job: Job, flat: int, lookup: np.ndarray) -> dict:
-    """Write block ``flat``'s core with global ids; returns (and records) its objects' measures."""
-    from scipy import ndimage as ndi
+    """Write block ``flat``'s core with global ids; returns (and records) its objects' measures.
 
+    ``lookup`` maps local to global ids (any integer dtype; the caller passes it in the output's
+    label dtype, so the mapped core is made in that dtype, not int64). The measures are taken
+    slab by slab (:func:`measure_objects`), so the task holds the core's labels and its mapped
+    copy and a few slab-sized arrays, never a full-size coordinate or float array.
+    """
     block = job.grid.block_at(flat)
     local = job.store.read_local(flat, block.core_in_outer)
-    lookup = np.asarray(lookup, np.int64)
+    lookup = np.asarray(lookup)
+    if lookup.dtype.kind not in "iu":
+        lookup = lookup.astype(np.int64)
     out = lookup[local]
-    n = len(lookup) - 1
-    areas = np.bincount(local.ravel(), minlength=n + 1)
-    ids = np.flatnonzero(areas[1:]) + 1
-    origin = [lo for lo, _ in block.core]
-    grids = np.indices(local.shape, sparse=True)
-    sums = [np.bincount(local.ravel(), weights=np.broadcast_to(g + o, local.shape).ravel(),
-                        minlength=n + 1)[ids] for g, o in zip(grids, origin, strict=True)]
-    boxes = ndi.find_objects(local.astype(np.int64), max_label=n)
-    lo = [[boxes[i - 1][d].start + origin[d] for i in ids] for d in range(local.ndim)]
-    hi = [[boxes[i - 1][d].stop + origin[d] for i in ids] for d in range(local.ndim)]
+    ids, areas, sums, lo, hi = measure_objects(local, len(lookup) - 1,
+                                               tuple(start for start, _ in block.core))
     stats = {
         "id": lookup[ids].tolist(),
-        "area": areas[ids].tolist(),
+        "area": areas.tolist(),
         "sum": [s.tolist() for s in sums],
-        "lo": lo,
-        "hi": hi,
+        "lo": lo.tolist(),
+        "hi": hi.tolist(),
     }
     job.store.write_final(flat, block.core_slices, out, stats)
     return stats
+
+
+def measure_objects(labels: np.ndarray, n: int, origin: tuple[int, ...], *,
+                    slab_pixels: int = 1 << 19):
+    """Area, coordinate sums and bounding box of each object of ``labels`` (ids ``1..n``).
+
+    Computed over slabs of the first axis (about ``slab_pixels`` pixels each), so the
+    temporary arrays are slab-sized whatever the block. Coordinates are integers, so the float
+    sums are exact and do not depend on the slabs.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of unsigned or signed integers
+    n : int
+        The largest id ``labels`` may hold.
+    origin : tuple of int
+        Coordinates of ``labels[0, …, 0]`` in the image.
+
+    Returns
+    -------
+    ids : numpy.ndarray of int64
+        The ids present, ascending.
+    areas : numpy.ndarray of int64
+    sums : list of numpy.ndarray of float64
+        Per axis, the sum of the objects' pixel coordinates.
+    lo, hi : numpy.ndarray of int64, shape (ndim, len(ids))
+        Box start (inclusive) and stop (exclusive) per axis, in image coordinates.
+    """
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels)
+    ndim = labels.ndim
+    areas = np.zeros(n + 1, np.int64)
+    sums = [np.zeros(n + 1) for _ in range(ndim)]
+    rows = max(1, slab_pixels // max(1, int(np.prod(labels.shape[1:], dtype=np.int64))))
+    for start in range(0, labels.shape[0], rows):
+        slab = labels[start:start + rows]
+        flat = slab.ravel()
+        areas += np.bincount(flat, minlength=n + 1)
+        grids = np.indices(slab.shape, sparse=True)
+        offsets = (start + origin[0], *origin[1:])
+        for d in range(ndim):
+            weights = np.broadcast_to(grids[d] + offsets[d], slab.shape).ravel()
+            sums[d] += np.bincount(flat, weights=weights, minlength=n + 1)
+    ids = np.flatnonzero(areas[1:]) + 1
+    boxes = ndi.find_objects(labels, max_label=n)
+    lo = np.array([[boxes[i - 1][d].start + origin[d] for i in ids] for d in range(ndim)],
+                  np.int64).reshape(ndim, len(ids))
+    hi = np.array([[boxes[i - 1][d].stop + origin[d] for i in ids] for d in range(ndim)],
+                  np.int64).reshape(ndim, len(ids))
+    return ids, areas[ids], [s[ids] for s in sums], lo, hi
