@@ -10,11 +10,11 @@ What it measures, on this machine's CPU (2 threads):
 - image embedding (vit_b, 1024² input);
 - the per-prompt cost of samscope's point decoder on 64 random points, against the floor set by
   its multiply–accumulates at the measured fp32 matrix-product peak, and the decoder to the IoU
-  (what the IoU gate leaves of a grid prompt) tiled (AMG's default) and un-tiled, alternated;
-- AMG with a 32×32 grid (the default path, and with the previous un-tiled decoder in the same
-  process) and with the foreground-aware schedule, each split into prediction (network) and
-  post-processing, with peak memory (``--all-variants``: also without the IoU gate and with
-  ``skip_covered``);
+  (what the IoU gate leaves of a grid prompt) tiled and un-tiled (AMG's default), alternated;
+- AMG with a 32×32 grid (the default path, and with the row-tiled decoder,
+  ``GatedPointDecoder.tiled``, in the same process) and with the foreground-aware schedule,
+  each split into prediction (network) and post-processing, with peak memory
+  (``--all-variants``: also without the IoU gate and with ``skip_covered``);
 - micro-sam's ``AutomaticMaskGenerator`` initialise + generate on the *same* random weights and
   image embeddings of its own, run once (``AMG_REPS=1``: it takes minutes), in the peers'
   environment (``/tmp/peers/bin/python``), by re-running this file with ``--peer``.
@@ -230,7 +230,7 @@ def decoder_macs(grid: int = 64, c: int = 256, heads: int = 8, tokens: int = 7, 
 #: samscope's variants: (label, AMGConfig fields; "_tiled": GatedPointDecoder.tiled)
 VARIANTS = (
     ("grid", {"schedule": "grid"}),
-    ("grid, un-tiled decoder", {"schedule": "grid", "_tiled": False}),
+    ("grid, tiled decoder", {"schedule": "grid", "_tiled": True}),
     ("foreground", {"schedule": "foreground", "foreground": "image"}),
 )
 #: further variants with ``--all-variants`` (each adds a grid run: ≈ 30-55 s quiet)

@@ -69,11 +69,14 @@ class GatedPointDecoder(PointDecoder):
     """:class:`~samscope.models.decoder.PointDecoder` that up-scales only the prompts a gate keeps.
 
     Same parameters as ``PointDecoder``; called with a gate it returns the kept rows only.
-    ``tiled`` (class attribute, default True): run :func:`decode_tiled` to the IoU where it
-    applies, else ``decode_reassociated``.
+    ``tiled`` (class attribute, default False): run :func:`decode_tiled` to the IoU where it
+    applies, else ``decode_reassociated``. Off by measurement: on the quiet 2-core AVX2 host
+    (2026-12-01, ``benchmarks/bench_amg.py``) the tiled decoder to the IoU ran 26.4 vs 26.5
+    ms/prompt interleaved, and the whole AMG grid 42.6 s tiled vs 35.7 s un-tiled; its gain
+    depends on the tiles staying in a cache other processes do not share.
     """
 
-    tiled = True
+    tiled = False
 
     def decode(self, points_xy: np.ndarray, multimask: bool, gate: Gate | None = None):
         """Decode ``(P, 2)`` points ``(x, y)`` (input pixels).
