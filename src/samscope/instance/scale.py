@@ -5,7 +5,7 @@ samscope's own models) segments objects of any size once the image is resized so
 have that diameter. :func:`estimate_diameter` finds the typical object diameter of an image with
 the model itself, the way an analyst would zoom until the cells look right:
 
-1. For each candidate zoom ``s`` (a geometric ladder; by default ×4 … ×¼ in √2 steps, so that objects of
+1. For each candidate zoom ``s`` (a geometric ladder; by default ×4 … ×¼, so that objects of
    about 7–110 px, and with the model's tolerance 4–220 px, reach the working size), take up to
    ``crops`` windows (one by default) of the image that become one encoder input at that zoom (the most textured
    windows; the whole image when it is smaller), resize them by ``s`` and run the instance head
@@ -14,17 +14,12 @@ the model itself, the way an analyst would zoom until the cells look right:
    window's border are ignored when enough others remain) says how large objects look there.
    At the right zoom objects look like the working size; too far in, the model sees object
    interiors, texture or nothing; too far out, objects shrink below what it can separate.
-3. Each zoom gives an estimate ``d_s / s`` in the input's pixels. Only the looks at which the
-   head is nearly as confident as at its most confident one take part (mean ``|2 p - 1|`` of
-   its foreground map within ``CONFIDENCE_GATE``): merged clusters of small objects (a zoom too
-   far out) make it hesitate. Among those, real objects give the same estimate at every zoom
-   where the model sees them whole, while fragments and merged clusters give outliers; so the
-   estimate that most looks agree with (within a factor 1.35) wins, taken from the zoom at
-   which objects look closest to the working size. (Agreement alone, the earlier rule, failed
-   where merged clusters look alike at every zoom: dense colonies of small rods.) When the
-   winning zoom's objects are off the working size by more than ``refine_above``, one more look
-   at the implied zoom can refine it (``refine_above``; off by default: the √2 ladder is
-   fine enough), kept when the head is at least as confident there.
+3. Each zoom gives an estimate ``d_s / s`` in the input's pixels. Real objects give the same
+   estimate at every zoom where the model sees them whole, while fragments (a zoom too far in)
+   and merged clusters (too far out) give outliers; so the estimate that most zooms agree with
+   (within a factor 1.35) wins, taken from the zoom at which objects look closest to the
+   working size. When that zoom is off by more than ``refine_above``, one more look at the
+   implied zoom refines it.
 
 Rescaling (:func:`resize_plane`, :func:`rescale_instances`) uses bilinear interpolation with
 anti-aliasing for images and nearest-neighbour for labels and masks; AIS maps are resized back
@@ -58,12 +53,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Default zoom ladder of :func:`estimate_diameter`: ×4 … ×¼ in steps of √2 (nine looks; the
-#: earlier ladder in steps of 2 missed the confident zoom of small rods and CHO's nuclei).
-DEFAULT_ZOOMS = tuple(float(2.0 ** (k / 2)) for k in range(4, -5, -1))
-#: Looks less confident than the most confident one by more than this take no part in the
-#: choice (:func:`_choose`; 0.03–0.04 best of 0.02–0.08 on the tuning split).
-CONFIDENCE_GATE = 0.035
+#: Default zoom ladder of :func:`estimate_diameter`.
+DEFAULT_ZOOMS = (4.0, 2.0, 1.0, 0.5, 0.25)
 #: Rescaling closer to 1 than this factor is skipped (no interpolation for native-size objects).
 SCALE_TOLERANCE = 1.15
 
@@ -285,7 +276,7 @@ def estimate_diameter(
     *,
     zooms: tuple[float, ...] = DEFAULT_ZOOMS,
     crops: int = 1,
-    refine_above: float | None = None,
+    refine_above: float = 1.3,
 ) -> SizeEstimate:
     """Estimate the typical object diameter (px) of a 2-D image with the model's instance head.
 
@@ -301,11 +292,8 @@ def estimate_diameter(
         Windows looked at per zoom (the most textured first). One by default: a second window
         per zoom changed no result on the tuning splits (HeLa 12–13, CHO 12–13: identical mSA,
         ``benchmarks/check_speed_settings.py estimate``) and cost ≈ 40 % more estimate time.
-    refine_above : float, optional
-        Refine when the best zoom's objects are off the working size by more than this factor
-        (one more look at the implied zoom, kept when the head is at least as confident there).
-        None (default): no refinement; the √2 ladder is fine enough (the refinement was not
-        measured with the confidence rule).
+    refine_above : float
+        Refine when the best zoom's objects are off the working size by more than this factor.
 
     Returns
     -------
@@ -347,44 +335,32 @@ def estimate_diameter(
         return SizeEstimate(None, "none", tuple(rows))
     zoom, d_zoom, _, _ = best
     estimate = d_zoom / zoom
-    if refine_above is not None and max(d_zoom, working) / min(d_zoom, working) > refine_above:
+    if max(d_zoom, working) / min(d_zoom, working) > refine_above:
         z2 = float(working) / estimate
         window_side = int(np.ceil(side / z2))
         found = [_look(model, plane[w], z2, cfg) for w in _windows(plane, window_side, crops)]
         ds = [d for d, n, _ in found if n > 0 and np.isfinite(d)]
         if ds:
             n2 = int(sum(n for _, n, _ in found))
-            refined = (z2, float(np.median(ds)), n2, float(np.mean([c for *_, c in found])))
-            rows.append(refined)
-            if n2 >= min(2, best[2]) and refined[3] >= best[3]:
-                estimate = refined[1] / z2
+            rows.append((z2, float(np.median(ds)), n2, float(np.mean([c for *_, c in found]))))
+            estimate = float(np.median(ds)) / z2
     log.info("estimated object diameter %.1f px (zooms tried: %s)", estimate, rows)
     return SizeEstimate(float(estimate), "estimated", tuple(rows))
 
 
-def _choose(rows, working: float, gate: float = CONFIDENCE_GATE, agree: float = 1.35):
-    """The zoom to trust: among the head's most confident looks, the estimate most agree with.
+def _choose(rows, working: float, agree: float = 1.35):
+    """The zoom to trust: the one whose native estimate most other zooms agree with.
 
-    At zooms where the head sees merged clusters of small objects (too far out) or the texture
-    inside large ones (too far in) it hesitates (the mean ``|2 p - 1|`` of its foreground map
-    drops), so only looks within ``gate`` of the most confident one take part. Among them, real
-    objects give the same size in input pixels at every zoom where the model sees them whole, so
-    the estimate supported by the most looks (within a factor ``agree``) wins, taken from the
-    zoom at which objects look closest to the working size. Looks with fewer than two objects are
-    ignored while others remain.
-
-    Agreement alone (the earlier rule) failed where merged clusters look alike at every zoom:
-    dense colonies of 10-px rods were estimated at 45 px. Confidence alone fails on sparse large
-    nuclei, where mostly-background looks of texture fragments are as confident as the right
-    zoom (``benchmarks/diagnose_scale.py``).
+    Real objects give the same size in input pixels at every zoom where the model sees them
+    whole; fragments (a zoom too far in) or merged clusters (too far out) give outliers. Among the
+    estimates supported by the most zooms (within a factor ``agree``), the zoom at which objects
+    look closest to the working size wins.
     """
-    usable = [r for r in rows if r[2] >= 2 and np.isfinite(r[1]) and r[1] > 0]
+    usable = [r for r in rows if r[2] >= 2 and np.isfinite(r[1])]
     if not usable:
-        usable = [r for r in rows if r[2] >= 1 and np.isfinite(r[1]) and r[1] > 0]
+        usable = [r for r in rows if r[2] >= 1 and np.isfinite(r[1])]
     if not usable:
         return None
-    top = max(float(r[3]) for r in usable)
-    usable = [r for r in usable if float(r[3]) >= top - gate]
     native = np.array([r[1] / r[0] for r in usable])
     support = [int(np.sum(np.abs(np.log(native / e)) <= np.log(agree))) for e in native]
     return max(
