@@ -44,30 +44,30 @@ from pathlib import Path
 TILE = 1024
 
 
-def _rss_mb() -> float:
-    """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries the parent's peak
-    over ``exec`` into it, so a run started by a driver that held more read the driver's peak."""
+def _status_mb(key: str) -> float | None:
+    """A ``/proc/self/status`` memory line (``VmHWM``, ``VmRSS``) in MB; None where unreadable."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return None
+
+
+def _rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries the parent's peak
+    over ``exec`` into it, so a run started by a driver that held more read the driver's peak."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _rss_now_mb() -> float:
     """This process's resident memory now (VmRSS): flat after each block when nothing per
     block is kept (the peak, VmHWM, also holds the largest block's transient)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    now = _status_mb("VmRSS")
+    return now if now is not None else float("nan")
 
 
 def mosaic(path: Path, size: int, seed: int = 17, distinct: int = 0) -> Path:
