@@ -28,6 +28,8 @@ def test_local_workers_have_no_trim_threshold_but_keep_one_thread():
     before = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     with dask_client(workers=1) as client:
         (trim, omp), = client.run(_worker_environ).values()
+        saturation = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.WORKER_SATURATION)
+    assert saturation == 1.0  # one block per one-thread worker: a dead worker blames only it
     assert trim is None
     assert omp == "1"
     assert dict(dask.config.get("distributed.nanny.pre-spawn-environ")) == before  # restored

@@ -10,7 +10,9 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["DaskExecutor", "SerialExecutor", "release_free_memory", "return_free_memory_promptly"]
+from samscope.errors import SamscopeError
+
+__all__ = ["BlockFailedError", "DaskExecutor", "SerialExecutor", "release_free_memory", "return_free_memory_promptly"]
 
 
 class SerialExecutor:
@@ -33,9 +35,10 @@ class SerialExecutor:
     def __init__(self, prompt_release: bool = False):
         self.prompt_release = prompt_release
 
-    def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None
-            ) -> Iterator[Any]:
-        """``fn(job, item[, extra(item)])`` for each item, yielded as done."""
+    def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None,
+            describe: Callable[[Any], str] | None = None) -> Iterator[Any]:
+        """``fn(job, item[, extra(item)])`` for each item, yielded as done (``describe``: unused
+        here, see :meth:`DaskExecutor.run`)."""
         if self.prompt_release:
             return_free_memory_promptly()
         for item in items:
@@ -95,14 +98,35 @@ def _libc_function(name: str):
         return None
 
 
+class BlockFailedError(SamscopeError):
+    """A block's task killed every worker that tried to run it (a "poison" block)."""
+
+
 class DaskExecutor:
     """Run tasks on a ``distributed.Client``; a lost worker's tasks are retried elsewhere.
+
+    The job goes **by value with every task** (a :class:`~samscope.blockwise.tasks.Job` is
+    paths and settings: 490–660 bytes pickled, 16384² grid, model or threshold segmenter), not
+    scattered once: scattered data lives only on the workers, so losing all of them at once (a
+    node reboot, a preempted batch allocation, every worker missing its heartbeats) lost the job
+    for good and the run died with ``FutureCancelledError``. By value, every unfinished task
+    still has what it needs, waits for workers to come back (the nanny restarts them, or the
+    batch system starts new ones) and runs there. Bytes per task instead of one scatter:
+    nothing against the seconds a block takes.
 
     Parameters
     ----------
     client : distributed.Client
     retries : int
-        Times a failed task (e.g. its worker died) is resubmitted before the run fails.
+        Times a task that *raised* is resubmitted before the run fails.
+
+    Notes
+    -----
+    A worker that dies while running a task is not a raise: the scheduler re-runs the task on
+    another worker, up to ``distributed.scheduler.allowed-failures`` deaths (default 3); a task
+    that killed one more worker than that (a block that crashes or exhausts the memory of every
+    worker that tries it) ends the run with :class:`BlockFailedError` naming the block, and the
+    finished blocks stay recorded for a resumed run.
     """
 
     def __init__(self, client: Any, *, retries: int = 3):
@@ -111,18 +135,35 @@ class DaskExecutor:
         self.name = f"dask ({client.scheduler.address})" if getattr(client, "scheduler", None) \
             else "dask"
 
-    def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None
-            ) -> Iterator[Any]:
-        from distributed import as_completed
+    def run(self, fn: Callable, job: Any, items: Iterable, extra: Callable | None = None,
+            describe: Callable[[Any], str] | None = None) -> Iterator[Any]:
+        """``fn(job, item[, extra(item)])`` for each item on the cluster, yielded as done.
 
-        [job_future] = self.client.scatter([job], broadcast=True, hash=False)
-        futures = []
+        ``describe(item)`` names an item in the error of a task that killed its workers.
+        """
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        futures = {}
         for item in items:
-            args = (job_future, item) if extra is None else (job_future, item, extra(item))
-            futures.append(self.client.submit(fn, *args, pure=False, retries=self.retries))
+            args = (job, item) if extra is None else (job, item, extra(item))
+            futures[self.client.submit(fn, *args, pure=False, retries=self.retries)] = item
         try:
             for future in as_completed(futures):
-                yield future.result()
+                try:
+                    result = future.result()
+                except KilledWorker as err:
+                    item = futures[future]
+                    what = describe(item) if describe is not None else f"item {item!r}"
+                    allowed = int(getattr(err, "allowed_failures", 3))
+                    raise BlockFailedError(
+                        f"{what} killed every Dask worker that ran it ({allowed + 1} times, the "
+                        f"scheduler's distributed.scheduler.allowed-failures={allowed}): it probably "
+                        "exhausts a worker's memory or crashes the segmenter; the finished blocks "
+                        "are kept (rerun to resume; smaller blocks or more memory per worker "
+                        "may help)"
+                    ) from err
+                yield result
         finally:
             pending = [f for f in futures if not f.done()]
             if pending:

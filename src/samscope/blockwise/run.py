@@ -323,11 +323,19 @@ def segment_blockwise(
     job = Job(source, store, grid, segmenter, float(request.iou_threshold))
     timings: dict[str, float] = {}
 
+    def describe(flat: int) -> str:
+        """``block 5 (y 2048:4096, x 0:2048)``: a block by name and core, for error messages."""
+        core = grid.block_at(flat).core
+        where = ", ".join(f"{a} {lo}:{hi}" for a, (lo, hi)
+                          in zip(source.spatial_axes.lower(), core, strict=True))
+        return f"block {flat} ({where})"
+
     def phase(name: str, fn, items, consume, extra=None) -> None:
         """Run ``fn`` over ``items``; each result goes to ``consume`` and is not kept here."""
         items = list(items)
         t0 = time.perf_counter()
-        for i, result in enumerate(executor.run(fn, job, items, extra), 1):
+        for i, result in enumerate(executor.run(
+                fn, job, items, extra, describe=lambda k: f"the {name} task of {describe(k)}"), 1):
             consume(result)
             if progress is not None:
                 progress(PhaseProgress(name, i, len(items), time.perf_counter() - t0))
