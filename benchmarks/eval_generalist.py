@@ -138,6 +138,7 @@ def run_otsu(images) -> list:
 def run_interactive(
     model, images, gts, *, iterations: int = 3, scaled: bool = True, feed_logits: bool = True,
     correction: str = "both", multimask: str = "never", merge: str = "replace",
+    radius: float | None = None,
 ) -> dict:
     """First point, first box and corrective clicks of the interactive protocol (mSA, SA50 per
     iteration, averaged over images). ``scaled``: embed each image at the scale of its estimated
@@ -158,7 +159,7 @@ def run_interactive(
     embs = [compute_embeddings(im, model, scale=s) for im, s in zip(images, scales, strict=True)]
     for start in ("point", "box"):
         res = [
-            protocol(model_segmenter(model, emb, multimask=multimask, merge=merge), gt, mode=start, n_iterations=iterations,
+            protocol(model_segmenter(model, emb, multimask=multimask, merge=merge, radius=radius), gt, mode=start, n_iterations=iterations,
                      feed_logits=feed_logits, correction=correction)
             for emb, gt in zip(embs, gts, strict=True)
         ]
@@ -210,9 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--correction", choices=("both", "largest"), default="both",
                    help="points per correction: one per error region, or one in the larger")
     p.add_argument("--multimask", choices=("never", "single-point", "always"), default="never")
-    p.add_argument("--merge", choices=("replace", "progressive", "local"), default="replace",
+    p.add_argument("--merge", choices=("replace", "progressive", "local", "local-first"),
+                   default="replace",
                    help="what a correction does to the mask (progressive: only the clicked part; "
-                   "local: only within half a working diameter of the new clicks)")
+                   "local: only within half a working diameter of the new clicks; local-first: "
+                   "local at the first correction, replace later)")
+    p.add_argument("--local-radius", type=float, default=None,
+                   help="radius of the local update in working diameters (default 0.5)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = p.parse_args(argv)
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_interactive(model, ims[:2], gts[:2], scaled=not args.interactive_native,
                                         feed_logits=not args.no_feed_logits,
                                         correction=args.correction, multimask=args.multimask,
-                                        merge=args.merge)
+                                        merge=args.merge, radius=args.local_radius)
                     results[d][f"{label}:interactive"] = r
                     for start in ("point", "box"):
                         print(f"{label}:interactive {d:15s} {start:5s} scales {r['scales']} "

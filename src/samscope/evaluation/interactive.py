@@ -59,6 +59,7 @@ from samscope.evaluation.interactive_prompts import (
 )
 from samscope.evaluation.metrics import MaskStack, SegmentationAccuracy, segmentation_accuracy
 from samscope.evaluation.report import write_json
+from samscope.prompt_corrections import MERGES, MULTIMASK, continues, progressive_merge
 
 __all__ = [
     "ImagePrompts",
@@ -71,6 +72,7 @@ __all__ = [
     "interior_point",
     "load_prompts",
     "model_segmenter",
+    "progressive_merge",
     "prompts_digest",
     "run_interactive",
     "save_prompts",
@@ -355,7 +357,8 @@ def save_run(
 
 
 def model_segmenter(
-    model: Any, embeddings: Any, *, multimask: str = "never", merge: str = "replace"
+    model: Any, embeddings: Any, *, multimask: str = "never", merge: str = "replace",
+    radius: float | None = None,
 ) -> Segmenter:
     """A :data:`Segmenter` over a loaded samscope model and one image's embeddings.
 
@@ -391,123 +394,31 @@ def model_segmenter(
         raise InputError(f"multimask must be one of {MULTIMASK}, got {multimask!r}")
     if merge not in MERGES:
         raise InputError(f"merge must be one of {MERGES}, got {merge!r}")
-    from samscope.prompt_inputs import local_radius, local_update
-    from samscope.prompting import segment_from_prompts
+    from samscope.prompt_corrections import refine
 
-    radius = local_radius(model, embeddings) if merge == "local" else None
-    last: dict[str, Any] = {}  # the previous call's result, for logits fed back on tiled embeddings
+    last: dict[str, Any] = {}  # the previous call's state: the object being corrected
 
     def segment(spec: PromptSpec) -> SegmenterOutput:
-        has_points = spec.points.shape[0] > 0
-        extra = {}
-        if spec.mask_logits is not None and spec.mask_logits is last.get("logits"):
-            extra["previous"] = last["result"]  # decode in the window the logits came from
-        result = segment_from_prompts(
-            model,
-            embeddings,
-            points=spec.points if has_points else None,
-            labels=spec.labels if has_points else None,
-            box=spec.box,
-            mask_logits=spec.mask_logits,
-            multimask=_wants_multimask(multimask, spec),
-            **extra,
+        previous = last.get("state")
+        fed = spec.mask_logits is not None and previous is not None and spec.mask_logits is last.get("logits")
+        state = refine(
+            model, embeddings, spec.points, spec.labels, spec.box, previous,
+            merge=merge, multimask=multimask, feed_logits=fed, radius=radius,
         )
-        best = int(np.argmax(np.asarray(result.iou)))
-        if best:
-            result = _select(result, best)
-        logits = np.asarray(result.logits[0])
-        mask = np.asarray(result.masks[0], bool)
-        previous = last.get("spec")
-        if merge != "replace" and previous is not None and _continues(previous, spec):
-            new = slice(previous.points.shape[0], None)
-            if merge == "progressive":
-                mask = progressive_merge(last["mask"], mask, spec.points[new], spec.labels[new])
-            elif radius is not None:
-                mask = local_update(last["mask"], mask, spec.points[new], radius)
-        last.update(result=result, logits=logits, spec=spec, mask=mask)
-        return SegmenterOutput(mask, logits)
+        logits = state.logits
+        last.update(state=state, logits=logits)
+        return SegmenterOutput(state.mask, logits)
 
     return segment
 
 
-#: The choices of :func:`model_segmenter`'s ``multimask``.
-MULTIMASK = ("never", "single-point", "always")
-
-
 def _wants_multimask(rule: str, spec: PromptSpec) -> bool:
+    """Whether :func:`~samscope.prompt_corrections.refine` decodes three candidates for ``spec``."""
     if rule == "always":
         return True
     return rule == "single-point" and spec.box is None and spec.points.shape[0] == 1
 
 
-def _select(result: Any, k: int) -> Any:
-    """The prompt result with only candidate ``k`` (masks, scores, logits, window)."""
-    from dataclasses import replace
-
-    return replace(
-        result,
-        masks=result.masks[k : k + 1],
-        iou=result.iou[k : k + 1],
-        logits=result.logits[k : k + 1],
-        windows=result.windows[k : k + 1],
-    )
-
-
-#: The choices of :func:`model_segmenter`'s ``merge``.
-MERGES = ("replace", "progressive", "local")
-
-
 def _continues(before: PromptSpec, now: PromptSpec) -> bool:
     """Whether ``now`` is a correction of ``before`` (same box, its points followed by more)."""
-    k = before.points.shape[0]
-    same_box = (before.box is None and now.box is None) or (
-        before.box is not None and now.box is not None and np.array_equal(before.box, now.box)
-    )
-    return (
-        same_box
-        and now.points.shape[0] > k
-        and np.array_equal(now.points[:k], before.points)
-        and np.array_equal(now.labels[:k], before.labels)
-    )
-
-
-def progressive_merge(
-    previous: np.ndarray, new: np.ndarray, points: np.ndarray, labels: np.ndarray
-) -> np.ndarray:
-    """The previous mask changed only where the new clicks are (FocalClick's progressive merge).
-
-    Parameters
-    ----------
-    previous, new : numpy.ndarray of bool, (H, W)
-        The object's mask before the clicks and the decoder's mask after them.
-    points : numpy.ndarray, (n, 2)
-        The new clicks ``(y, x)``; ``labels`` 1 positive, 0 negative.
-
-    Returns
-    -------
-    numpy.ndarray of bool
-        ``previous`` plus the 8-connected component of ``new & ~previous`` under each positive
-        click, minus the component of ``previous & ~new`` under each negative click; ``new``
-        when no click lies in what changed.
-
-    Examples
-    --------
-    >>> prev = np.zeros((5, 9), bool); prev[1:4, 1:4] = True
-    >>> new = np.zeros((5, 9), bool); new[1:4, 2:5] = True; new[1:4, 6:8] = True
-    >>> int(progressive_merge(prev, new, np.array([[2, 4]]), np.array([1])).sum())  # col 4 added only
-    12
-    """
-    previous, new = np.asarray(previous, bool), np.asarray(new, bool)
-    out = previous.copy()
-    touched = False
-    eight = np.ones((3, 3), bool)
-    for region, value in ((new & ~previous, 1), (previous & ~new, 0)):
-        clicks = [tuple(int(round(c)) for c in pt) for pt, lab in zip(points, labels, strict=True) if lab == value]
-        clicks = [c for c in clicks if 0 <= c[0] < region.shape[0] and 0 <= c[1] < region.shape[1] and region[c]]
-        if not clicks:
-            continue
-        comp, _ = ndi.label(region, structure=eight)
-        part = np.isin(comp, [comp[c] for c in clicks])
-        out = out | part if value == 1 else out & ~part
-        touched = True
-    return out if touched else new
+    return continues(before, now.points, now.labels, now.box)

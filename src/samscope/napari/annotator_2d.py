@@ -5,6 +5,10 @@ negative: tick *negative points* or press ``N`` / ``P`` before clicking), ``box 
 (rectangles: one object per box), ``current object`` (the live mask), ``committed objects`` (the
 annotation) and, after automatic segmentation, ``automatic``. Keys: ``C`` commit, ``Shift-C``
 clear the prompts, ``Shift-U`` undo the last commit.
+
+Clicks on one object are corrections (:func:`samscope.prompt_corrections.refine`): each new point
+is decoded with the previous logits and changes the live mask only near the click; removing or
+moving a point decodes the object afresh.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ class Annotator2D(AnnotatorPanel):
         self.embeddings = None
         self.store: ObjectStore | None = None
         self.current = None  # (masks (K, H, W), scores (K,), prompts dict) of the live object
+        self.live = None  # ObjectState of the live object (points + box), corrected click by click
         self.prediction = None  # AutomaticPrediction of the last automatic run
         self.automatic = None  # its Instances
         self.last_latency_ms: float | None = None
@@ -295,11 +300,13 @@ class Annotator2D(AnnotatorPanel):
         """Decode the prompts into the live mask (one object, or one per box without points)."""
         if self.embeddings is None or CURRENT not in self.viewer.layers:
             return
-        from samscope.prompting import segment_from_boxes, segment_from_prompts
+        from samscope.prompt_corrections import refine
+        from samscope.prompting import segment_from_boxes
 
         p = self.prompts()
         h, w = self.embeddings.image_shape
         layer = self.viewer.layers[CURRENT]
+        previous, self.live = self.live, None
         if len(p["points"]) == 0 and len(p["boxes"]) == 0:
             self.current = None
             show_labels(layer, np.zeros((h, w), np.uint16))
@@ -318,12 +325,12 @@ class Annotator2D(AnnotatorPanel):
                     show_labels(layer, np.zeros((h, w), np.uint16))
                     self.set_status("add a positive point (or a box) for the object")
                     return
-                single = len(p["points"]) == 1 and len(p["boxes"]) == 0
-                result = segment_from_prompts(
-                    self.model, self.embeddings, points=p["points"], labels=p["labels"],
-                    box=p["boxes"][0] if len(p["boxes"]) else None, multimask=single,
+                # a new click on the live object corrects it (previous logits, local update)
+                self.live = refine(
+                    self.model, self.embeddings, p["points"], p["labels"],
+                    p["boxes"][0] if len(p["boxes"]) else None, previous,
                 )
-                masks, scores = result.best_mask[None], result.iou[[result.best]]
+                masks, scores = self.live.mask[None], np.array([self.live.score])
                 label_image = masks[0].astype(np.uint16)
         except Exception as err:  # noqa: BLE001 - a bad prompt is shown, never raised in Qt
             self._show_error(err)
@@ -364,6 +371,7 @@ class Annotator2D(AnnotatorPanel):
     def _clear_prompt_layers(self) -> None:
         layers = self.viewer.layers
         self.current = None
+        self.live = None
         self._clearing = True
         try:
             if POINTS in layers and len(layers[POINTS].data):
