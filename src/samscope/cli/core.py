@@ -217,6 +217,14 @@ def prompt(
     multimask: Annotated[
         bool, typer.Option(help="Pick the best of three candidate masks.")
     ] = False,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="The points are clicks in order: the first (or the box) prompts, each later one "
+            "corrects the mask near it, as in the annotator (samscope.prompt_corrections).",
+        ),
+    ] = False,
     propagate: Annotated[
         bool,
         typer.Option(
@@ -260,6 +268,11 @@ def prompt(
         samscope prompt cells.tif -p "120,80;130,95" -l 1,0 -o mask.tif -e cells.zarr
 
         samscope prompt cells.tif -b "10,10,60,70;100,40,150,90" -o labels.tif
+
+    With --sequential the points are corrective clicks in the order given (the first prompts,
+    each later one changes the mask only near itself, as the annotator does):
+
+        samscope prompt cells.tif -p "120,80;131,97" -l 1,0 --sequential -o mask.tif
 
     With --propagate, a stack's object(s) prompted on --plane are followed plane by plane in
     both directions until they end (samscope.multidim.propagate), and the output is a 3-D label
@@ -337,6 +350,12 @@ def prompt(
         scores = result.iou
         for i, mask in enumerate(result.masks, start=1):
             labels_out[mask & (labels_out == 0)] = i
+    elif sequential and pts is not None:
+        from samscope.prompt_corrections import segment_clicks
+
+        state = segment_clicks(net, emb, pts, lab, bxs[0] if bxs is not None else None, plane=plane)
+        scores = np.array([state.score])
+        labels_out[state.mask] = 1
     else:
         result = segment_from_prompts(
             net,
