@@ -210,14 +210,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="corrections without the previous logits (µSAM's evaluation default)")
     p.add_argument("--correction", choices=("both", "largest"), default="both",
                    help="points per correction: one per error region, or one in the larger")
-    p.add_argument("--multimask", choices=("never", "single-point", "always"), default="never")
+    p.add_argument("--multimask", choices=("never", "single-point", "always"), default="single-point",
+                   help="when the model picks among three candidates (default: a lone point, as "
+                   "the annotators and the web app do)")
     p.add_argument("--merge", choices=("replace", "progressive", "local", "local-first"),
-                   default="replace",
+                   default="local",
                    help="what a correction does to the mask (progressive: only the clicked part; "
-                   "local: only within half a working diameter of the new clicks; local-first: "
+                   "local: only near the new clicks; local-first: "
                    "local at the first correction, replace later)")
     p.add_argument("--local-radius", type=float, default=None,
-                   help="radius of the local update in working diameters (default 0.5)")
+                   help="radius of the local update in working diameters (default: "
+                   "samscope.prompt_inputs.LOCAL_RADIUS)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=HERE / ".cache")
     args = p.parse_args(argv)

@@ -7,6 +7,7 @@ import pytest
 
 from samscope.errors import InputError
 from samscope.prompt_corrections import DEFAULT_MERGE, continues, refine, segment_clicks
+from samscope.prompt_inputs import LOCAL_RADIUS
 
 
 def _fake_decoder(monkeypatch, masks):
@@ -28,7 +29,7 @@ def _fake_decoder(monkeypatch, masks):
     return calls
 
 
-MODEL = SimpleNamespace(card=SimpleNamespace(working_diameter=10.0))  # radius 5 px at scale 1
+MODEL = SimpleNamespace(card=SimpleNamespace(working_diameter=5.0 / LOCAL_RADIUS))  # radius 5 px
 EMB = SimpleNamespace(scale=1.0)
 
 

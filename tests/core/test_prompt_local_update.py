@@ -58,7 +58,7 @@ def test_model_segmenter_local_merge(monkeypatch, merge):
     second = np.zeros((40, 60), bool)
     second[10:30, 14:34] = True
     _fake_prompting(monkeypatch, [first, second])
-    model = SimpleNamespace(card=SimpleNamespace(working_diameter=10.0))
+    model = SimpleNamespace(card=SimpleNamespace(working_diameter=5.0 / LOCAL_RADIUS))
     seg = model_segmenter(model, SimpleNamespace(scale=1.0), merge=merge)
     one = PromptSpec(np.array([[20.0, 20.0]]), np.array([1]))
     two = PromptSpec(np.array([[20.0, 20.0], [20.0, 31.0]]), np.array([1, 1]))

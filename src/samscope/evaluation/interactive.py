@@ -373,16 +373,21 @@ def model_segmenter(
         (the model's own choice, no ground truth): never (single-mask output, as µSAM's
         evaluation), for a prompt of one point only (SAM's advice for ambiguous prompts), or on
         every call.
-    merge : {"replace", "progressive", "local"}
-        What a correction does to the object's mask: ``replace`` it with the decoder's new mask,
+    merge : {"replace", "progressive", "local", "local-first"}
+        What a correction does to the object's mask (the rule of
+        :func:`samscope.prompt_corrections.refine`, which the annotators use with ``local``;
+        ``replace`` by default here, as µSAM's protocol): ``replace`` it with the decoder's new mask,
         or (``progressive``, FocalClick's progressive merge: Chen et al., CVPR 2022) change it
         only where the user clicked: the connected part of the pixels the new mask adds that
         holds a new positive click is added, the part it removes that holds a new negative click
         is removed, and the rest of the previous mask is kept (the new mask whole when no click
         falls in what changed); ``local`` (FocalClick's local refinement): take the new mask
-        only within half a working diameter of the new clicks and keep the previous mask
+        only within ``radius`` working diameters of the new clicks and keep the previous mask
         elsewhere (:func:`samscope.prompt_inputs.local_update`; ``replace`` for a model without
-        a working diameter).
+        a working diameter); ``local-first``: local at the first correction, replace later.
+    radius : float, optional
+        Of the local update, in working diameters (default
+        :data:`samscope.prompt_inputs.LOCAL_RADIUS`).
 
     Returns
     -------
