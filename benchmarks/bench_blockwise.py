@@ -22,6 +22,8 @@ Usage::
     python benchmarks/bench_blockwise.py plan --sizes 4096 16384 --blocks 2048 2128
     # time 4096² (single, --dask 2) and extrapolate to 16384² by encoder passes
     python benchmarks/bench_blockwise.py speed --size 4096 --target 16384
+    # the model's segment() of one 2048² block: default malloc arenas vs the one shared arena
+    python benchmarks/bench_blockwise.py malloc --reps 2
 
 Big inputs are made without holding them in memory: a mosaic of independently simulated 1024²
 nuclei tiles written tile by tile into a chunked zarr. Each measured run is a fresh process
@@ -318,6 +320,70 @@ def speed(args) -> None:
     print(json.dumps(rows))
 
 
+def malloc_ab(args) -> None:
+    """The model's ``segment()`` of one block with glibc's default arenas vs one shared arena.
+
+    Fresh processes, alternated (default, one, default, one …), each segmenting the same
+    ``--block-size``² crop of the 4096² mosaic twice. The figure that holds under load is the
+    minor page faults (``ru_minflt``: the cost a fixed trim threshold had, 1.7 M instead of
+    17–46 k per 2048² block); the seconds are only worth comparing on a quiet machine.
+    """
+    import statistics
+
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="bench_blockwise_malloc_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    inp = mosaic(folder / "mosaic_4096.zarr", 4096)
+    rows: dict[str, list[dict]] = {"default": [], "one": []}
+    for rep in range(args.reps):
+        for arena in ("default", "one"):
+            cmd = [sys.executable, __file__, "_block", "--input", str(inp), "--arena", arena,
+                   "--model", args.model, "--block-size", str(args.block_size),
+                   "--diameter", str(args.diameter or 29.0)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if proc.returncode or not lines:
+                raise SystemExit(f"run failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            doc = json.loads(lines[-1])
+            rows[arena].append(doc)
+            print(f"rep {rep} arenas {arena} ({doc['arenas']} at the end): "
+                  + "; ".join(f"segment {i}: {r['wall']} s wall, user {r['user']} s, sys "
+                              f"{r['sys']} s, {r['minflt']} minor faults"
+                              for i, r in enumerate(doc["segments"])), flush=True)
+    for arena, docs in rows.items():
+        warm = [d["segments"][-1] for d in docs]
+        print(f"arenas {arena}: median of {len(warm)} (second segment() of each process): "
+              f"{statistics.median(r['wall'] for r in warm):.2f} s wall, "
+              f"{statistics.median(r['minflt'] for r in warm):.0f} minor faults")
+    print(json.dumps(rows))
+
+
+def block_once(args) -> None:
+    """One fresh process of :func:`malloc_ab`: two ``segment()`` calls of one block."""
+    if args.arena == "one":  # first, as segment_blockwise does before any thread starts
+        from samscope.blockwise.executors import share_one_malloc_arena
+
+        share_one_malloc_arena()
+    import numpy as np
+    import zarr
+
+    from samscope.blockwise.executors import malloc_arena_count
+    from samscope.instance.segment import segment
+    from samscope.models.registry import load_model
+
+    img = np.asarray(zarr.open_array(args.input, mode="r")[:args.block_size, :args.block_size])
+    model = load_model(args.model)
+    segments = []
+    for _ in range(2):
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        segment(img, model, diameter=args.diameter)
+        r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        segments.append({"wall": round(t1 - t0, 2), "user": round(r1.ru_utime - r0.ru_utime, 2),
+                         "sys": round(r1.ru_stime - r0.ru_stime, 2),
+                         "minflt": r1.ru_minflt - r0.ru_minflt})
+    print(json.dumps({"arena": args.arena, "arenas": malloc_arena_count(),
+                      "segments": segments}), flush=True)
+
+
 def _border_report(reference, labels, grid) -> dict:
     """Reference objects crossing block borders: how many are split (>= 2 blockwise objects
     over 20 % of their area each) or merged (a blockwise object over >= 2 of them)."""
@@ -550,6 +616,11 @@ def main() -> int:
     g.add_argument("--size", type=int, default=1024)
     g.add_argument("--seed", type=int, default=1024)
     g.add_argument("--dim", type=float, default=0.3)
+    ma = sub.add_parser("malloc", parents=[common])
+    ma.add_argument("--reps", type=int, default=2)
+    b = sub.add_parser("_block", parents=[common])
+    b.add_argument("--input", required=True)
+    b.add_argument("--arena", choices=("default", "one"), required=True)
     r = sub.add_parser("_run", parents=[common])
     r.add_argument("--input", required=True)
     r.add_argument("--output", required=True)
@@ -562,7 +633,7 @@ def main() -> int:
     if args.command == "faults":  # enough blocks that one is killed mid-run (>= 16)
         args.block_size = min(args.block_size, max(64, args.size // 4))
     {"memory": memory, "equivalence": equivalence, "faults": faults, "gradient": gradient,
-     "plan": plan, "speed": speed, "_run": run_once}[
+     "plan": plan, "speed": speed, "malloc": malloc_ab, "_block": block_once, "_run": run_once}[
         args.command](args)
     return 0
 

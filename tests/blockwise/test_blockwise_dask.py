@@ -58,6 +58,7 @@ def test_cluster_config_makes_a_slurm_job(tmp_path):
     finally:
         cluster.close()
     assert "#SBATCH -p gpu" in script and "#SBATCH -t 01:00:00" in script
+    assert "export MALLOC_ARENA_MAX=1" in script  # batch workers share one malloc arena
 
 
 @pytest.mark.parametrize(("text", "words"), [

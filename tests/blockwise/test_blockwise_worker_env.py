@@ -13,11 +13,12 @@ def _worker_environ():
     return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
 
 
-def test_spawn_environ_drops_only_the_trim_threshold():
+def test_spawn_environ_drops_the_trim_threshold_and_adds_one_arena():
     import dask
 
     environ = _spawn_environ_without_trim()["distributed.nanny.pre-spawn-environ"]
     assert "MALLOC_TRIM_THRESHOLD_" not in environ
+    assert environ.pop("MALLOC_ARENA_MAX") == 1  # one malloc arena (test_blockwise_malloc.py)
     default = dask.config.get("distributed.nanny.pre-spawn-environ")
     assert {k: v for k, v in default.items() if k != "MALLOC_TRIM_THRESHOLD_"} == environ
 

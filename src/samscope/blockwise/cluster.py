@@ -29,7 +29,8 @@ from typing import Any
 
 from samscope.errors import InputError
 
-__all__ = ["JOBQUEUE_KINDS", "dask_client", "read_cluster_config", "stop_worker_profilers"]
+__all__ = ["JOBQUEUE_KINDS", "dask_client", "read_cluster_config", "share_worker_malloc_arena",
+           "stop_worker_profilers"]
 
 JOBQUEUE_KINDS = {"slurm": "SLURMCluster", "lsf": "LSFCluster", "pbs": "PBSCluster",
                   "sge": "SGECluster"}
@@ -73,11 +74,28 @@ def make_jobqueue_cluster(path: str | os.PathLike) -> Any:
     """The (not yet scaled) dask-jobqueue cluster a config file describes, and its job count."""
     kind, jobs, options = read_cluster_config(path)
     jobqueue = _need("dask_jobqueue")
+    options = _with_one_arena(kind, options)
     try:
         cluster = getattr(jobqueue, JOBQUEUE_KINDS[kind])(**options)
-    except TypeError as err:
-        raise InputError(f"cluster config '{path}': {err}") from None
+    except (TypeError, ValueError) as err:  # an unknown option: dask-jobqueue's ValueError
+        raise InputError(f"cluster config '{path}': {str(err).splitlines()[0]}") from None
     return cluster, jobs
+
+
+def _with_one_arena(kind: str, options: dict) -> dict:
+    """The jobqueue options with ``export MALLOC_ARENA_MAX=1`` added to the job script's
+    prologue (the config file's, else Dask's ``jobqueue.<kind>.job-script-prologue``), unless
+    it sets ``MALLOC_ARENA_MAX`` itself: the batch workers then share one malloc arena from
+    their start, as local ones do (:func:`_spawn_environ_without_trim`)."""
+    import dask
+
+    prologue = options.get("job_script_prologue")
+    if prologue is None:
+        prologue = dask.config.get(f"jobqueue.{kind}.job-script-prologue", default=None) or []
+    prologue = [str(line) for line in prologue]
+    if not any("MALLOC_ARENA_MAX" in line for line in prologue):
+        prologue.append("export MALLOC_ARENA_MAX=1")
+    return {**options, "job_script_prologue": prologue}
 
 
 def _no_profiler_plugin() -> Any:
@@ -97,19 +115,42 @@ def _no_profiler_plugin() -> Any:
     return NoProfiler()
 
 
+def _one_arena_plugin() -> Any:
+    """A worker plugin that makes the worker's threads share glibc's main malloc arena
+    (:func:`samscope.blockwise.executors.share_one_malloc_arena`), for workers whose
+    environment lacks ``MALLOC_ARENA_MAX=1`` (an existing scheduler's, a batch system's): it
+    applies to the threads started after it, i.e. zarr's codec threads, started by the first
+    block."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class OneArena(WorkerPlugin):
+        name = "samscope-one-malloc-arena"
+
+        def setup(self, worker):
+            from samscope.blockwise.executors import share_one_malloc_arena
+
+            share_one_malloc_arena()
+
+    return OneArena()
+
+
 def _spawn_environ_without_trim() -> dict:
-    """Dask's ``distributed.nanny.pre-spawn-environ`` without ``MALLOC_TRIM_THRESHOLD_``.
+    """Dask's ``distributed.nanny.pre-spawn-environ`` without ``MALLOC_TRIM_THRESHOLD_``, with
+    ``MALLOC_ARENA_MAX=1``.
 
     The nanny gives each worker glibc's fixed 64 kB trim threshold, which also freezes glibc's
     mmap threshold: every large tensor of the model is then mapped and unmapped by the kernel
     (a 2048² block's ``segment()``: 1.7 M page faults instead of 17–46 k, 1.23× slower in a
     quiet A/B). Local workers run without it, like a single-process run; the thread limits
-    (``OMP_NUM_THREADS`` …) stay.
+    (``OMP_NUM_THREADS`` …) stay. And they share one malloc arena from their start, as a
+    single-process run does (:func:`samscope.blockwise.executors.share_one_malloc_arena`: the
+    memory after each block stays flat).
     """
     import dask
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    environ["MALLOC_ARENA_MAX"] = 1
     return {"distributed.nanny.pre-spawn-environ": environ}
 
 
@@ -145,6 +186,12 @@ def stop_worker_profilers(client: Any) -> None:
     stream, progress, memory) works.
     """
     client.register_plugin(_no_profiler_plugin())
+
+
+def share_worker_malloc_arena(client: Any) -> None:
+    """Make the client's workers (now and any that join later) share one malloc arena from
+    here on (:func:`_one_arena_plugin`)."""
+    client.register_plugin(_one_arena_plugin())
 
 
 @contextlib.contextmanager
@@ -204,6 +251,7 @@ def dask_client(
             client = distributed.Client(cluster)
         try:
             stop_worker_profilers(client)
+            share_worker_malloc_arena(client)
             yield client
         finally:
             client.close()

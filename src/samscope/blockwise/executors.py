@@ -12,7 +12,8 @@ from typing import Any
 
 from samscope.errors import SamscopeError
 
-__all__ = ["BlockFailedError", "DaskExecutor", "SerialExecutor", "release_free_memory", "return_free_memory_promptly"]
+__all__ = ["BlockFailedError", "DaskExecutor", "SerialExecutor", "malloc_arena_count",
+           "release_free_memory", "return_free_memory_promptly", "share_one_malloc_arena"]
 
 
 class SerialExecutor:
@@ -26,8 +27,8 @@ class SerialExecutor:
         run of 2026-12-01: peak 139 MB at 4096² vs 143 MB at 16384²), but every large tensor is
         then mapped and unmapped by the kernel (1.7 M page faults instead of 17–46 k per 2048²
         block), which made the model's ``segment()`` of a 2048² block 1.23× slower (median of 4:
-        27.9 vs 22.6 s). Off by default: speed is worth more than the ~70 MB the codec threads'
-        arenas keep.
+        27.9 vs 22.6 s). Off by default: :func:`share_one_malloc_arena` (what every
+        blockwise run does) keeps the memory flat without that cost.
     """
 
     name = "single process"
@@ -81,6 +82,58 @@ def return_free_memory_promptly() -> bool:
 
 
 @functools.cache
+def share_one_malloc_arena() -> bool:
+    """Make every thread started from now on allocate from glibc's main arena (``M_ARENA_MAX`` 1).
+
+    The default (up to 8 arenas per core) gives each of zarr 3's codec threads
+    (``asyncio.to_thread``: every chunk is compressed and decompressed there) an arena of its
+    own. After the first large free glibc raises its mmap threshold (up to 32 MB) and its trim
+    threshold to twice that, so those arenas keep a block's 2–16 MB chunk buffers and their
+    free tops — out of ``malloc_trim``'s reach, which trims only the main arena's top: the
+    resident memory crept up over the first ~20 blocks of a run (threshold segmenter, peak
+    186 MB at 4096² vs 229 MB at 16384², +23 %). In the main arena the trim after each block
+    returns them: 160 vs 171 MB (+7 %), the memory after each block flat at 72–74 MB over 64
+    blocks. Unlike a fixed trim threshold (:func:`return_free_memory_promptly`) it leaves
+    glibc's dynamic mmap threshold alone, so the model's large tensors are not mapped and
+    unmapped by the kernel each time.
+
+    Threads that have allocated already keep their arena, so call it before the run starts
+    any (before zarr's first read: :func:`~samscope.blockwise.run.segment_blockwise` does, for
+    a single-process run; local Dask workers get ``MALLOC_ARENA_MAX=1`` in their environment,
+    other workers this call from a worker plugin). Process-wide, for the rest of the process.
+    Returns False where the C library is not glibc.
+    """
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    m_arena_max = -8  # glibc's M_ARENA_MAX
+    return bool(mallopt(m_arena_max, 1))
+
+
+def malloc_arena_count() -> int | None:
+    """How many glibc malloc arenas this process has (``malloc_info``); None without glibc."""
+    import ctypes
+
+    info, open_memstream = _libc_function("malloc_info"), _libc_function("open_memstream")
+    fclose, free = _libc_function("fclose"), _libc_function("free")
+    if None in (info, open_memstream, fclose, free):
+        return None
+    buf, size = ctypes.c_void_p(), ctypes.c_size_t()
+    open_memstream.restype = ctypes.c_void_p
+    stream = ctypes.c_void_p(open_memstream(ctypes.byref(buf), ctypes.byref(size)))
+    if not stream.value:
+        return None
+    try:
+        info(0, stream)
+    finally:
+        fclose(stream)
+    try:
+        return ctypes.string_at(buf, size.value).decode().count("<heap nr=")
+    finally:
+        free(buf)
+
+
+@functools.cache
 def _malloc_trim():
     """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
     return _libc_function("malloc_trim")
@@ -96,6 +149,16 @@ def _libc_function(name: str):
         return getattr(ctypes.CDLL(lib), name) if lib else None
     except (OSError, AttributeError):
         return None
+
+
+def _then_release(fn: Callable, *args: Any) -> Any:
+    """``fn(*args)``, then the C allocator's free pages back to the system (on a Dask worker,
+    after each block, as :class:`SerialExecutor` does: with one shared arena and no trim the
+    worker's peak crept up over its first ~12 blocks)."""
+    try:
+        return fn(*args)
+    finally:
+        release_free_memory()
 
 
 class BlockFailedError(SamscopeError):
@@ -141,13 +204,17 @@ class DaskExecutor:
 
         ``describe(item)`` names an item in the error of a task that killed its workers.
         """
+        import uuid
+
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
         futures = {}
         for item in items:
             args = (job, item) if extra is None else (job, item, extra(item))
-            futures[self.client.submit(fn, *args, pure=False, retries=self.retries)] = item
+            key = f"{getattr(fn, '__name__', 'task')}-{uuid.uuid4().hex}"  # the dashboard's name
+            futures[self.client.submit(_then_release, fn, *args, key=key,
+                                       retries=self.retries)] = item
         try:
             for future in as_completed(futures):
                 try:

@@ -276,8 +276,10 @@ def segment_blockwise(
         output that is not ``.zarr`` or would overwrite the input, a block larger than the
         image, a halo larger than half a block, an output made with other settings.
     """
-    from samscope.blockwise.executors import DaskExecutor
+    from samscope.blockwise.executors import DaskExecutor, share_one_malloc_arena
 
+    if client is None:  # before zarr's codec threads start (see its docstring)
+        share_one_malloc_arena()
     start = time.perf_counter()
     source = ImageSource(str(request.input), key=request.key, axes=request.axes,
                          channel=request.channel)
