@@ -381,17 +381,11 @@ def _prompt_scale(data, axes, net, diameter, cache, plane) -> float:
     """The embedding scale for prompting: a cache's own, else from the object diameter."""
     import numpy as np
 
-    from samscope.embedding_cache import stored_signature
-    from samscope.instance.scale import interactive_scale
+    from samscope.instance.scale import prompt_scale
 
-    if cache is not None and Path(cache).exists():
-        try:
-            return float(stored_signature(Path(cache)).get("scale", 1.0))
-        except Exception:  # noqa: BLE001 - compute_embeddings reports what is wrong with it
-            return 1.0
     arr = data if axes in ("YX", "YXC") else data[plane]  # a stack: the size on the prompted plane
-    scale, used = interactive_scale(np.asarray(arr), net, diameter=diameter)
-    if scale != 1.0:
+    scale, used = prompt_scale(np.asarray(arr), net, diameter=diameter, cache=cache)
+    if scale != 1.0 and used is not None:
         typer.echo(f"objects of about {used:.1f} px: embedding at ×{scale:.3g}", err=True)
     return scale
 

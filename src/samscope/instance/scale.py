@@ -45,6 +45,7 @@ __all__ = [
     "estimate_diameter",
     "interactive_scale",
     "median_diameter",
+    "prompt_scale",
     "rescale_instances",
     "resize_plane",
     "scale_for",
@@ -140,6 +141,44 @@ def interactive_scale(
         if diameter is not None:
             log.info("prompting at the estimated object diameter %.1f px", diameter)
     return scale_for(diameter, working), diameter
+
+
+def prompt_scale(
+    plane: np.ndarray, model: Any, *, diameter: float | None = None, cache: Any = None
+) -> tuple[float, float | None]:
+    """The embedding scale of an interactive session: an existing cache's own, else :func:`interactive_scale`.
+
+    What ``samscope prompt`` and the napari 2-D annotator both use, so a click means the same in
+    each: an embeddings cache that exists keeps the scale it was made at (its features are only
+    valid there; :func:`samscope.embeddings.compute_embeddings` checks the rest of its signature),
+    otherwise the scale comes from ``diameter`` or the model's size estimate on ``plane``.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        ``(y, x)`` or ``(y, x, 3)``: the image, or the prompted plane of a stack.
+    model : SamscopeModel
+    diameter : float, optional
+        The typical object diameter in pixels (estimated when None and no cache exists).
+    cache : path-like, optional
+        The embeddings cache the session will use.
+
+    Returns
+    -------
+    (float, float or None)
+        The scale and the diameter it came from (None when it was the cache's, or unknown).
+    """
+    if cache is not None:
+        from pathlib import Path
+
+        from samscope.embedding_cache import stored_signature
+
+        if Path(cache).exists():
+            try:
+                return float(stored_signature(Path(cache)).get("scale", 1.0)), None
+            except Exception:  # noqa: BLE001 - compute_embeddings reports what is wrong with it
+                return 1.0, None
+    return interactive_scale(plane, model, diameter=diameter)
 
 
 def median_diameter(labels: np.ndarray, *, exclude_border: bool = True, min_area: int = 4) -> tuple[float, int]:

@@ -64,16 +64,25 @@ def show_labels(layer, new: np.ndarray) -> None:
 
 
 def prepare(model_name: str, model: Any, data: np.ndarray, axes: str, cache: Path | None,
-            name: str = "image"):
-    """Worker body: load the model (unless given), then compute or load the embeddings."""
+            name: str = "image", diameter: float | None = None):
+    """Worker body: load the model (unless given), then compute or load the embeddings.
+
+    The embeddings are made at the object-size scale, as ``samscope prompt`` makes them
+    (:func:`samscope.instance.scale.prompt_scale`: ``diameter``, else the model's estimate; a
+    cache chosen by hand keeps its own scale), so a click on a 80-px nucleus is decoded at the
+    model's working size. The default cache's name carries the scale.
+    """
     from samscope.embeddings import compute_embeddings
+    from samscope.instance.scale import prompt_scale
     from samscope.napari.session import cache_path_for, load_model_for_gui
 
     if model is None or model.name != model_name:
         model = load_model_for_gui(model_name)
-    path = cache if cache is not None else cache_path_for(name, data, model)
+    scale, used = prompt_scale(np.asarray(data), model, diameter=diameter, cache=cache)
+    path = cache if cache is not None else cache_path_for(name, data, model, scale=scale)
     yield ("cache", path)
-    emb = compute_embeddings(data, model, axes=axes, cache=path)
+    yield ("scale", scale, used)
+    emb = compute_embeddings(data, model, axes=axes, cache=path, scale=scale)
     return model, emb
 
 
@@ -205,7 +214,7 @@ class Annotator2D(AnnotatorPanel):
         self.progress.setRange(0, 0)  # busy until the cache reports its size
         self.set_status(f"loading {self.model_row.name()} and computing embeddings …")
         self.background.run(prepare, self.model_row.name(), self.model, data, axes, cache,
-                            self._image_name or "image",
+                            self._image_name or "image", self.diameter_spin.value() or None,
                             done=lambda result: self._on_ready(result, generation),
                             yielded=self._on_yield)
         self._progress_timer.start()
@@ -213,6 +222,9 @@ class Annotator2D(AnnotatorPanel):
     def _on_yield(self, item) -> None:
         if item and item[0] == "cache":
             self.cache_path = Path(item[1])
+        elif item and item[0] == "scale" and item[1] != 1.0:
+            size = f"objects of about {item[2]:.0f} px: " if item[2] else ""
+            self.set_status(f"{size}embedding at ×{item[1]:.3g} (the model's working size) …")
 
     def _poll_progress(self) -> None:
         from samscope.embeddings import cache_progress
@@ -235,13 +247,14 @@ class Annotator2D(AnnotatorPanel):
 
         self.mode_combo.clear()
         self.mode_combo.addItems(["auto", *supported_modes(self.model)])
-        shape = tuple(self.embeddings.image_shape)
+        shape = tuple(self.embeddings.plane_shape)
         if self.store is None or self.store.labels.shape != shape:
             self.store = ObjectStore.empty(shape)
         self._ensure_layers(shape)
         self._update_table()
         repaired = f"; repaired {len(self.embeddings.repaired)} piece(s)" if self.embeddings.repaired else ""
-        self.set_status(f"ready: {self.model.name}, embeddings in {self.cache_path}{repaired}. "
+        scale = "" if self.embeddings.scale == 1.0 else f" at ×{self.embeddings.scale:.3g}"
+        self.set_status(f"ready: {self.model.name}{scale}, embeddings in {self.cache_path}{repaired}. "
                         "Click points or draw boxes; C commits.")
         self.update_current()
 
@@ -304,7 +317,7 @@ class Annotator2D(AnnotatorPanel):
         from samscope.prompting import segment_from_boxes
 
         p = self.prompts()
-        h, w = self.embeddings.image_shape
+        h, w = self.embeddings.plane_shape
         layer = self.viewer.layers[CURRENT]
         previous, self.live = self.live, None
         if len(p["points"]) == 0 and len(p["boxes"]) == 0:

@@ -67,19 +67,21 @@ def load_model_for_gui(name_or_path: str, *, device: str | None = None):
         raise InputError(f"cannot load model {text!r}: {type(err).__name__}: {err}") from err
 
 
-def cache_path_for(name: str, data: Any, model: Any) -> Path:
-    """Default embeddings cache of an image: ``cache_dir()/embeddings/NAME-MODEL-HASH.zarr``.
+def cache_path_for(name: str, data: Any, model: Any, scale: float = 1.0) -> Path:
+    """Default embeddings cache of an image: ``cache_dir()/embeddings/NAME-MODEL-HASH[-xSCALE].zarr``.
 
-    The data hash in the name means an edited image never meets its old cache; a cache chosen by
-    hand is still checked by :func:`samscope.embeddings.compute_embeddings` (a stale one is
-    refused with what differs).
+    The data hash in the name means an edited image never meets its old cache, and the scale
+    (when not 1) that embeddings made for another object size never meet it either; a cache
+    chosen by hand is still checked by :func:`samscope.embeddings.compute_embeddings` (a stale
+    one is refused with what differs).
     """
     from samscope.embeddings import data_hash
     from samscope.models.registry import cache_dir
 
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name))[:60] or "image"
     digest = data_hash(data).split(":")[-1][:12]
-    return cache_dir() / "embeddings" / f"{safe}-{model.name}-{digest}.zarr"
+    zoom = "" if float(scale) == 1.0 else f"-x{float(scale):.4g}"
+    return cache_dir() / "embeddings" / f"{safe}-{model.name}-{digest}{zoom}.zarr"
 
 
 # -- committed objects ---------------------------------------------------------------------------
