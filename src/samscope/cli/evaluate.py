@@ -343,6 +343,16 @@ def evaluate_interactive(
     feed_logits: Annotated[
         bool, typer.Option(help="Feed each object's previous logits back to the model.")
     ] = False,
+    corrections: Annotated[
+        str,
+        typer.Option(
+            "--corrections",
+            help="'usam': re-decode each object from all its prompts at the image's own size "
+            "(µSAM's protocol, comparable with published figures). 'samscope': what the napari "
+            "annotator does: embed at the object-size scale, previous logits fed, each correction "
+            "changes the mask only near its clicks.",
+        ),
+    ] = "usam",
     tile_shape: Annotated[
         str | None, typer.Option("--tile-shape", help="Tile size for large images, e.g. 1024.")
     ] = None,
@@ -365,6 +375,8 @@ def evaluate_interactive(
         samscope evaluate-interactive cells.tif cells_gt.tif --model vit_b --mode box -n 4
 
         samscope evaluate-interactive images/ labels/ --model vit_b --prompts results/prompts.json
+
+        samscope evaluate-interactive cells.tif cells_gt.tif --corrections samscope -n 3
     """
     from samscope.cli._common import parse_shape
     from samscope.evaluation.report import format_table
@@ -381,6 +393,7 @@ def evaluate_interactive(
         iterations=iterations,
         prompts=prompts,
         feed_logits=feed_logits,
+        corrections=corrections,
         tile_shape=parse_shape(tile_shape, "tile shape"),
         halo=parse_shape(halo, "halo"),
         overwrite=overwrite,

@@ -20,6 +20,9 @@ from samscope.pipeline.inputs import output_stem
 from samscope.pipeline.outputs import check_locations
 from samscope.pipeline.progress import Cancel, Progress, ProgressEvent, is_cancelled
 
+#: How ``evaluate-interactive`` decodes corrections (:class:`InteractiveRequest`).
+CORRECTION_RULES = ("usam", "samscope")
+
 __all__ = ["InteractiveRequest", "InteractiveResult", "interactive_batch", "pair_files"]
 
 
@@ -111,7 +114,17 @@ class InteractiveRequest:
         Prompts file: used when it exists, else derived from the ground truth and saved there
         (default ``OUTPUT/prompts.json``).
     feed_logits : bool
-        Feed each object's previous logits back to the model.
+        Feed each object's previous logits back to the model (the ``usam`` rule; ``samscope``
+        always feeds them).
+    corrections : {"usam", "samscope"}
+        How a correction is decoded. ``usam`` (default, comparable with published µSAM
+        figures): the object is re-decoded from all its prompts at the image's own size, one
+        mask output. ``samscope``: what the napari annotator and ``samscope prompt
+        --sequential`` do: the image embedded at the object-size scale
+        (:func:`samscope.instance.scale.interactive_scale`: the model's size estimate), the
+        best of three masks for a lone first point, and each correction decoded with the
+        previous logits and applied only near its clicks
+        (:func:`samscope.prompt_corrections.refine`).
     tile_shape, halo : (int, int), optional
     overwrite : bool
         Replace existing result files.
@@ -127,6 +140,7 @@ class InteractiveRequest:
     iterations: int = 8
     prompts: Path | None = None
     feed_logits: bool = False
+    corrections: str = "usam"
     tile_shape: tuple[int, int] | None = None
     halo: tuple[int, int] | None = None
     overwrite: bool = False
@@ -136,6 +150,8 @@ class InteractiveRequest:
             raise InputError(f"--mode must be 'point' or 'box', got {self.mode!r}")
         if self.iterations < 0:
             raise InputError("--iterations must be >= 0")
+        if self.corrections not in CORRECTION_RULES:
+            raise InputError(f"--corrections must be one of {', '.join(CORRECTION_RULES)}, got {self.corrections!r}")
         for name in ("images", "ground_truth", "output"):
             object.__setattr__(self, name, Path(getattr(self, name)))
 
@@ -266,16 +282,25 @@ def _run_pair(request, net, name, image_path, gt_path, stored, bars):
             f"'{image_path}' is {image.data.shape[:2]} but '{gt_path}' is {labels.shape}"
         )
     first = stored[name] if name in stored else derive_prompts(labels, name=name)
+    ours = request.corrections == "samscope"
+    scale = 1.0
+    if ours:
+        from samscope.instance.scale import interactive_scale
+
+        scale, _ = interactive_scale(image.data, net)
     emb = compute_embeddings(
-        image.data, net, tile_shape=request.tile_shape, halo=request.halo, axes=image.axes
+        image.data, net, tile_shape=request.tile_shape, halo=request.halo, axes=image.axes,
+        scale=scale,
     )
+    segmenter = (model_segmenter(net, emb, multimask="single-point", merge="local") if ours
+                 else model_segmenter(net, emb))
     result = run_interactive(
-        model_segmenter(net, emb),
+        segmenter,
         labels,
         first,
         mode=request.mode,
         n_iterations=request.iterations,
-        feed_logits=request.feed_logits,
+        feed_logits=request.feed_logits or ours,
         progress=bars,
     )
     return first, result
@@ -310,7 +335,8 @@ def _write_results(request, files, results, used, prompts_path, reuse) -> list[d
             "model": model,
             "mode": request.mode,
             "iterations": request.iterations,
-            "feed_logits": request.feed_logits,
+            "feed_logits": request.feed_logits or request.corrections == "samscope",
+            "corrections": request.corrections,
             "prompts": str(prompts_path),
             "summary": rows,
             "images": [
@@ -323,7 +349,7 @@ def _write_results(request, files, results, used, prompts_path, reuse) -> list[d
         results,
         model=model,
         prompts_sha256=prompts_digest(used),
-        feed_logits=request.feed_logits,
+        feed_logits=request.feed_logits or request.corrections == "samscope",
     )
     its = [r["iteration"] for r in rows]
     plot_curves(
@@ -331,6 +357,7 @@ def _write_results(request, files, results, used, prompts_path, reuse) -> list[d
         {"mSA": (its, [r["msa"] for r in rows]), "SA50": (its, [r["sa50"] for r in rows])},
         xlabel="correction iteration",
         ylabel="segmentation accuracy",
-        title=f"{model}, first prompt: {request.mode}",
+        title=f"{model}, first prompt: {request.mode}"
+        + ("" if request.corrections == "usam" else f", {request.corrections} corrections"),
     )
     return rows
