@@ -17,16 +17,8 @@ from samscope.blockwise.executors import BlockFailedError
 
 pytest.importorskip("distributed")
 
-
-@dataclass(frozen=True)
-class SlowThreshold(ThresholdSegmenter):
-    """A threshold segmenter that takes a while per block (so the workers die mid-run)."""
-
-    delay: float = 0.3
-
-    def segment(self, block, axes):
-        time.sleep(self.delay)
-        return super().segment(block, axes)
+from tests.blockwise import fault_helpers  # noqa: E402
+from tests.blockwise.fault_helpers import SlowThreshold, blob_image  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -40,12 +32,7 @@ class PoisonThreshold(ThresholdSegmenter):
 
 
 def _image(path):
-    from scipy import ndimage as ndi
-
-    rng = np.random.default_rng(3)
-    img = ndi.uniform_filter((rng.random((192, 192)) > 0.6).astype(np.uint8) * 200, 5)
-    tifffile.imwrite(path, img)
-    return path
+    return blob_image(path, seed=3)
 
 
 def _table(out):
@@ -57,7 +44,8 @@ def test_losing_every_worker_at_once_gives_the_uninterrupted_result(tmp_path):
 
     from samscope.blockwise.cluster import dask_client
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(fault_helpers)  # workers cannot import tests/
     path = _image(tmp_path / "img.tif")
     ref = tmp_path / "ref.zarr"
     segment_blockwise(BlockwiseRequest(path, ref, block_size=32, halo=8),
@@ -99,6 +87,7 @@ def test_a_block_that_kills_every_worker_ends_the_run_naming_it(tmp_path):
     from samscope.blockwise.cluster import dask_client
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(fault_helpers)
     path = tmp_path / "img.tif"
     img = tifffile.imread(_image(path))
     img[48, 112] = 255  # only in block 9's outer region (6×6 grid of 32² cores, 8-px halo)

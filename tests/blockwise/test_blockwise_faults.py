@@ -10,32 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import tifffile
 import zarr
 
 from samscope.blockwise import BlockwiseRequest, ThresholdSegmenter, segment_blockwise
 
 pytest.importorskip("distributed")
 
-
-@dataclass(frozen=True)
-class SlowThreshold(ThresholdSegmenter):
-    """A threshold segmenter that takes a while per block (so a worker dies mid-run)."""
-
-    delay: float = 0.3
-
-    def segment(self, block, axes):
-        time.sleep(self.delay)
-        return super().segment(block, axes)
+from tests.blockwise import fault_helpers  # noqa: E402
+from tests.blockwise.fault_helpers import SlowThreshold, blob_image  # noqa: E402
 
 
 def _image(path):
-    from scipy import ndimage as ndi
-
-    rng = np.random.default_rng(2)
-    img = ndi.uniform_filter((rng.random((192, 192)) > 0.6).astype(np.uint8) * 200, 5)
-    tifffile.imwrite(path, img)
-    return path
+    return blob_image(path, seed=2)
 
 
 def test_killed_worker_gives_the_uninterrupted_result(tmp_path):
@@ -43,7 +29,8 @@ def test_killed_worker_gives_the_uninterrupted_result(tmp_path):
 
     from samscope.blockwise.cluster import dask_client
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(fault_helpers)  # workers cannot import tests/
     path = _image(tmp_path / "img.tif")
     seg = SlowThreshold(100)
     ref = tmp_path / "ref.zarr"
